@@ -1,0 +1,74 @@
+"""Options, output and error handling shared by every ``mlgate`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlgate import settings
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+HomeOption = Annotated[
+    str | None, typer.Option("--home", envvar="MLGATE_HOME", help="Home directory (./.mlgate).")
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option("--registry", envvar="MLGATE_REGISTRY", help="Registry URL or path."),
+]
+LogsOption = Annotated[
+    str | None, typer.Option("--logs", envvar="MLGATE_LOGS", help="Log store URL or path.")
+]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", help="Output format: table or json.")
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line on stderr and exit non-zero (no traceback for user mistakes)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
+
+
+@contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Turn the listed exception types into one-line CLI errors."""
+    try:
+        yield
+    except kinds as exc:
+        fail(str(exc))
+
+
+def locations(
+    home: str | None = None, registry: str | None = None, logs: str | None = None
+) -> settings.Locations:
+    try:
+        return settings.resolve(home=home, registry=registry, logs=logs)
+    except settings.ConfigError as exc:
+        fail(str(exc))
+
+
+def guarded(fn: Callable[[], T], *kinds: type[BaseException]) -> T:
+    with user_errors(*kinds):
+        return fn()
+    raise AssertionError("unreachable")  # pragma: no cover

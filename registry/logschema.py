@@ -1,0 +1,82 @@
+"""The data-plane contract: column layout of the prediction and feedback log.
+
+The gateway writes these Parquet segments and the monitor (and ``mlgate rollout status``)
+reads them; both import the names from here so that the two sides cannot drift apart.
+
+Layout (DESIGN.md "Log store")::
+
+    <logs>/predictions/model=<name>/date=<YYYY-MM-DD>/<worker>-<seq>.parquet
+    <logs>/feedback/model=<name>/date=<YYYY-MM-DD>/<worker>-<seq>.parquet
+
+Prediction segment columns, in this order:
+
+========================  =================  ==============================================
+column                    polars dtype       meaning
+========================  =================  ==============================================
+``ts``                    Datetime(us, UTC)  when the answer was produced
+``request_id``            String             the request id (shadows reuse the primary's)
+``model``                 String             model name
+``version``               Int64              model version that produced the row
+``route``                 String             ``champion`` | ``canary`` | ``shadow`` | ``explicit``
+``in_<feature>``          per manifest       one column per input feature (Float64 for numeric,
+                                             String for categorical), null on failed requests
+``prediction``            String | Float64   class label rendered with ``str()`` (classifier)
+                                             or the value (regressor); null on failure
+``proba_<class>``         Float64            one per class, classifier only
+``latency_us``            Int64              total server time for the request
+``batch_rows``            Int64              rows in the batch the row was computed in
+``status``                Int64              HTTP-like status: 200, 4xx, 5xx
+========================  =================  ==============================================
+
+The partition columns ``model`` and ``date`` also appear in the path (hive style); readers use
+``hive_partitioning`` and must prefer the in-file ``model`` column.
+
+Feedback segment columns: ``ts``, ``request_id``, ``model``, ``label`` (String, the label as
+sent, rendered with ``str()``), ``label_value`` (Float64, the label parsed as a number, null
+when it is not one).
+"""
+
+from __future__ import annotations
+
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+
+FEATURE_PREFIX = "in_"
+PROBA_PREFIX = "proba_"
+
+ROUTE_CHAMPION = "champion"
+ROUTE_CANARY = "canary"
+ROUTE_SHADOW = "shadow"
+ROUTE_EXPLICIT = "explicit"
+ROUTES = (ROUTE_CHAMPION, ROUTE_CANARY, ROUTE_SHADOW, ROUTE_EXPLICIT)
+
+PREDICTION_LEADING = ("ts", "request_id", "model", "version", "route")
+PREDICTION_TRAILING = ("latency_us", "batch_rows", "status")
+FEEDBACK_COLUMNS = ("ts", "request_id", "model", "label", "label_value")
+
+
+def feature_column(feature: str) -> str:
+    """Column name holding input feature ``feature``.
+
+    >>> feature_column("age")
+    'in_age'
+    """
+    return FEATURE_PREFIX + feature
+
+
+def proba_column(label: object) -> str:
+    """Column name holding the score of class ``label``.
+
+    >>> proba_column(1)
+    'proba_1'
+    """
+    return PROBA_PREFIX + str(label)
+
+
+def segment_dir(logs_root: str, kind: str, model: str, date: str) -> str:
+    """Directory of one model's segments for one UTC day (``date`` as ``YYYY-MM-DD``).
+
+    >>> segment_dir("/logs", PREDICTIONS, "churn", "2026-11-26")
+    '/logs/predictions/model=churn/date=2026-11-26'
+    """
+    return f"{logs_root.rstrip('/')}/{kind}/model={model}/date={date}"
