@@ -20,7 +20,22 @@ class VersionNotFound(RegistryError, LookupError):
 
 
 class ArtifactCorrupt(RegistryError):
-    """An artifact's sha256 does not match its manifest."""
+    """An artifact's sha256 does not match its manifest.
+
+    ``file``, ``expected`` and ``actual`` (sha256 hex digests) are kept as attributes."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.expected = expected
+        self.actual = actual
 
 
 class UnsupportedArtifact(RegistryError, ValueError):
