@@ -4,16 +4,23 @@ A key maps to a bucket in ``[0, 10000)``. The canary takes the keys whose bucket
 ``weight * 100``, so the same key stays on one side while the weight is unchanged, and
 raising the weight only moves keys from champion to canary (the threshold only grows).
 Shadows use an independent bucket (salted with the shadow's version) against their percent.
+
+Every replica computes the same answer from the same ``route.json``: the hash is
+blake2b, not Python's per-process salted ``hash()``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import uuid
 from typing import TYPE_CHECKING, NamedTuple
 
 from registry.logschema import ROUTE_CANARY, ROUTE_CHAMPION
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from registry.model import Route
 
 BUCKETS = 10_000
@@ -40,23 +47,64 @@ def bucket(key: str, salt: str = "") -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
+def threshold(percent: float) -> int:
+    """Number of buckets (out of 10,000) that ``percent`` covers, clamped to ``[0, 10000]``.
+
+    >>> threshold(20), threshold(0), threshold(100), threshold(12.345)
+    (2000, 0, 10000, 1234)
+    """
+    if not math.isfinite(percent) or percent <= 0:
+        return 0
+    if percent >= 100:
+        return BUCKETS
+    return round(percent * BUCKETS / 100)
+
+
 def _takes(key: str, percent: float, salt: str = "") -> bool:
-    threshold = round(percent * BUCKETS / 100)
-    return bucket(key, salt) < threshold
+    return bucket(key, salt) < threshold(percent)
 
 
-def choose(route: Route, key: str) -> RouteDecision:
-    """The version that answers a request with routing key ``key``."""
+def routing_key(*candidates: str | None) -> str:
+    """The first non-empty candidate (routing header, then request id), else a random key.
+
+    >>> routing_key(None, "", "req-1")
+    'req-1'
+    """
+    for candidate in candidates:
+        if candidate:
+            return candidate
+    return uuid.uuid4().hex
+
+
+def choose(route: Route, key: str, *, ready: Container[int] | None = None) -> RouteDecision:
+    """The version that answers a request with routing key ``key``.
+
+    ``ready``, when given, holds the versions this gateway has loaded and warmed: a canary
+    that is not ready (still loading, or failed to load) takes no traffic, its keys stay on
+    the champion. Without ``ready`` the route is followed as written.
+    """
     canary = route.canary
-    if canary is not None and canary.weight > 0 and _takes(key, canary.weight):
+    canary_ok = canary is not None and (ready is None or canary.version in ready)
+    if canary is not None and canary_ok and _takes(key, canary.weight):
         return RouteDecision(canary.version, ROUTE_CANARY)
     if route.champion is None:
-        if canary is not None and canary.weight >= 100:
-            return RouteDecision(canary.version, ROUTE_CANARY)
         raise NoChampion("model has no champion version routed")
     return RouteDecision(route.champion, ROUTE_CHAMPION)
 
 
-def shadow_versions(route: Route, key: str) -> list[int]:
-    """Versions that get a copy of this request (after the primary answer is sent)."""
-    return [s.version for s in route.shadows if _takes(key, s.percent, salt=f"shadow:{s.version}:")]
+def shadow_versions(
+    route: Route, key: str, *, ready: Container[int] | None = None, primary: int | None = None
+) -> list[int]:
+    """Versions that get a copy of this request (after the primary answer is sent).
+
+    A shadow that is not in ``ready`` (when given) or that is the ``primary`` version that
+    already answered is skipped: copying a request to the version that served it compares
+    nothing.
+    """
+    return [
+        s.version
+        for s in route.shadows
+        if s.version != primary
+        and (ready is None or s.version in ready)
+        and _takes(key, s.percent, salt=f"shadow:{s.version}:")
+    ]

@@ -1,0 +1,221 @@
+"""Open Inference Protocol (KServe V2) REST: inference request decoding, response encoding,
+server and model metadata. JSON through msgspec; Triton's binary extension in ``binary``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from gateway.codecs import binary
+from gateway.codecs.datatypes import NUMPY, binary_tensor, json_tensor, to_bytes_elements
+from gateway.errors import BadRequest
+
+if TYPE_CHECKING:
+    from gateway.schema import InputSpec, OutputSpec
+
+
+class RequestInput(msgspec.Struct):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: Any = None
+    parameters: dict[str, Any] | None = None
+
+
+class RequestOutput(msgspec.Struct):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(msgspec.Struct):
+    inputs: list[RequestInput]
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[RequestOutput] | None = None
+
+
+_decoder = msgspec.json.Decoder(InferenceRequest)
+_encoder = msgspec.json.Encoder()
+
+
+class Tensor:
+    __slots__ = ("array", "datatype", "name")
+
+    def __init__(self, name: str, datatype: str, array: np.ndarray) -> None:
+        self.name = name
+        self.datatype = datatype
+        self.array = array
+
+
+class OipPayload:
+    """A decoded inference request: tensors, id, parameters, requested outputs."""
+
+    def __init__(
+        self,
+        tensors: list[Tensor],
+        *,
+        id: str | None,
+        parameters: dict[str, Any],
+        outputs: list[RequestOutput] | None,
+    ) -> None:
+        self.tensors = tensors
+        self.id = id
+        self.parameters = parameters
+        self.outputs = outputs
+
+    def to_matrix(self, spec: InputSpec, outputs: OutputSpec) -> np.ndarray:
+        self.requested(outputs)
+        tensors = self.tensors
+        first = tensors[0]
+        matrix_shaped = first.array.ndim == 2 and first.array.shape[1] == spec.n_features > 1
+        if len(tensors) == 1 and (first.name not in spec.index or matrix_shaped):
+            tensor = first
+            field = f"input {tensor.name!r}"
+            if tensor.datatype == "BYTES":
+                raise BadRequest(
+                    f"{field}: datatype BYTES is accepted only as one tensor per categorical "
+                    f"feature; send the [n, {spec.n_features}] tensor as a number type"
+                )
+            return spec.from_matrix(tensor.array, field)
+        columns: dict[str, np.ndarray] = {}
+        for tensor in tensors:
+            if tensor.name in columns:
+                raise BadRequest(f"input {tensor.name!r}: given twice")
+            arr = tensor.array
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise BadRequest(
+                    f"input {tensor.name!r}: a per-feature tensor must have shape [n] or "
+                    f"[n, 1], got {list(tensor.array.shape)}"
+                )
+            position = spec.index.get(tensor.name)
+            if tensor.datatype == "BYTES" and position is not None:
+                if position not in spec.categorical:
+                    raise BadRequest(
+                        f"input {tensor.name!r}: feature is numeric: expected a number datatype "
+                        f"(FP32, FP64, INT*…), got BYTES"
+                    )
+            columns[tensor.name] = arr
+        return spec.from_columns(columns, "inputs")
+
+    def requested(self, spec: OutputSpec) -> list[tuple[str, bool]]:
+        """``(output name, as binary)`` for each output to send, in order."""
+        default_binary = bool(self.parameters.get("binary_data_output", False))
+        if not self.outputs:
+            return [(name, default_binary) for name in spec.names]
+        out = []
+        for i, requested in enumerate(self.outputs):
+            spec.check_requested([requested.name], f"outputs[{i}]")
+            params = requested.parameters or {}
+            as_binary = params.get("binary_data", default_binary)
+            if not isinstance(as_binary, bool):
+                raise BadRequest(
+                    f"outputs[{i}].parameters.binary_data: expected true or false, "
+                    f"got {as_binary!r}"
+                )
+            out.append((requested.name, as_binary))
+        return out
+
+
+def decode_request(body: bytes, header_length: str | None = None) -> OipPayload:
+    """Parse an inference request body (JSON, or JSON header + binary tensors)."""
+    header, tail = binary.split_body(body, header_length)
+    try:
+        request = _decoder.decode(header)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"inference request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"inference request: invalid JSON: {exc}") from None
+    if not request.inputs:
+        raise BadRequest("inference request: 'inputs' must hold at least one tensor, got []")
+    reader = binary.BinaryReader(tail)
+    tensors = []
+    for i, item in enumerate(request.inputs):
+        field = f"inputs[{i}] ({item.name!r})"
+        params = item.parameters or {}
+        if "binary_data_size" in params:
+            raw = reader.take(params["binary_data_size"], f"inputs[{i}]")
+            array = binary_tensor(raw, item.datatype, item.shape, field)
+        elif item.data is None:
+            raise BadRequest(
+                f"{field}: expected 'data' or parameters.binary_data_size, got neither"
+            )
+        else:
+            array = json_tensor(item.data, item.datatype, item.shape, field)
+        tensors.append(Tensor(item.name, item.datatype, array))
+    reader.finish()
+    params = request.parameters or {}
+    if request.outputs is not None:
+        names = [o.name for o in request.outputs]
+        if len(set(names)) != len(names):
+            raise BadRequest(f"outputs: each output may be requested once, got {names}")
+    return OipPayload(tensors, id=request.id, parameters=params, outputs=request.outputs)
+
+
+def encode_response(
+    *,
+    model: str,
+    version: int,
+    request_id: str | None,
+    outputs: dict[str, np.ndarray],
+    requested: list[tuple[str, bool]],
+    spec: OutputSpec,
+) -> tuple[bytes, int | None]:
+    """The response body and, when any output is binary, the JSON header's length."""
+    items: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, as_binary in requested:
+        arr = outputs[name]
+        datatype = spec.datatypes[name]
+        item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if as_binary:
+            if datatype == "BYTES":
+                blob = to_bytes_elements(arr)
+            else:
+                blob = np.ascontiguousarray(arr, dtype=NUMPY[datatype]).tobytes()
+            item["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif datatype == "BYTES":
+            item["data"] = [str(v) for v in arr.ravel().tolist()]
+        else:
+            item["data"] = arr.ravel().tolist()
+        items.append(item)
+    body: dict[str, Any] = {"model_name": model, "model_version": str(version)}
+    if request_id is not None:
+        body["id"] = request_id
+    body["outputs"] = items
+    header = _encoder.encode(body)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def tensor_metadata(spec: InputSpec) -> list[dict[str, Any]]:
+    """OIP metadata of the inputs: one ``[-1, d]`` tensor, or one per feature when some are
+    categorical (their datatype is BYTES)."""
+    if spec.all_numeric:
+        return [{"name": "input-0", "datatype": "FP32", "shape": [-1, spec.n_features]}]
+    return [
+        {
+            "name": name,
+            "datatype": "FP32"
+            if i not in spec.categorical or spec.categorical[i].numeric
+            else "BYTES",
+            "shape": [-1],
+        }
+        for i, name in enumerate(spec.names)
+    ]
+
+
+def output_metadata(spec: OutputSpec) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "datatype": spec.datatypes[name], "shape": spec.shapes[name]}
+        for name in spec.names
+    ]

@@ -1,0 +1,141 @@
+"""Open Inference Protocol (KServe V2) routes, with Triton's binary tensor data extension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+import gateway
+from gateway.codecs import oip
+from gateway.codecs.tabular import decode_json_object
+from gateway.errors import BadRequest
+from gateway.http import predict
+from gateway.http.auth import require_predict
+from gateway.http.predict import parse_version
+from gateway.http.raw import RawRequest
+from gateway.http.responses import json_response
+from gateway.models import LoadedVersion, ModelState
+from gateway.service import Gateway
+
+SERVER_NAME = "mlgate"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def model_metadata(state: ModelState, loaded: LoadedVersion) -> dict[str, Any]:
+    return {
+        "name": state.name,
+        "versions": [str(v) for v in sorted(state.versions)],
+        "platform": f"mlgate-{loaded.backend}",
+        "inputs": oip.tensor_metadata(loaded.inputs),
+        "outputs": oip.output_metadata(loaded.outputs),
+        "parameters": {
+            "version": str(loaded.version),
+            "features": loaded.inputs.names,
+            "task": loaded.outputs.task,
+            "classes": loaded.outputs.classes.tolist()
+            if loaded.outputs.classes is not None
+            else None,
+        },
+    }
+
+
+def metadata_routes(gw: Gateway) -> list[HTTPRouteHandler]:
+    version_text = getattr(gateway, "__version__", "0.1.0")
+
+    @get("/v2", sync_to_thread=False)
+    def server_metadata() -> Response[bytes]:
+        return json_response(
+            {"name": SERVER_NAME, "version": version_text, "extensions": EXTENSIONS}
+        )
+
+    @get("/v2/health/live", sync_to_thread=False)
+    def live() -> Response[bytes]:
+        return json_response({"live": True})
+
+    @get("/v2/health/ready", sync_to_thread=False)
+    def ready() -> Response[bytes]:
+        ok = gw.models.ready and not gw.closing
+        return json_response({"ready": ok}, 200 if ok else 503)
+
+    @get("/v2/models/{model:str}", sync_to_thread=False)
+    def metadata(model: FromPath[str]) -> Response[bytes]:
+        state = gw.state(model)
+        loaded, _ = state.choose_champion()
+        return json_response(model_metadata(state, loaded))
+
+    @get("/v2/models/{model:str}/versions/{version:str}", sync_to_thread=False)
+    def version_metadata(model: FromPath[str], version: FromPath[str]) -> Response[bytes]:
+        state = gw.state(model)
+        loaded, _ = state.explicit(parse_version(version))
+        return json_response(model_metadata(state, loaded))
+
+    @get("/v2/models/{model:str}/ready", sync_to_thread=False)
+    def model_ready(model: FromPath[str]) -> Response[bytes]:
+        state = gw.state(model)
+        ok = state.champion is not None
+        return json_response({"name": model, "ready": ok}, 200 if ok else 503)
+
+    @get("/v2/models/{model:str}/versions/{version:str}/ready", sync_to_thread=False)
+    def version_ready(model: FromPath[str], version: FromPath[str]) -> Response[bytes]:
+        state = gw.state(model)
+        ok = parse_version(version) in state.versions
+        return json_response({"name": model, "version": version, "ready": ok}, 200 if ok else 503)
+
+    return [server_metadata, live, ready, metadata, version_metadata, model_ready, version_ready]
+
+
+def oip_routes(gw: Gateway) -> list[HTTPRouteHandler]:
+    settings = gw.settings
+
+    @post("/v2/models/{model:str}/infer")
+    async def infer(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
+        reply = await predict.oip_infer(gw, RawRequest(request.scope, request.receive), model, None)
+        return as_response(reply)
+
+    @post("/v2/models/{model:str}/versions/{version:str}/infer")
+    async def infer_version(
+        request: Request[Any, Any, Any], model: FromPath[str], version: FromPath[str]
+    ) -> Response[bytes]:
+        raw = RawRequest(request.scope, request.receive)
+        return as_response(await predict.oip_infer(gw, raw, model, parse_version(version)))
+
+    @post("/v2/models/{model:str}/feedback")
+    async def feedback(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
+        require_predict(request, settings.predict_token)
+        labels = parse_feedback(await request.body())
+        accepted = gw.feedback(model, labels)
+        return json_response({"accepted": accepted, "received": len(labels)})
+
+    return [*metadata_routes(gw), infer, infer_version, feedback]
+
+
+def as_response(reply: predict.Reply) -> Response[bytes]:
+    return Response(
+        content=reply.body,
+        media_type=reply.content_type.decode(),
+        headers={k.decode(): v.decode("latin-1") for k, v in reply.headers},
+    )
+
+
+def parse_feedback(body: bytes) -> list[tuple[str, Any]]:
+    data = decode_json_object(body, "feedback")
+    labels = data.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise BadRequest(
+            'feedback: expected {"labels": [{"id": request_id, "label": value}, …]}, '
+            f"got keys {sorted(data)}"
+        )
+    out = []
+    for i, item in enumerate(labels):
+        if not isinstance(item, dict) or "id" not in item or "label" not in item:
+            raise BadRequest(f"feedback labels[{i}]: expected an object with 'id' and 'label'")
+        request_id, label = item["id"], item["label"]
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            raise BadRequest(f"feedback labels[{i}].id: expected a string, got {request_id!r}")
+        if label is None or isinstance(label, list | dict):
+            raise BadRequest(f"feedback labels[{i}].label: expected a scalar, got {label!r}")
+        out.append((str(request_id), label))
+    return out

@@ -1,0 +1,303 @@
+"""Per-route figures of a rollout, computed with DuckDB over the prediction log.
+
+Reads ``<logs>/predictions/model=<name>/date=*/*.parquet`` (a local path, ``file://`` or any
+fsspec URL) for a recent window, so the figures cover every gateway replica. For each
+``(route, version)`` seen in the window or routed now:
+
+- ``requests``: distinct request ids; ``rows``: logged rows;
+- ``errors`` / ``error_rate``: requests with a server error (any row ``status >= 500``);
+  ``client_errors``: requests refused as bad input (4xx);
+- ``p50_ms`` / ``p99_ms``: percentiles (linear interpolation) of the request latency
+  (``max(latency_us)`` over the request's rows), all statuses included;
+- ``agreement``: the share of *compared* rows on which this version and the champion agree,
+  ``compared``: how many rows were compared.
+
+Agreement, precisely: a row of version ``V`` (route ``canary`` or ``shadow``) is compared with
+the champion's row for the same input row, i.e. the row of the champion version with the same
+``request_id`` and the same position within that request (rows numbered in log order per
+``request_id, route, version``), both with status 200. Shadows share the primary's
+``request_id``, so a shadow answered alongside the champion is always comparable; a canary is
+comparable where the champion also saw its requests — when the champion shadows the canary, or
+a client sent the same request id to both. Classifiers agree when the predicted labels are
+equal. Regressors agree when ``|v - c| <= rel_tol * |c| + abs_tol`` (defaults 5 % and 1e-9);
+their ``mean_abs_diff`` is reported too. The champion version is the route's champion when
+given, else the most frequent version on ``champion`` rows in the window.
+
+Empty or missing logs (or no log store, ``logs=None``) give zeros, never an error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+import msgspec
+from fsspec.implementations.local import LocalFileSystem
+
+from registry.gateways import gateway_states
+from registry.logschema import PREDICTIONS, ROUTE_CANARY, ROUTE_CHAMPION, ROUTE_SHADOW
+from registry.rollout import known
+
+if TYPE_CHECKING:
+    from registry import Registry
+    from registry.model import Route
+
+DEFAULT_WINDOW_S = 15 * 60.0
+_ROUTE_ORDER = {ROUTE_CHAMPION: 0, ROUTE_CANARY: 1, ROUTE_SHADOW: 2}
+
+
+class RouteStats(msgspec.Struct, frozen=True):
+    route: str
+    version: int
+    requests: int = 0
+    rows: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    error_rate: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    compared: int = 0
+    agreement: float | None = None  # None when nothing could be compared
+    mean_abs_diff: float | None = None  # regressors only
+
+
+class RolloutStats(msgspec.Struct, frozen=True):
+    model: str
+    since: str
+    until: str
+    window_s: float
+    champion: int | None
+    routes: list[RouteStats]
+    segments: int = 0  # Parquet files read
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _segments(
+    logs: str | None, model: str, since: datetime, storage_options: dict[str, Any] | None
+) -> tuple[fsspec.AbstractFileSystem | None, list[str]]:
+    """The model's segment files whose date partition can hold rows newer than ``since``."""
+    if not logs:
+        return None, []  # no log store configured: nothing to read
+    fs, root = fsspec.core.url_to_fs(logs, **(storage_options or {}))
+    base = f"{str(root).rstrip('/')}/{PREDICTIONS}/model={model}"
+    first_day = since.astimezone(UTC).date().isoformat()
+    try:
+        found = fs.glob(f"{base}/date=*/*.parquet")
+    except FileNotFoundError:
+        return fs, []
+    paths = []
+    for path in sorted(str(p) for p in found):
+        day = path.rsplit("/date=", 1)[-1].split("/", 1)[0]
+        if day >= first_day and not path.rsplit("/", 1)[-1].startswith("."):
+            paths.append(path)
+    if not isinstance(fs, LocalFileSystem):
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        paths = [p if "://" in p else f"{protocol}://{p}" for p in paths]
+    return fs, paths
+
+
+_QUERY = """
+WITH raw AS (
+    SELECT request_id, CAST(version AS BIGINT) AS version, route, status, latency_us,
+           CAST(prediction AS VARCHAR) AS pred_s, TRY_CAST(prediction AS DOUBLE) AS pred_d,
+           filename, file_row_number
+    FROM read_parquet($files, union_by_name = true, filename = true,
+                      file_row_number = true, hive_partitioning = false)
+    WHERE ts >= $since AND ts <= $until
+),
+rows AS (
+    SELECT *, row_number() OVER (PARTITION BY request_id, route, version
+                                 ORDER BY filename, file_row_number) AS pos
+    FROM raw
+),
+requests AS (
+    SELECT route, version, request_id, max(status) AS status, max(latency_us) AS latency_us,
+           count(*) AS n
+    FROM rows GROUP BY route, version, request_id
+),
+per_route AS (
+    SELECT route, version, count(*) AS requests, sum(n) AS nrows,
+           count(*) FILTER (WHERE status >= 500) AS errors,
+           count(*) FILTER (WHERE status >= 400 AND status < 500) AS client_errors,
+           quantile_cont(latency_us, 0.5) AS p50, quantile_cont(latency_us, 0.99) AS p99
+    FROM requests GROUP BY route, version
+),
+champ AS (
+    SELECT request_id, pos, pred_s, pred_d FROM rows
+    WHERE version = $champion AND status = 200
+    QUALIFY row_number() OVER (PARTITION BY request_id, pos
+                               ORDER BY route <> 'champion', filename, file_row_number) = 1
+),
+pairs AS (
+    SELECT o.route, o.version,
+           count(*) AS compared,
+           count(*) FILTER (WHERE CASE WHEN $numeric
+               THEN abs(o.pred_d - c.pred_d) <= $rel_tol * abs(c.pred_d) + $abs_tol
+               ELSE o.pred_s = c.pred_s END) AS agreed,
+           avg(abs(o.pred_d - c.pred_d)) AS mad
+    FROM rows o JOIN champ c USING (request_id, pos)
+    WHERE o.route IN ('canary', 'shadow') AND o.status = 200 AND o.version <> $champion
+    GROUP BY o.route, o.version
+)
+SELECT p.route, p.version, p.requests, p.nrows, p.errors, p.client_errors, p.p50, p.p99,
+       coalesce(a.compared, 0), a.agreed, a.mad
+FROM per_route p LEFT JOIN pairs a USING (route, version)
+"""
+
+_CHAMPION_QUERY = """
+SELECT CAST(version AS BIGINT) FROM read_parquet($files, union_by_name = true,
+                                                 hive_partitioning = false)
+WHERE route = 'champion' AND ts >= $since AND ts <= $until
+GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1
+"""
+
+_NUMERIC_QUERY = """
+SELECT typeof(prediction) IN ('DOUBLE', 'FLOAT', 'BIGINT', 'INTEGER')
+FROM read_parquet($files, union_by_name = true, hive_partitioning = false) LIMIT 1
+"""
+
+
+def rollout_stats(
+    logs: str | None,
+    model: str,
+    *,
+    route: Route | None = None,
+    window_s: float = DEFAULT_WINDOW_S,
+    now: datetime | None = None,
+    storage_options: dict[str, Any] | None = None,
+    rel_tol: float = 0.05,
+    abs_tol: float = 1e-9,
+) -> RolloutStats:
+    """Figures per ``(route, version)`` of ``model`` over the last ``window_s`` seconds.
+
+    ``route``, when given, names the champion (the agreement reference) and makes every routed
+    version appear, with zeros when it has no rows yet.
+    """
+    until = (now or datetime.now(UTC)).astimezone(UTC)
+    since = until - timedelta(seconds=window_s)
+    fs, files = _segments(logs, model, since, storage_options)
+    champion = route.champion if route is not None else None
+    found: dict[tuple[str, int], RouteStats] = {}
+    if fs is not None and files:
+        import duckdb  # imported on use: the rollout actions of the CLI never need it
+
+        con = duckdb.connect()
+        try:
+            if not isinstance(fs, LocalFileSystem):
+                con.register_filesystem(fs)
+            params: dict[str, Any] = {"files": files, "since": since, "until": until}
+            if champion is None:
+                row = con.execute(_CHAMPION_QUERY, params).fetchone()
+                champion = int(row[0]) if row else None
+            numeric = con.execute(_NUMERIC_QUERY, {"files": files}).fetchone()
+            params.update(
+                champion=champion if champion is not None else -1,
+                numeric=bool(numeric and numeric[0]),
+                rel_tol=rel_tol,
+                abs_tol=abs_tol,
+            )
+            for r in con.execute(_QUERY, params).fetchall():
+                stats = _route_stats(r, numeric=params["numeric"])
+                found[(stats.route, stats.version)] = stats
+        finally:
+            con.close()
+    for key in _routed(route):
+        found.setdefault(key, RouteStats(route=key[0], version=key[1]))
+    routes = sorted(found.values(), key=lambda s: (_ROUTE_ORDER.get(s.route, 9), s.version))
+    return RolloutStats(
+        model=model,
+        since=_iso(since),
+        until=_iso(until),
+        window_s=float(window_s),
+        champion=champion,
+        routes=routes,
+        segments=len(files),
+    )
+
+
+def _route_stats(r: tuple[Any, ...], *, numeric: bool) -> RouteStats:
+    route, version, requests, nrows, errors, client_errors, p50, p99, compared, agreed, mad = r
+    return RouteStats(
+        route=str(route),
+        version=int(version),
+        requests=int(requests),
+        rows=int(nrows),
+        errors=int(errors),
+        client_errors=int(client_errors),
+        error_rate=errors / requests if requests else 0.0,
+        p50_ms=float(p50 or 0.0) / 1000.0,
+        p99_ms=float(p99 or 0.0) / 1000.0,
+        compared=int(compared),
+        agreement=(agreed / compared) if compared else None,
+        mean_abs_diff=float(mad) if numeric and mad is not None and compared else None,
+    )
+
+
+def _routed(route: Route | None) -> list[tuple[str, int]]:
+    if route is None:
+        return []
+    keys: list[tuple[str, int]] = []
+    if route.champion is not None:
+        keys.append((ROUTE_CHAMPION, route.champion))
+    if route.canary is not None:
+        keys.append((ROUTE_CANARY, route.canary.version))
+    keys.extend((ROUTE_SHADOW, s.version) for s in route.shadows)
+    return keys
+
+
+def describe(route: Route) -> str:
+    """One line: champion, canary, shadows and generation.
+
+    >>> from registry.model import Route
+    >>> describe(Route(champion=1, generation=3))
+    'champion v1, no canary, no shadow, generation 3'
+    """
+    champion = f"champion v{route.champion}" if route.champion is not None else "no champion"
+    canary = (
+        f"canary v{route.canary.version} at {route.canary.weight:g}%"
+        if route.canary is not None
+        else "no canary"
+    )
+    shadows = (
+        "shadows " + ", ".join(f"v{s.version} ({s.percent:g}%)" for s in route.shadows)
+        if route.shadows
+        else "no shadow"
+    )
+    return f"{champion}, {canary}, {shadows}, generation {route.generation}"
+
+
+def collect_status(
+    reg: Registry,
+    name: str,
+    *,
+    logs: str | None,
+    window_s: float = DEFAULT_WINDOW_S,
+    recent_events: int = 5,
+) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain JSON-able data (the admin API returns it too).
+
+    ``events`` holds the last ``recent_events`` route changes, so that a rollout withdrawn
+    because a gateway could not load the version still says why once the route moved on.
+    """
+    k = known(reg, name)  # raises InvalidRoute for an unknown model
+    route = reg.route(name)
+    stats = rollout_stats(logs, name, route=route, window_s=window_s)
+    gateways = gateway_states(reg, name)
+    changes = [e for e in reg.events(name) if e.generation is not None][-recent_events:]
+    return {
+        "model": name,
+        "route": msgspec.to_builtins(route),
+        "summary": describe(route),
+        "stats": stats.to_dict(),
+        "gateways": [{**msgspec.to_builtins(g), "age_s": round(g.age_s(), 1)} for g in gateways],
+        "failed": {str(v): reason for v, reason in sorted(k.failed.items())},
+        "events": [msgspec.to_builtins(e) for e in changes],
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

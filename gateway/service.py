@@ -1,0 +1,353 @@
+"""The request path, free of HTTP: route, validate, batch, log, metrics, shadows.
+
+``Gateway.predict`` takes a parsed payload and a model name and returns a ``Prediction``; the
+protocol handlers encode it. Shadow copies are queued after the primary answer is built (on
+the next turn of the loop), bounded, never awaited by the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from gateway import router
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InferenceFailed,
+    Overloaded,
+    RequestTimeout,
+    ShuttingDown,
+    status_for,
+)
+from gateway.logwriter import FeedbackRecord, LogWriter, PredictionRecord
+from gateway.metrics import GatewayMetrics, counter
+from gateway.models import LoadedVersion, ModelManager, ModelState
+from registry.logschema import FEEDBACK, PREDICTIONS, ROUTE_SHADOW
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import numpy as np
+    from prometheus_client.metrics_core import Metric
+
+    from gateway.batcher import BatchResult
+    from gateway.codecs import Payload
+    from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class Prediction:
+    """A served request: which version answered, on which route, and its outputs."""
+
+    __slots__ = ("loaded", "outputs", "request_id", "route", "rows")
+
+    def __init__(
+        self, loaded: LoadedVersion, route: str, request_id: str, outputs: dict[str, np.ndarray]
+    ) -> None:
+        self.loaded = loaded
+        self.route = route
+        self.request_id = request_id
+        self.outputs = outputs
+        self.rows = next(iter(outputs.values())).shape[0]
+
+    @property
+    def model(self) -> str:
+        return self.loaded.model
+
+    @property
+    def version(self) -> int:
+        return self.loaded.version
+
+
+class Gateway:
+    """Composition of models, batchers, log writer and metrics for one worker process."""
+
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        settings: GatewaySettings,
+        logs_url: str | None,
+        metrics: GatewayMetrics | None = None,
+        load_runtime: Callable[..., Any] | None = None,
+        log_storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics()
+        self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="mlgate-infer")
+        self.models = ModelManager(
+            registry,
+            settings=settings,
+            metrics=self.metrics,
+            executor=self.executor,
+            load_runtime=load_runtime,
+        )
+        self.registry = registry
+        self.logs_url = logs_url
+        self.log: LogWriter | None = None
+        if logs_url is not None and settings.log_predictions:
+            self.log = LogWriter(
+                logs_url,
+                worker_id=settings.worker_id,
+                flush_rows=settings.log_flush_rows,
+                flush_interval_s=settings.log_flush_interval_s,
+                buffer_rows=settings.log_buffer_rows,
+                storage_options=log_storage_options,
+            )
+        self._shadow_rows = 0
+        self._shadow_tasks: set[asyncio.Future[Any]] = set()
+        self._closing = False
+        self.started = False
+        self.metrics.add_collector(self._collect)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.settings.gil_switch_interval_s > 0:
+            sys.setswitchinterval(self.settings.gil_switch_interval_s)
+        if self.log is not None:
+            self.log.start()
+        await self.models.start()
+        if self.settings.gc_freeze:
+            gc.collect()
+            gc.freeze()
+        self.started = True
+
+    async def aclose(self) -> None:
+        """Drain: finish queued requests and shadows, stop watching, flush the log."""
+        self._closing = True
+        if self._shadow_tasks:
+            await asyncio.wait(self._shadow_tasks, timeout=self.settings.drain_timeout_s)
+        await self.models.aclose()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def state(self, model: str) -> ModelState:
+        return self.models.get(model)
+
+    async def predict(
+        self,
+        model: str,
+        payload: Payload,
+        *,
+        version: int | None = None,
+        request_id: str | None = None,
+        routing_key: str | None = None,
+        started_ns: int | None = None,
+    ) -> Prediction:
+        """Route, validate and run one request; raises ``GatewayError`` subclasses."""
+        start = started_ns or time.perf_counter_ns()
+        if self._closing:
+            raise ShuttingDown("the gateway is shutting down")
+        request_id = request_id or os.urandom(12).hex()
+        state = self.models.get(model)
+        if version is None:
+            loaded, route = state.choose(router.routing_key(routing_key, request_id))
+        else:
+            loaded, route = state.explicit(version)
+        batcher = loaded.batcher
+        assert batcher is not None
+        try:
+            X = payload.to_matrix(loaded.inputs, loaded.outputs)
+            if X.shape[0] > self.settings.max_request_rows:
+                raise BadRequest(
+                    f"inputs: expected at most max_request_rows={self.settings.max_request_rows} "
+                    f"rows, got {X.shape[0]}"
+                )
+            future = batcher.submit(X)
+        except GatewayError as exc:
+            self._failed(loaded, route, request_id, exc, start)
+            raise
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                result = await future
+        except TimeoutError:
+            exc2: GatewayError = RequestTimeout(
+                f"model {model!r} version {loaded.version}: no answer within "
+                f"request_timeout_s={self.settings.request_timeout_s}"
+            )
+            self._failed(loaded, route, request_id, exc2, start)
+            raise exc2 from None
+        except GatewayError as exc:
+            self._failed(loaded, route, request_id, exc, start)
+            raise
+        self._served(loaded, route, request_id, X, result, start)
+        if state.serving_route is not None and state.serving_route.shadows and version is None:
+            key = router.routing_key(routing_key, request_id)
+            shadows = router.shadow_versions(state.serving_route, key)
+            if shadows:
+                asyncio.get_running_loop().call_soon(
+                    self._send_shadows, state, loaded, shadows, X, request_id
+                )
+        return Prediction(loaded, route, request_id, result.outputs)
+
+    def rejected(self, model: str, exc: BaseException) -> None:
+        """Count a request refused before it reached a version (unreadable body): labels
+        ``version=""``, ``route=""``; only for served models (bounded label values)."""
+        if model in self.models.states:
+            self.metrics.observe_request(model, "", "", status_for(exc), total_s=0.0)
+
+    def _served(
+        self,
+        loaded: LoadedVersion,
+        route: str,
+        request_id: str,
+        X: np.ndarray,
+        result: BatchResult,
+        start: int,
+    ) -> None:
+        total_ns = time.perf_counter_ns() - start
+        self.metrics.observe_request(
+            loaded.model,
+            loaded.version,
+            route,
+            200,
+            total_s=total_ns / 1e9,
+            queue_s=result.queue_ns / 1e9,
+            compute_s=result.compute_ns / 1e9,
+        )
+        if self.log is not None:
+            self.log.append(
+                PredictionRecord(
+                    ts_us=time.time_ns() // 1000,
+                    request_id=request_id,
+                    model=loaded.model,
+                    version=loaded.version,
+                    route=route,
+                    layout=loaded.layout,
+                    X=X,
+                    outputs=result.outputs,
+                    latency_us=total_ns // 1000,
+                    batch_rows=result.batch_rows,
+                    status=200,
+                )
+            )
+
+    def _failed(
+        self, loaded: LoadedVersion, route: str, request_id: str, exc: BaseException, start: int
+    ) -> None:
+        status = status_for(exc)
+        total_ns = time.perf_counter_ns() - start
+        self.metrics.observe_request(
+            loaded.model, loaded.version, route, status, total_s=total_ns / 1e9
+        )
+        if self.log is not None:
+            self.log.append(
+                PredictionRecord(
+                    ts_us=time.time_ns() // 1000,
+                    request_id=request_id,
+                    model=loaded.model,
+                    version=loaded.version,
+                    route=route,
+                    layout=loaded.layout,
+                    X=None,
+                    outputs=None,
+                    latency_us=total_ns // 1000,
+                    batch_rows=0,
+                    status=status,
+                )
+            )
+
+    # -- shadows ------------------------------------------------------------------------------
+    def _send_shadows(
+        self,
+        state: ModelState,
+        primary: LoadedVersion,
+        versions: list[int],
+        X: np.ndarray,
+        request_id: str,
+    ) -> None:
+        for version in versions:
+            if version == primary.version:
+                continue
+            shadow = state.versions.get(version)
+            reason = None
+            if shadow is None or shadow.batcher is None:
+                reason = "not_loaded"
+            elif not shadow.inputs.same_inputs(primary.inputs):
+                reason = "other_inputs"
+            elif self._closing:
+                reason = "shutting_down"
+            elif self._shadow_rows + X.shape[0] > self.settings.shadow_max_inflight_rows:
+                reason = "queue_full"
+            if reason is not None:
+                self.metrics.shadow_dropped.labels(state.name, reason).inc()
+                continue
+            assert shadow is not None and shadow.batcher is not None
+            try:
+                future = shadow.batcher.submit(X)
+            except (Overloaded, ShuttingDown):
+                self.metrics.shadow_dropped.labels(state.name, "queue_full").inc()
+                continue
+            self._shadow_rows += X.shape[0]
+            self._shadow_tasks.add(future)
+            start = time.perf_counter_ns()
+            future.add_done_callback(
+                functools.partial(
+                    self._shadow_done, shadow=shadow, X=X, request_id=request_id, start=start
+                )
+            )
+
+    def _shadow_done(
+        self,
+        future: asyncio.Future[BatchResult],
+        *,
+        shadow: LoadedVersion,
+        X: np.ndarray,
+        request_id: str,
+        start: int,
+    ) -> None:
+        self._shadow_rows -= X.shape[0]
+        self._shadow_tasks.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._failed(shadow, ROUTE_SHADOW, request_id, exc, start)
+            if not isinstance(exc, InferenceFailed | ShuttingDown):
+                log.warning("shadow %s:%d failed: %r", shadow.model, shadow.version, exc)
+            return
+        self._served(shadow, ROUTE_SHADOW, request_id, X, future.result(), start)
+
+    # -- feedback -----------------------------------------------------------------------------
+    def feedback(self, model: str, labels: list[tuple[str, Any]]) -> int:
+        """Record ground truth by request id; returns how many labels were accepted."""
+        self.models.get(model)  # unknown model -> 404
+        if self.log is None:
+            raise BadRequest("feedback: this gateway has no log store configured")
+        now = time.time_ns() // 1000
+        accepted = 0
+        for request_id, label in labels:
+            if self.log.append(
+                FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
+            ):
+                accepted += 1
+        return accepted
+
+    # -- metrics ------------------------------------------------------------------------------
+    def _collect(self) -> Iterator[Metric]:
+        written = counter("mlgate_log_rows_written", "Log rows written to Parquet.", ["kind"])
+        dropped = counter("mlgate_log_rows_dropped", "Log rows dropped (buffer full).", ["kind"])
+        errors = counter("mlgate_log_write_errors", "Segments that failed to write.", [])
+        if self.log is not None:
+            for kind in (PREDICTIONS, FEEDBACK):
+                written.add_metric([kind], self.log.rows_written[kind])
+                dropped.add_metric([kind], self.log.rows_dropped[kind])
+            errors.add_metric([], self.log.write_errors)
+        yield written
+        yield dropped
+        yield errors

@@ -1,0 +1,123 @@
+"""Gateway settings: limits, batching, hot-loading, log writer and security, with sane defaults.
+
+Read from the ``[gateway]`` table of ``mlgate.toml`` (``GatewaySettings.from_mapping``); the
+tokens also come from ``MLGATE_ADMIN_TOKEN`` / ``MLGATE_PREDICT_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A gateway setting has a value we cannot use."""
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the gateway can be tuned by. Units are in the names."""
+
+    # limits
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_request_rows: int = 65_536
+    # batching
+    max_batch_rows: int = 256
+    max_delay_us: int = 0  # 0: no added delay, a batch starts as soon as the runtime is free
+    max_queue_rows: int = 8_192  # per loaded version; past it: 503 + Retry-After
+    parallel_batches: int = 1  # batches of one version computed at once
+    inference_threads: int = 0  # worker threads for inference; 0 = number of CPUs
+    request_timeout_s: float = 30.0  # past it: 504
+    # How long the event loop may hold the GIL before an inference thread gets it (Python's
+    # default is 5 ms, which then adds up to twice that to every batch under load); 0 keeps it.
+    gil_switch_interval_s: float = 0.0005
+    # Move the objects alive after start-up and after each model load out of the garbage
+    # collector's reach (gc.freeze), so that full collections stay short under load.
+    gc_freeze: bool = True
+    retry_after_s: int = 1
+    # hot-loading
+    backend: str = "auto"  # runtime backend: auto | numba | onnx | sklearn
+    poll_interval_s: float = 1.0  # route.json stamp polling
+    list_interval_s: float = 10.0  # registry.list() polling for new models
+    warmup_rows: int = 8
+    drain_timeout_s: float = 30.0
+    # answer the predict endpoints in an ASGI front before Litestar (gateway.http.fastpath)
+    fast_path: bool = True
+    # routing and identity
+    routing_header: str = "X-Routing-Key"
+    request_id_header: str = "X-Request-Id"
+    default_model: str | None = None  # for /invocations without ?model=
+    # prediction log
+    log_predictions: bool = True
+    log_flush_rows: int = 50_000
+    log_flush_interval_s: float = 5.0
+    log_buffer_rows: int = 500_000  # past it rows are dropped and counted
+    worker_id: str | None = None  # default: <host>-<pid>-<random>
+    # shadows
+    shadow_max_inflight_rows: int = 4_096  # past it shadow copies are dropped and counted
+    # security
+    admin_token: str | None = None  # None: the admin API is disabled (403)
+    predict_token: str | None = None  # None: predict endpoints are open
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_body_bytes": self.max_body_bytes,
+            "max_request_rows": self.max_request_rows,
+            "max_batch_rows": self.max_batch_rows,
+            "max_queue_rows": self.max_queue_rows,
+            "parallel_batches": self.parallel_batches,
+            "request_timeout_s": self.request_timeout_s,
+            "poll_interval_s": self.poll_interval_s,
+            "list_interval_s": self.list_interval_s,
+            "log_flush_rows": self.log_flush_rows,
+            "log_flush_interval_s": self.log_flush_interval_s,
+            "log_buffer_rows": self.log_buffer_rows,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise SettingsError(f"gateway setting {name!r}: expected > 0, got {value!r}")
+        for name, value in {
+            "max_delay_us": self.max_delay_us,
+            "inference_threads": self.inference_threads,
+            "warmup_rows": self.warmup_rows,
+            "shadow_max_inflight_rows": self.shadow_max_inflight_rows,
+        }.items():
+            if value < 0:
+                raise SettingsError(f"gateway setting {name!r}: expected >= 0, got {value!r}")
+        if self.backend not in ("auto", "numba", "onnx", "sklearn"):
+            raise SettingsError(
+                f"gateway setting 'backend': expected auto, numba, onnx or sklearn, "
+                f"got {self.backend!r}"
+            )
+
+    @property
+    def threads(self) -> int:
+        """Inference worker threads actually used."""
+        return self.inference_threads or (os.cpu_count() or 2)
+
+    @classmethod
+    def from_mapping(
+        cls, values: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
+    ) -> GatewaySettings:
+        """Build from a ``[gateway]`` table; tokens default to the environment variables."""
+        env = os.environ if environ is None else environ
+        data = dict(values or {})
+        if "admin_token" not in data and env.get("MLGATE_ADMIN_TOKEN"):
+            data["admin_token"] = env["MLGATE_ADMIN_TOKEN"]
+        if "predict_token" not in data and env.get("MLGATE_PREDICT_TOKEN"):
+            data["predict_token"] = env["MLGATE_PREDICT_TOKEN"]
+        try:
+            return msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"[gateway] settings: {exc}") from exc
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> GatewaySettings:
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"gateway settings: {exc}") from exc

@@ -1,0 +1,160 @@
+"""``mlgate serve``: run the gateway (uvicorn or granian, N workers) and its companions.
+
+``--role gateway`` runs the HTTP gateway only. ``--role monitor`` / ``trainer`` run that
+companion only; ``--role all`` (the default) runs the gateway here and the monitor and trainer
+as child processes (``mlgate monitor run``, ``mlgate trainer run``), so training never stalls
+serving. A companion whose command group is not installed is skipped with a notice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from gateway.settings import GatewaySettings, SettingsError
+from mlgate.app import ENV_LOGS, ENV_REGISTRY, ENV_SETTINGS
+from mlgate.cli.common import HomeOption, LogsOption, RegistryOption, err_console, fail, locations
+
+FACTORY = "mlgate.app:app_from_env"
+
+# How each companion role is started: a `mlgate <group> <command>` child process.
+COMPANIONS: dict[str, list[str]] = {
+    "monitor": ["monitor", "run"],
+    "trainer": ["trainer", "run"],
+}
+
+
+class Role(StrEnum):
+    all = "all"
+    gateway = "gateway"
+    monitor = "monitor"
+    trainer = "trainer"
+
+
+class Server(StrEnum):
+    uvicorn = "uvicorn"
+    granian = "granian"
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    home: HomeOption = None,
+    registry: RegistryOption = None,
+    logs: LogsOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Gateway processes.")] = 1,
+    role: Annotated[Role, typer.Option("--role", help="What this process runs.")] = Role.all,
+    server: Annotated[
+        Server, typer.Option("--server", help="ASGI server for the gateway.")
+    ] = Server.uvicorn,
+    log_level: Annotated[str, typer.Option("--log-level", help="Server log level.")] = "info",
+) -> None:
+    """Serve the registry's models over HTTP (OIP V2, KServe V1, MLflow) with hot-loading."""
+    where = locations(home, registry, logs)
+    try:
+        settings = GatewaySettings.from_mapping(where.section("gateway"))
+    except SettingsError as exc:
+        fail(str(exc))
+    env = {
+        ENV_REGISTRY: where.registry,
+        ENV_LOGS: where.logs,
+        ENV_SETTINGS: settings.to_json().decode(),
+    }
+    os.environ.update(env)
+    if role in (Role.monitor, Role.trainer):
+        code = _run_companion(role.value, wait=True)
+        raise typer.Exit(code if isinstance(code, int) else 0)
+    children = []
+    if role is Role.all:
+        for name in COMPANIONS:
+            child = _run_companion(name, wait=False)
+            if isinstance(child, subprocess.Popen):
+                children.append(child)
+    err_console.print(
+        f"mlgate gateway on http://{host}:{port} ({server.value}, {workers} worker(s)); "
+        f"registry {where.registry}; logs {where.logs}",
+        highlight=False,
+    )
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, with the handler that was
+    # installed before it ran: make that one unwind (so the companions below are stopped)
+    # instead of killing the process on the spot.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        run_gateway(host=host, port=port, workers=workers, server=server, log_level=log_level)
+    except SystemExit:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_gateway(*, host: str, port: int, workers: int, server: Server, log_level: str) -> None:
+    """Run the gateway app factory until SIGTERM/SIGINT: stop accepting, finish in-flight
+    requests, then the app's shutdown drains the batchers and flushes the log."""
+    if server is Server.granian:
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        Granian(
+            FACTORY,
+            factory=True,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            log_level=log_level,  # type: ignore[arg-type]
+        ).serve()
+        return
+    import uvicorn
+
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _run_companion(name: str, *, wait: bool) -> subprocess.Popen[bytes] | int | None:
+    """Start ``mlgate <group> <command>`` for a companion role, if that group exists."""
+    from mlgate.cli import app as cli_app
+
+    group = COMPANIONS[name][0]
+    groups = {g.name for g in cli_app.registered_groups} | {
+        c.name for c in cli_app.registered_commands
+    }
+    if group not in groups:
+        err_console.print(f"notice: the {name} is not installed; role {name!r} skipped")
+        return None
+    command = [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", *COMPANIONS[name]]
+    if wait:
+        return subprocess.call(command)
+    return subprocess.Popen(command)

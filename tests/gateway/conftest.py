@@ -1,0 +1,177 @@
+"""A real gateway on a loopback socket (uvicorn + uvloop in a thread), a real local registry
+and real Parquet log files."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from gateway.settings import GatewaySettings
+from mlgate.app import create_gateway_app
+from registry import Registry
+
+
+class SklearnRuntime:
+    """Test-only stand-in used while ``gateway.runtimes.load_runtime`` is not in the tree."""
+
+    backend = "sklearn"
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.n_features = int(estimator.n_features_in_)
+        self.classes = getattr(estimator, "classes_", None)
+        self.task = "classification" if self.classes is not None else "regression"
+        self.allows_nan = False
+
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        if self.classes is None:
+            return {"predict": np.asarray(self.estimator.predict(X), dtype=np.float64)}
+        proba = self.estimator.predict_proba(X)
+        return {"predict": self.classes[np.argmax(proba, axis=1)], "predict_proba": proba}
+
+
+def runtime_loader() -> Callable[..., Any] | None:
+    """``None`` (the gateway's own ``load_runtime``) once the runtimes package provides it."""
+    import gateway.runtimes as runtimes
+
+    if hasattr(runtimes, "load_runtime"):
+        return None
+    return lambda registry, mv: SklearnRuntime(registry.load_model(mv))
+
+
+def iris() -> tuple[np.ndarray, np.ndarray]:
+    data = load_iris()
+    return data.data.astype(np.float32), data.target_names[data.target]
+
+
+@functools.lru_cache(maxsize=8)
+def fit_iris(C: float = 1.0) -> LogisticRegression:
+    X, y = iris()
+    return LogisticRegression(C=C, max_iter=500).fit(X, y)
+
+
+@functools.lru_cache(maxsize=1)
+def fit_diabetes() -> LinearRegression:
+    data = load_diabetes()
+    return LinearRegression().fit(data.data.astype(np.float32), data.target)
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Served:
+    """A running gateway: base URL, the app, its registry and log directory."""
+
+    def __init__(self, url: str, app: Any, registry: Registry, logs: Path) -> None:
+        self.url = url
+        self.app = app
+        self.registry = registry
+        self.logs = logs
+        self.gateway = app.state.gateway
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met before the deadline")
+            time.sleep(0.01)
+
+
+@contextmanager
+def serve(
+    registry: Registry,
+    logs: Path,
+    settings: GatewaySettings | None = None,
+    *,
+    load_runtime: Callable[..., Any] | None = None,
+    wait_ready: bool = True,
+) -> Iterator[Served]:
+    """Run the gateway app under uvicorn (uvloop) on a free loopback port until exit."""
+    settings = settings or GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2)
+    app = create_gateway_app(
+        settings,
+        logs_url=str(logs),
+        registry=registry,
+        load_runtime=load_runtime or runtime_loader(),
+    )
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    served = Served(f"http://127.0.0.1:{port}", app, registry, logs)
+    try:
+        served.wait_for(lambda: server.started, timeout_s=90)
+        if wait_ready:
+            with served.client() as client:
+                ready = lambda: client.get("/v2/health/ready").status_code == 200  # noqa: E731
+                served.wait_for(ready, timeout_s=90)  # cold numba compiles on a busy machine
+        yield served
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture
+def registry(local_registry_url: str) -> Registry:
+    reg = Registry(local_registry_url)
+    X, _ = iris()
+    reg.register("iris", fit_iris(), reference=X[:50])
+    return reg
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "logs"
+
+
+@pytest.fixture
+def served(registry: Registry, logs_dir: Path) -> Iterator[Served]:
+    with serve(registry, logs_dir) as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["fastpath", "litestar"])
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Served]:
+    """One server per test module: ``iris`` (classifier, string labels) and ``diabetes``
+    (regressor), admin token ``secret``; predict endpoints answered by the ASGI fast path or
+    by the Litestar handlers (both must behave the same)."""
+    root = tmp_path_factory.mktemp("gateway")
+    reg = Registry("file://" + str(root / "registry"))
+    X, _ = iris()
+    reg.register("iris", fit_iris(), reference=X[:50])
+    reg.register("diabetes", fit_diabetes())
+    settings = GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret")
+    with serve(reg, root / "logs", settings) as s:
+        yield s

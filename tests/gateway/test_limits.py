@@ -1,0 +1,34 @@
+"""Limits and tokens: body size, rows per request, predict token; admin disabled without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.settings import GatewaySettings
+from registry import Registry
+from tests.gateway.conftest import fit_iris, serve
+
+
+def test_limits_and_tokens(tmp_path: Path) -> None:
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    settings = GatewaySettings(
+        poll_interval_s=0.05, max_body_bytes=4096, max_request_rows=10, predict_token="p-token"
+    )
+    auth = {"Authorization": "Bearer p-token"}
+    with serve(registry, tmp_path / "logs", settings) as served, served.client() as c:
+        rows = [[5.1, 3.5, 1.4, 0.2]]
+        assert c.post("/v1/models/iris:predict", json={"instances": rows}).status_code == 401
+        ok = c.post("/v1/models/iris:predict", json={"instances": rows}, headers=auth)
+        assert ok.status_code == 200
+        many = c.post("/v1/models/iris:predict", json={"instances": rows * 11}, headers=auth)
+        assert many.status_code == 400
+        assert "max_request_rows=10 rows, got 11" in many.json()["error"]
+        big = c.post("/v1/models/iris:predict", json={"instances": rows * 300}, headers=auth)
+        assert big.status_code == 413 and "error" in big.json()
+        # metadata and health stay open; the admin API is disabled without an admin token
+        assert c.get("/v2/models/iris").status_code == 200
+        disabled = c.get("/admin/models", headers={"Authorization": "Bearer anything"})
+        assert disabled.status_code == 403
+        assert "MLGATE_ADMIN_TOKEN" in disabled.json()["error"]
+        assert c.get("/admin/models/iris/rollout/status").status_code == 403
