@@ -332,6 +332,20 @@ def _null_type(column: str, layout: LogLayout, pred_type: Any) -> Any:
     return pl.Float64
 
 
+def _row_ids(records: list[PredictionRecord], counts: np.ndarray, single: bool) -> pl.Series:
+    """Row ``i`` of an ``n``-row request (``n > 1``) is logged as ``<request id>/<i>``, so
+    ground truth can be sent per row and joins on ``request_id`` stay one-to-one."""
+    if single:
+        return pl.Series([r.request_id for r in records], dtype=pl.String)
+    ids: list[str] = []
+    for r, n in zip(records, counts.tolist(), strict=True):
+        if n == 1:
+            ids.append(r.request_id)
+        else:
+            ids.extend(f"{r.request_id}/{i}" for i in range(n))
+    return pl.Series(ids, dtype=pl.String)
+
+
 def _common_columns(records: list[PredictionRecord], counts: np.ndarray) -> pl.DataFrame:
     single = bool((counts == 1).all())
 
@@ -347,7 +361,7 @@ def _common_columns(records: list[PredictionRecord], counts: np.ndarray) -> pl.D
     return pl.DataFrame(
         {
             "ts": _ts_series(numbers([r.ts_us for r in records])),
-            "request_id": column([r.request_id for r in records], pl.String),
+            "request_id": _row_ids(records, counts, single),
             "model": column([r.model for r in records], pl.String),
             "version": numbers([r.version for r in records]),
             "route": column([r.route for r in records], pl.String),

@@ -14,7 +14,9 @@ Prediction segment columns, in this order:
 column                    polars dtype       meaning
 ========================  =================  ==============================================
 ``ts``                    Datetime(us, UTC)  when the answer was produced
-``request_id``            String             the request id (shadows reuse the primary's)
+``request_id``            String             the request id (shadows reuse the primary's);
+                                             row ``i`` of an ``n``-row request (``n > 1``)
+                                             is ``<request id>/<i>``
 ``model``                 String             model name
 ``version``               Int64              model version that produced the row
 ``route``                 String             ``champion`` | ``canary`` | ``shadow`` | ``explicit``

@@ -55,7 +55,8 @@ def test_segments_have_the_logschema_columns_and_nulls_for_failures(tmp_path: Pa
         "ts", "request_id", "model", "version", "route", "in_age", "in_color", "prediction",
         "proba_0", "proba_1", "latency_us", "batch_rows", "status",
     ]  # fmt: skip
-    assert frame["request_id"].to_list() == ["a", "a", "b"]
+    # row i of a multi-row request is logged as <request id>/<i>
+    assert frame["request_id"].to_list() == ["a/0", "a/1", "b"]
     assert frame["in_color"].to_list() == ["green", "green", None]
     assert frame["prediction"].to_list() == ["1", "1", None]
     assert frame["proba_1"].to_list() == [0.75, 0.75, None]
