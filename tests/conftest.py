@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,15 +27,45 @@ S3_ENV = {
 }
 
 
+def _linearizable_moto_server() -> Any:
+    """moto's S3 server with request handling serialized.
+
+    moto checks ``If-Match``/``If-None-Match`` and then stores the object without a lock, so
+    under its threaded server two conditional PUTs can both pass the check (seen here: one
+    canary increment in 40 lost). Real S3 is linearizable per key; holding one lock around
+    each request (connections stay concurrent) gives the tests that same guarantee.
+    """
+    import threading
+
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
+    from werkzeug.serving import make_server
+
+    class LinearizableMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def serialized(environ: Any, start_response: Any) -> list[bytes]:
+                with lock:
+                    return list(app(environ, start_response))
+
+            self._server = make_server(
+                self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return LinearizableMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """URL of a moto S3 server on 127.0.0.1; the env points botocore and mlgate at it."""
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     saved = {k: os.environ.get(k) for k in [*S3_ENV, "AWS_ENDPOINT_URL", "MLGATE_S3_ENDPOINT_URL"]}
     os.environ.pop("AWS_PROFILE", None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = _linearizable_moto_server()
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"

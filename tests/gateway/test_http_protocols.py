@@ -23,13 +23,17 @@ def read_log(logs: Path, kind: str, model: str) -> pl.DataFrame:
 
 
 def wait_rows(served: Served, kind: str, model: str, request_id: str) -> pl.DataFrame:
-    def found() -> bool:
-        frame = read_log(served.logs, kind, model)
-        return not frame.is_empty() and request_id in frame["request_id"].to_list()
+    """Rows of request ``request_id``: row i of a multi-row request is ``<id>/<i>``."""
 
-    served.wait_for(found)
-    frame = read_log(served.logs, kind, model)
-    return frame.filter(pl.col("request_id") == request_id)
+    def rows() -> pl.DataFrame:
+        frame = read_log(served.logs, kind, model)
+        if frame.is_empty():
+            return frame
+        ids = pl.col("request_id")
+        return frame.filter((ids == request_id) | ids.str.starts_with(request_id + "/"))
+
+    served.wait_for(lambda: not rows().is_empty())
+    return rows()
 
 
 @pytest.mark.parametrize(
@@ -103,6 +107,7 @@ def test_prediction_log_has_exactly_the_logschema_columns(shared: Served) -> Non
     ]  # fmt: skip
     assert str(rows.schema["ts"]) == "Datetime(time_unit='us', time_zone='UTC')"
     assert rows.height == 2
+    assert rows["request_id"].to_list() == ["log-me/0", "log-me/1"]
     assert rows["prediction"].to_list() == ["setosa", "setosa"]
     assert rows["route"].to_list() == ["champion", "champion"]
     assert rows["status"].to_list() == [200, 200]

@@ -145,11 +145,3 @@ def test_real_cli_process_on_s3(
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "'nope' is not registered" in bad.stderr
     assert Registry(s3_registry_url).list() == ["churn"]
-
-
-def test_demo_registers_lists_and_shows(tmp_path: Path) -> None:
-    code, out, _ = mlgate("demo", "--home", str(tmp_path / "home"))
-    assert code == 0
-    assert "registered breast-cancer version 1" in out and "mean_radius" in out
-    mv = Registry(str(tmp_path / "home" / "registry")).get("breast-cancer")
-    assert mv.lineage.rows == 200 and mv.lineage.metrics["accuracy"] > 0.9

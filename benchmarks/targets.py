@@ -1,0 +1,152 @@
+"""The servers compared by ``http_bench``: how to prepare, start and address each one.
+
+Every target serves the reference model (``benchmarks.workload``) as ``rf`` over the Open
+Inference Protocol on a free loopback port. ``prepare`` does the slow one-off work (installing
+MLServer, registering the model in a temporary mlgate home) before any clock starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks import mlserver_peer
+from benchmarks.proc import ServerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test. ``make(workdir, model_file)`` returns it unstarted."""
+
+    name: str
+    description: str
+    make: Callable[[Path, Path], ServerProcess]
+    model_name: str = "rf"
+    metrics_path: str | None = None  # mlgate's Prometheus endpoint: rows per batch, queue time
+
+    def infer_path(self) -> str:
+        return f"/v2/models/{self.model_name}/infer"
+
+
+def _naive(runtime: str) -> Callable[[Path, Path], ServerProcess]:
+    def make(workdir: Path, model_file: Path) -> ServerProcess:
+        port = free_port()
+        argv = [sys.executable, "-m", "benchmarks.naive_server", "--port", str(port)]
+        argv += ["--model", str(model_file), "--runtime", runtime]
+        return ServerProcess(
+            name=f"naive-{runtime}",
+            argv=argv,
+            base_url=f"http://127.0.0.1:{port}",
+            ready_path="/v2/health/ready",
+            cwd=str(REPO),
+            log_path=workdir / f"naive-{runtime}.log",
+        )
+
+    return make
+
+
+def _mlserver(workdir: Path, model_file: Path) -> ServerProcess:
+    return mlserver_peer.mlserver_process(
+        workdir / "mlserver", model_file, log_path=workdir / "mlserver.log"
+    )
+
+
+def _mlgate_cli() -> str:
+    exe = VENV_BIN / "mlgate"
+    return str(exe) if exe.exists() else "mlgate"
+
+
+def _mlgate(
+    *, batching: bool, server: str = "uvicorn", workers: int = 1, label: str = "mlgate"
+) -> Callable[[Path, Path], ServerProcess]:
+    def make(workdir: Path, model_file: Path) -> ServerProcess:
+        home = workdir / label
+        if home.exists():  # a rerun in the same workdir: start from an empty registry
+            shutil.rmtree(home)
+        home.mkdir(parents=True)
+        env = {**os.environ, "MLGATE_HOME": str(home)}
+        for var in ("MLGATE_REGISTRY", "MLGATE_LOGS", "MLGATE_PREDICT_TOKEN"):
+            env.pop(var, None)
+        # mlgate.toml is read from the working directory; batching off = one row per batch.
+        (home / "mlgate.toml").write_text("" if batching else "[gateway]\nmax_batch_rows = 1\n")
+        register = [_mlgate_cli(), "models", "register", "rf", str(model_file), "--trust-pickle"]
+        done = subprocess.run(register, env=env, cwd=home, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{label}: '{' '.join(register)}' failed (exit {done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()[-1500:]}"
+            )
+        port = free_port()
+        serve = [_mlgate_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        serve += ["--role", "gateway", "--server", server, "--workers", str(workers)]
+        serve += ["--log-level", "warning"]
+        return ServerProcess(
+            name=label,
+            argv=serve,
+            base_url=f"http://127.0.0.1:{port}",
+            ready_path="/v2/health/ready",
+            env=env,
+            cwd=str(home),
+            log_path=workdir / f"{label}.log",
+        )
+
+    return make
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            "mlgate",
+            "`mlgate serve --role gateway` (uvicorn, 1 worker, dynamic batching, default settings)",
+            _mlgate(batching=True),
+            metrics_path="/metrics",
+        ),
+        Target(
+            "mlgate-nobatch",
+            "the same, batching off (`[gateway] max_batch_rows = 1` in mlgate.toml)",
+            _mlgate(batching=False, label="mlgate-nobatch"),
+            metrics_path="/metrics",
+        ),
+        Target(
+            "naive-sklearn",
+            "naive Litestar + scikit-learn `predict_proba` on the event loop",
+            _naive("sklearn"),
+        ),
+        Target(
+            "naive-numba",
+            "naive Litestar + mlgate compiled runtime (numba), no batching",
+            _naive("numba"),
+        ),
+        Target(
+            "mlserver",
+            "MLServer 1.7.1 + mlserver-sklearn, adaptive batching 32 / 2 ms, 1 parallel worker",
+            _mlserver,
+        ),
+        # not in the default run: for the gateway's choice of ASGI server
+        Target(
+            "mlgate-granian",
+            "`mlgate serve --role gateway --server granian` (1 worker, dynamic batching)",
+            _mlgate(batching=True, server="granian", label="mlgate-granian"),
+            metrics_path="/metrics",
+        ),
+        Target(
+            "mlgate-w2",
+            "`mlgate serve --role gateway --workers 2` (uvicorn, dynamic batching)",
+            _mlgate(batching=True, workers=2, label="mlgate-w2"),
+            # no metrics_path: each scrape reaches one of the two workers at random
+        ),
+    )
+}
+DEFAULT_TARGETS = ("mlgate", "mlgate-nobatch", "naive-sklearn", "naive-numba", "mlserver")

@@ -1,0 +1,112 @@
+"""``compile_model`` and ``load_runtime``: pick a backend for a model or a registry version."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gateway.runtimes.errors import UnsupportedModel
+from gateway.runtimes.onnx_backend import OnnxRuntime
+from gateway.runtimes.sklearn_backend import SklearnRuntime
+
+if TYPE_CHECKING:
+    from gateway.runtimes.base import Runtime
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("numba", "onnx", "sklearn")
+
+
+def compile_model(
+    model: Any,
+    backend: str = "numba",
+    *,
+    fallback: bool = False,
+    **options: Any,
+) -> Runtime:
+    """Build a ``Runtime`` for a fitted scikit-learn estimator (or ONNX bytes for ``onnx``).
+
+    ``backend``: ``"numba"`` (compiled kernels; ``options``: ``parallel_rows``), ``"onnx"``
+    (an estimator is exported with skl2onnx first; ``options``: ``threads``,
+    ``execution_mode``, ``providers``, ``classes``, ``allows_nan``) or ``"sklearn"``.
+    With ``fallback=True`` a model the backend cannot compile is served by ``sklearn``
+    with a logged warning; otherwise ``UnsupportedModel`` propagates.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    try:
+        if backend == "numba":
+            if isinstance(model, bytes | bytearray):
+                raise UnsupportedModel(
+                    model,
+                    backend="numba",
+                    reason="ONNX bytes need the onnx backend",
+                    supported=("fitted scikit-learn estimators",),
+                )
+            from gateway.runtimes.numba.compile import compile_numba
+
+            return compile_numba(model, **options)
+        if backend == "onnx":
+            return _compile_onnx(model, **options)
+    except UnsupportedModel as exc:
+        if not fallback or isinstance(model, bytes | bytearray):
+            raise
+        logger.warning("%s; serving it with the sklearn backend instead", exc)
+    return SklearnRuntime(model)
+
+
+def _compile_onnx(model: Any, **options: Any) -> OnnxRuntime:
+    if isinstance(model, bytes | bytearray):
+        return OnnxRuntime(bytes(model), **options)
+    from registry.onnx_export import OnnxExportError, export_onnx
+
+    try:
+        data = export_onnx(model)
+    except OnnxExportError as exc:
+        raise UnsupportedModel(
+            model, backend="onnx", reason=str(exc), supported=("what skl2onnx converts",)
+        ) from exc
+    options.setdefault("classes", getattr(model, "classes_", None))
+    options.setdefault("has_proba", hasattr(model, "predict_proba"))
+    return OnnxRuntime(data, **options)
+
+
+def load_runtime(
+    registry: Any,
+    model_version: Any,
+    *,
+    backend: str = "auto",
+    fallback: bool = True,
+    onnx_threads: int = 1,
+    parallel_rows: int | None = None,
+) -> Runtime:
+    """The runtime for a registered ``ModelVersion``.
+
+    ``backend="auto"``: ``onnx`` flavor -> onnx; ``sklearn`` flavor -> numba, falling back to
+    sklearn with a logged warning when numba cannot compile it (``fallback=False``: raise
+    ``UnsupportedModel``). An explicit backend is used as asked (``onnx`` on an sklearn
+    flavor exports it first).
+    """
+    flavor = str(model_version.flavor)
+    model = registry.load_model(model_version)
+    classes = model_version.output_schema.classes
+    if backend == "auto":
+        backend = "onnx" if flavor == "onnx" else "numba"
+    if backend == "onnx":
+        options: dict[str, Any] = {"threads": onnx_threads}
+        if classes:
+            options["classes"] = np.asarray(classes)
+        return compile_model(model, "onnx", fallback=False, **options)
+    if flavor == "onnx":
+        raise UnsupportedModel(
+            model_version,
+            backend=backend,
+            reason="the registered artifact is ONNX",
+            supported=("backend='onnx' or 'auto' for onnx flavor",),
+        )
+    numba_options = {} if parallel_rows is None else {"parallel_rows": parallel_rows}
+    if backend == "numba":
+        return compile_model(model, "numba", fallback=fallback, **numba_options)
+    return compile_model(model, backend)

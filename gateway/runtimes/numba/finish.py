@@ -1,0 +1,141 @@
+"""From raw scores to outputs, reproducing each scikit-learn estimator's own arithmetic.
+
+The tie rule of every mode is the one of the estimator it mirrors; labels are indexes into
+``classes_`` and equal scikit-learn's whenever the scores are bit-identical (trees, linear
+models in float64), and everywhere except within rounding of an exact tie otherwise (MLP).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.runtimes.numba.jit import kernel
+
+REGRESSION = 0  # value = raw / divisor, then link (0 identity, 1 exp)
+PROBA_AVERAGE = 1  # forests: proba = raw / divisor; label = first argmax(proba)
+BINARY_DECISION = 2  # linear: proba = [1 - expit(d), expit(d)]; label = d > 0
+BINARY_PROBA = 3  # HistGradientBoosting: same proba; label = first argmax(proba)
+BINARY_DECISION_GE = 4  # GradientBoosting: same proba; label = d >= 0
+SOFTMAX_DECISION = 5  # multinomial LR, GradientBoosting: softmax; label = first argmax(d)
+SOFTMAX_PROBA = 6  # HistGradientBoosting, MLP: softmax; label = first argmax(proba)
+OVR_NORMALIZED = 7  # SGD log_loss multiclass: expit, normalized (all zero -> uniform)
+OVR_WRAPPER = 8  # OneVsRestClassifier: expit, normalized where the sum is not 0
+DECISION_ONLY = 9  # no predict_proba: label = d > 0 (binary) or first argmax(d)
+MLP_BINARY = 10  # MLP logistic output: proba = [1 - p, p]; label = p > 0.5
+
+MODES_WITHOUT_PROBA = (REGRESSION, DECISION_ONLY)
+
+
+@kernel()
+def expit(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+@kernel()
+def _first_argmax(v: np.ndarray) -> int:
+    best = 0
+    for c in range(1, v.shape[0]):
+        if v[c] > v[best]:
+            best = c
+    return best
+
+
+@kernel()
+def _softmax_into(d: np.ndarray, out: np.ndarray) -> None:
+    k = d.shape[0]
+    m = d[0]
+    for c in range(1, k):
+        if d[c] > m:
+            m = d[c]
+    total = 0.0
+    for c in range(k):
+        out[c] = np.exp(d[c] - m)
+        total += out[c]
+    for c in range(k):
+        out[c] = out[c] / total
+
+
+@kernel()
+def _binary(d: float, out: np.ndarray) -> None:
+    p = expit(d)
+    out[0] = 1.0 - p
+    out[1] = p
+
+
+@kernel()
+def _ovr(d: np.ndarray, out: np.ndarray, uniform_if_zero: bool) -> None:
+    k = d.shape[0]
+    total = 0.0
+    for c in range(k):
+        out[c] = expit(d[c])
+        total += out[c]
+    if total == 0.0:
+        if uniform_if_zero:
+            for c in range(k):
+                out[c] = 1.0 / k
+        return
+    for c in range(k):
+        out[c] = out[c] / total
+
+
+@kernel()
+def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
+    raw: np.ndarray, mode: int, divisor: float, link: int, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``raw [n, k]`` -> ``(values, label_index)``: values are ``[n, 1]`` predictions for
+    regressors, ``[n, n_classes]`` probabilities for classifiers (empty without proba)."""
+    n = raw.shape[0]
+    labels = np.zeros(n, dtype=np.int64)
+    if mode == REGRESSION:
+        pred = np.empty((n, 1))
+        for i in range(n):
+            v = raw[i, 0] / divisor
+            pred[i, 0] = np.exp(v) if link == 1 else v
+        return pred, labels[:0]
+    if mode == DECISION_ONLY:
+        for i in range(n):
+            if raw.shape[1] == 1:
+                labels[i] = 1 if raw[i, 0] > 0 else 0
+            else:
+                labels[i] = _first_argmax(raw[i])
+        return np.empty((0, 1)), labels
+    proba = np.empty((n, n_classes))
+    for i in range(n):
+        d = raw[i]
+        out = proba[i]
+        if mode == PROBA_AVERAGE:
+            for c in range(n_classes):
+                out[c] = d[c] / divisor
+            labels[i] = _first_argmax(out)
+        elif mode == BINARY_DECISION:
+            _binary(d[0], out)
+            labels[i] = 1 if d[0] > 0 else 0
+        elif mode == BINARY_PROBA:
+            _binary(d[0], out)
+            labels[i] = 1 if out[1] > out[0] else 0
+        elif mode == BINARY_DECISION_GE:
+            _binary(d[0], out)
+            labels[i] = 1 if d[0] >= 0 else 0
+        elif mode == SOFTMAX_DECISION:
+            _softmax_into(d, out)
+            labels[i] = _first_argmax(d)
+        elif mode == SOFTMAX_PROBA:
+            _softmax_into(d, out)
+            labels[i] = _first_argmax(out)
+        elif mode == OVR_NORMALIZED:
+            _ovr(d, out, True)
+            labels[i] = _first_argmax(d)
+        elif mode == OVR_WRAPPER:
+            if raw.shape[1] == 1:
+                _binary(d[0], out)
+                total = out[0] + out[1]
+                out[0] = out[0] / total
+                out[1] = out[1] / total
+                labels[i] = 1 if d[0] > 0 else 0
+            else:
+                _ovr(d, out, False)
+                labels[i] = _first_argmax(d)
+        elif mode == MLP_BINARY:
+            _binary(d[0], out)
+            labels[i] = 1 if out[1] > 0.5 else 0
+    return proba, labels
