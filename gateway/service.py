@@ -117,6 +117,12 @@ class Gateway:
     async def start(self) -> None:
         if self.settings.gil_switch_interval_s > 0:
             sys.setswitchinterval(self.settings.gil_switch_interval_s)
+        if self.settings.blas_threads > 0:
+            # Batches already run on several inference threads; a BLAS pool per call on top
+            # of that spin-waits for a busy core (the MLP took up to 7 ms at 512 rows).
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=self.settings.blas_threads, user_api="blas")
         if self.log is not None:
             self.log.start()
         await self.models.start()

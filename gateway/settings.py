@@ -35,6 +35,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # Move the objects alive after start-up and after each model load out of the garbage
     # collector's reach (gc.freeze), so that full collections stay short under load.
     gc_freeze: bool = True
+    blas_threads: int = 1  # threads of numpy's BLAS (MLP matrix products); 0 leaves it alone
     retry_after_s: int = 1
     # hot-loading
     backend: str = "auto"  # runtime backend: auto | numba | onnx | sklearn
