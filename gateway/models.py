@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
+    from gateway.liveness import GatewayReporter
     from gateway.metrics import GatewayMetrics
     from gateway.runtimes.base import Runtime
     from gateway.settings import GatewaySettings
@@ -153,6 +154,7 @@ class ModelManager:
         executor: Executor,
         load_runtime: Callable[..., Runtime] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        reporter: GatewayReporter | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -160,6 +162,7 @@ class ModelManager:
         self.executor = executor
         self.load_runtime = load_runtime
         self.clock = clock
+        self.reporter = reporter  # tells the registry which generation this gateway serves
         self._reset()
 
     def _reset(self) -> None:
@@ -238,6 +241,9 @@ class ModelManager:
                     if self._stop.is_set():
                         return
                     self._check(name, forced="*" in force or name in force)
+                    state = self._states.get(name)
+                    if self.reporter is not None and state is not None:
+                        self.reporter.observe(state)  # on change, else every heartbeat_s
                 self._synced_once = True
                 self.last_error = None
             except Exception as exc:  # noqa: BLE001 - the registry may be down: keep serving

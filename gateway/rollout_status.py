@@ -4,7 +4,9 @@ Reads ``<logs>/predictions/model=<name>/date=*/*.parquet`` (a local path, ``file
 fsspec URL) for a recent window, so the figures cover every gateway replica. For each
 ``(route, version)`` seen in the window or routed now:
 
-- ``requests``: distinct request ids; ``rows``: logged rows;
+- ``requests``: distinct requests; ``rows``: logged rows. Row ``i`` of an ``n``-row request is
+  logged as ``<request id>/<i>`` (``registry.logschema``), so a request is the ``request_id``
+  without a trailing ``/<digits>``;
 - ``errors`` / ``error_rate``: requests with a server error (any row ``status >= 500``);
   ``client_errors``: requests refused as bad input (4xx);
 - ``p50_ms`` / ``p99_ms``: percentiles (linear interpolation) of the request latency
@@ -14,13 +16,16 @@ fsspec URL) for a recent window, so the figures cover every gateway replica. For
 
 Agreement, precisely: a row of version ``V`` (route ``canary`` or ``shadow``) is compared with
 the champion's row for the same input row, i.e. the row of the champion version with the same
-``request_id`` and the same position within that request (rows numbered in log order per
-``request_id, route, version``), both with status 200. Shadows share the primary's
-``request_id``, so a shadow answered alongside the champion is always comparable; a canary is
-comparable where the champion also saw its requests — when the champion shadows the canary, or
-a client sent the same request id to both. Classifiers agree when the predicted labels are
-equal. Regressors agree when ``|v - c| <= rel_tol * |c| + abs_tol`` (defaults 5 % and 1e-9);
-their ``mean_abs_diff`` is reported too. The champion version is the route's champion when
+``request_id`` (which names the row: ``<request id>/<i>``), both with status 200; should a log
+repeat one ``request_id`` over several rows, they are paired by position in log order.
+Shadows share the primary's ``request_id``, so a shadow's rows are comparable whenever the
+champion answered the request. A canary's own rows are comparable only where the champion also
+answered the same id (a client sending one request id to both, e.g. with an explicit version);
+to measure a canary's agreement on live traffic, shadow the canary's version too: the copies
+of champion-routed requests show on its ``shadow`` line.
+Classifiers agree when the predicted labels are equal. Regressors agree when
+``|v - c| <= rel_tol * |c| + abs_tol`` (defaults 5 % and 1e-9); their ``mean_abs_diff`` is
+reported too. The champion version is the route's champion when
 given, else the most frequent version on ``champion`` rows in the window.
 
 Empty or missing logs (or no log store, ``logs=None``) give zeros, never an error.
@@ -105,7 +110,8 @@ def _segments(
 
 _QUERY = """
 WITH raw AS (
-    SELECT request_id, CAST(version AS BIGINT) AS version, route, status, latency_us,
+    SELECT request_id, regexp_replace(request_id, '/[0-9]+$', '') AS request,
+           CAST(version AS BIGINT) AS version, route, status, latency_us,
            CAST(prediction AS VARCHAR) AS pred_s, TRY_CAST(prediction AS DOUBLE) AS pred_d,
            filename, file_row_number
     FROM read_parquet($files, union_by_name = true, filename = true,
@@ -118,9 +124,9 @@ rows AS (
     FROM raw
 ),
 requests AS (
-    SELECT route, version, request_id, max(status) AS status, max(latency_us) AS latency_us,
+    SELECT route, version, request, max(status) AS status, max(latency_us) AS latency_us,
            count(*) AS n
-    FROM rows GROUP BY route, version, request_id
+    FROM rows GROUP BY route, version, request
 ),
 per_route AS (
     SELECT route, version, count(*) AS requests, sum(n) AS nrows,

@@ -27,7 +27,8 @@ from gateway.errors import (
     ShuttingDown,
     status_for,
 )
-from gateway.logwriter import FeedbackRecord, LogWriter, PredictionRecord
+from gateway.liveness import GatewayReporter
+from gateway.logwriter import FeedbackRecord, LogWriter, PredictionRecord, default_worker_id
 from gateway.metrics import GatewayMetrics, counter
 from gateway.models import LoadedVersion, ModelManager, ModelState
 from registry.logschema import FEEDBACK, PREDICTIONS, ROUTE_SHADOW
@@ -84,12 +85,15 @@ class Gateway:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="mlgate-infer")
+        # one id per worker process: its log segments and its registry report share it
+        self.worker_id = settings.worker_id or default_worker_id()
         self.models = ModelManager(
             registry,
             settings=settings,
             metrics=self.metrics,
             executor=self.executor,
             load_runtime=load_runtime,
+            reporter=GatewayReporter(registry, self.worker_id),
         )
         self.registry = registry
         self.logs_url = logs_url
@@ -97,7 +101,7 @@ class Gateway:
         if logs_url is not None and settings.log_predictions:
             self.log = LogWriter(
                 logs_url,
-                worker_id=settings.worker_id,
+                worker_id=self.worker_id,
                 flush_rows=settings.log_flush_rows,
                 flush_interval_s=settings.log_flush_interval_s,
                 buffer_rows=settings.log_buffer_rows,

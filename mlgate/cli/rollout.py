@@ -281,12 +281,12 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _print_status(report: dict[str, Any], *, out: Any = console) -> None:
+def _print_status(report: dict[str, Any]) -> None:
     route, stats = report["route"], report["stats"]
-    out.print(f"[bold]{report['model']}[/]: {report['summary']}", highlight=False)
+    console.print(f"[bold]{report['model']}[/]: {report['summary']}", highlight=False)
     if route.get("rollout"):
         plan = route["rollout"]
-        out.print(
+        console.print(
             f"plan: steps {plan.get('steps')} at step {int(plan.get('step', 0)) + 1}, "
             f"interval {plan.get('interval_s')} s",
             highlight=False,
@@ -305,7 +305,7 @@ def _print_status(report: dict[str, Any], *, out: Any = console) -> None:
             f"{r['p99_ms']:.2f}",
             agreement,
         )
-    out.print(table)
+    console.print(table)
     if report["gateways"]:
         gw = Table(title="live gateways")
         for col in ("gateway", "generation", "versions", "age s"):
@@ -314,42 +314,18 @@ def _print_status(report: dict[str, Any], *, out: Any = console) -> None:
             versions = ", ".join(f"v{v}:{s}" for v, s in sorted(g["versions"].items()))
             lag = "" if g["generation"] == route["generation"] else " (behind)"
             gw.add_row(g["gateway_id"], f"{g['generation']}{lag}", versions, f"{g['age_s']}")
-        out.print(gw)
+        console.print(gw)
     else:
-        out.print("no live gateway has reported for this model", highlight=False)
+        console.print("no live gateway has reported for this model", highlight=False)
     for version, reason in report["failed"].items():
-        out.print(f"[red]version {version} failed to load:[/] {reason}", highlight=False)
+        console.print(f"[red]version {version} failed to load:[/] {reason}", highlight=False)
     if report["events"]:
-        out.print("recent changes:", highlight=False)
+        console.print("recent changes:", highlight=False)
     for e in report["events"]:
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if k != "plan")
         who = f" by {e['actor']}" if e.get("actor") else ""
-        out.print(
+        console.print(
             f"  {e['ts']}  generation {e['generation']}  {e['kind']}{who}: {detail}",
             highlight=False,
             soft_wrap=True,
         )
-
-
-# ------------------------------------------------------------------------------ demo steps
-
-
-def demo_start(reg: Registry, name: str, version: int, *, out: Any = console) -> Route:
-    """``mlgate demo``: ``version`` as a 20% canary, and a 100% shadow so that its agreement
-    with the champion is measured on every request (send traffic, then :func:`demo_finish`)."""
-    rollout.start_rollout(reg, name, version, weight=20, actor="demo")
-    route = rollout.set_shadow(reg, name, version, percent=100, actor="demo")
-    out.print(f"$ mlgate rollout start {name} {version} --weight 20", highlight=False)
-    out.print(f"$ mlgate rollout shadow {name} {version} --percent 100", highlight=False)
-    out.print(f"{name}: {describe(route)}", highlight=False)
-    return route
-
-
-def demo_finish(reg: Registry, name: str, *, logs: str | None, out: Any = console) -> Route:
-    """``mlgate demo``: show ``rollout status`` (from the prediction log), then promote."""
-    out.print(f"$ mlgate rollout status {name}", highlight=False)
-    _print_status(collect_status(reg, name, logs=logs), out=out)
-    route = rollout.promote(reg, name, actor="demo")
-    out.print(f"$ mlgate rollout promote {name}", highlight=False)
-    out.print(f"{name}: {describe(route)}", highlight=False)
-    return route

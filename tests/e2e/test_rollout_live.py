@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -28,12 +29,12 @@ import uvicorn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from gateway.liveness import GatewayReporter
 from gateway.rollout_status import rollout_stats
 from gateway.runtimes import load_runtime
 from gateway.settings import GatewaySettings
 from mlgate.app import create_gateway_app
 from registry import Registry, rollout
+from registry.gateways import gateway_states
 
 pytestmark = pytest.mark.slow
 
@@ -268,36 +269,31 @@ def test_a_version_that_cannot_load_is_withdrawn_and_never_answers(
 
     X, _ = _iris()
     with _gateway(reg, tmp_path / "logs", loader) as (url, gateway):
-        # the hot-loader's state, reported the way its watcher does (gateway.liveness)
-        reporter = GatewayReporter(reg, "gw-e2e", heartbeat_s=0.5)
-        stop = threading.Event()
-
-        def observe() -> None:
-            while not stop.wait(0.05):
-                for state in list(gateway.models.states.values()):
-                    reporter.observe(state)
-
-        observer = threading.Thread(target=observe, daemon=True)
-        observer.start()
-        try:
-            _wait_for(lambda: reporter.reports_written > 0)
-            done = subprocess.run(
-                [MLGATE, "rollout", "start", "iris", "2", "--weight", "100",
-                 "--registry", reg.url],
-                capture_output=True, text=True, timeout=60,
-                env={**os.environ, "COLUMNS": "300"},
-            )  # fmt: skip
-            with httpx.Client(base_url=url, timeout=30) as client:
-                latencies, versions = _timed_requests(client, 20, X)
-        finally:
-            stop.set()
-            observer.join(10)
+        worker = gateway.worker_id
+        _wait_for(lambda: [g.gateway_id for g in gateway_states(reg, "iris")] == [worker])
+        done = subprocess.run(
+            [MLGATE, "rollout", "start", "iris", "2", "--weight", "100", "--registry", reg.url],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
+        )  # fmt: skip
+        with httpx.Client(base_url=url, timeout=30) as client:
+            latencies, versions = _timed_requests(client, 20, X)
+        status = subprocess.run(
+            [MLGATE, "rollout", "status", "iris", "--format", "json", "--registry", reg.url,
+             "--logs", str(tmp_path / "logs")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
     assert done.returncode == 1, done.stdout
     message = " ".join(done.stderr.split())
-    assert "version 2 failed to load on gateway gw-e2e" in message
+    assert f"version 2 failed to load on gateway {worker}" in message
     assert "cannot compile this estimator" in message and "withdrawn" in message
     assert reg.route("iris").canary is None
     assert versions == {"1"}
+    report = json.loads(status.stdout)
+    # the gateway serves the generation after the withdrawal, and status says why it happened
+    assert [(g["gateway_id"], g["generation"]) for g in report["gateways"]] == [
+        (worker, reg.route("iris").generation)
+    ]
+    assert "cannot compile this estimator" in report["events"][-1]["detail"]["reason"]
 
 
 def test_admin_api_changes_apply_on_the_gateway_within_2s(reg: Registry, tmp_path: Path) -> None:

@@ -119,19 +119,24 @@ def test_shadow_agreement_matches_rows_by_request_and_position(tmp_path: Path) -
     for i in range(100):
         rows.append(_row(f"r{i}", 1, "champion", "yes"))
         rows.append(_row(f"r{i}", 3, "shadow", "no" if i % 4 == 0 else "yes", latency_us=50_000))
-    # a 3-row request: the shadow disagrees only on its second row
+    # a 3-row request, rows logged as <id>/<i>: the shadow disagrees only on its second row
     pairs = [("a", "a"), ("b", "c"), ("d", "d")]
-    rows += [_row("multi", 1, "champion", champion) for champion, _ in pairs]
-    rows += [_row("multi", 3, "shadow", shadow) for _, shadow in pairs]
+    rows += [_row(f"multi/{i}", 1, "champion", c) for i, (c, _) in enumerate(pairs)]
+    # (written in reverse order: the id, not the position, pairs them)
+    rows += [_row(f"multi/{i}", 3, "shadow", s) for i, (_, s) in reversed(list(enumerate(pairs)))]
+    # an older log that repeats one id per row: rows are paired by position
+    rows += [_row("legacy", 1, "champion", c) for c, _ in pairs]
+    rows += [_row("legacy", 3, "shadow", s) for _, s in pairs]
     # a failed shadow row is not compared
     rows.append(_row("r-failed", 1, "champion", "yes"))
     rows.append(_row("r-failed", 3, "shadow", None, status=500))
     _write(tmp_path, rows)
     route = Route(champion=1, shadows=[Shadow(3)])
     shadow = _by_route(rollout_stats(str(tmp_path), "churn", route=route, now=NOW))[("shadow", 3)]
-    assert shadow.compared == 103
-    assert shadow.agreement == pytest.approx((75 + 2) / 103)
+    assert shadow.compared == 106
+    assert shadow.agreement == pytest.approx((75 + 2 + 2) / 106)
     assert shadow.errors == 1 and shadow.mean_abs_diff is None
+    assert (shadow.requests, shadow.rows) == (103, 107)  # multi/0..2 is one request
     assert shadow.p50_ms == pytest.approx(50.0)
 
 

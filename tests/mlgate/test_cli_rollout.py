@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -15,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from rich.console import Console
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from mlgate.cli import app
-from mlgate.cli.rollout import demo_finish, demo_start
 from registry import Registry, logschema
 from registry.gateways import report_gateway
 from registry.model import Canary, Route, Shadow
@@ -223,18 +220,6 @@ def test_status_reads_the_prediction_log(home: Path) -> None:
     assert (shadow["compared"], shadow["agreement"], shadow["p50_ms"]) == (10, 0.9, 9.0)
     code, out = _run(home, "status", "churn")
     assert code == 0 and "90.0% of 10" in out
-
-
-def test_demo_steps(home: Path) -> None:
-    reg = Registry(str(home / "registry"))
-    buffer = io.StringIO()
-    out = Console(file=buffer, width=120)
-    route = demo_start(reg, "churn", 2, out=out)
-    assert route.canary == Canary(2, 20.0) and route.shadows == [Shadow(2, 100.0)]
-    route = demo_finish(reg, "churn", logs=str(home / "logs"), out=out)
-    assert (route.champion, route.previous_champion, route.canary) == (2, 1, None)
-    text = buffer.getvalue()
-    assert "mlgate rollout status churn" in text and "champion v2" in text
 
 
 class _GatewayThatCannotLoad(threading.Thread):
