@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from gateway.http import create_app
-from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -37,6 +35,11 @@ def create_gateway_app(
 ) -> FastPath | Litestar:
     """A gateway app serving the models of ``registry_url`` (or of the given ``registry``),
     logging predictions under ``logs_url`` (``None``: no prediction log)."""
+    # imported here: the CLI imports this module for its constants, and every `mlgate`
+    # command would otherwise pay for Litestar and the runtimes at start-up
+    from gateway.http import create_app
+    from gateway.service import Gateway
+
     settings = settings or GatewaySettings.from_mapping()
     if registry is None:
         from registry import Registry
