@@ -1,0 +1,356 @@
+"""Turning complete windows into result rows and window summaries.
+
+Statistics come from one SQL query for all pending windows; thresholds are applied as
+numpy vectors; the consecutive-window streak of each column carries from one window to the
+next in (model, version, route, seq) order, across passes through the stored results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitor.decide import DECIDING, dataset_decision
+from monitor.performance import labelled_counts, window_performance
+from monitor.stats import window_statistics
+
+if TYPE_CHECKING:
+    from monitor.config import MonitorConfig
+    from monitor.store import MonitorStore
+
+REPORTED = (
+    "psi",
+    "js",
+    "ks",
+    "ks_pvalue",
+    "wasserstein",
+    "chi2",
+    "chi2_pvalue",
+    "null_rate",
+    "unseen_share",
+    "mean",
+)
+
+
+@dataclass
+class WindowSummary:
+    """What a computed window tells the alerting and the metrics."""
+
+    window_id: int
+    model: str
+    version: int
+    route: str
+    seq: int
+    rows: int
+    start_us: int | None
+    end_us: int | None
+    share_drifted: float
+    dataset_drift: bool
+    drifted_features: list[str]
+    prediction_drift: bool
+    features: list[dict[str, Any]] = field(default_factory=list)
+    prediction: dict[str, Any] = field(default_factory=dict)
+
+
+def pending_windows(store: MonitorStore) -> list[tuple[Any, ...]]:
+    return store.con.execute(
+        "SELECT window_id, model, version, route, seq, rows, start_us, end_us FROM windows"
+        " WHERE complete AND computed_revision < revision ORDER BY model, version, route, seq"
+    ).fetchall()
+
+
+def signals(c: dict[str, np.ndarray], config: MonitorConfig) -> dict[str, np.ndarray]:
+    """Threshold crossings per statistic, as boolean vectors (NaN never crosses)."""
+    with np.errstate(invalid="ignore"):
+        null_increase = c["null_rate"] - np.nan_to_num(c["ref_null_rate"])
+        return {
+            "psi": c["psi"] >= config.psi_threshold,
+            "wasserstein": c["wasserstein"] >= config.wasserstein_threshold,
+            "js": c["js"] >= config.js_threshold,
+            "null_rate": null_increase >= config.null_rate_threshold,
+            "unseen_share": c["unseen_share"] >= config.unseen_threshold,
+            "ks_pvalue": c["ks_pvalue"] < config.ks_pvalue,
+            "chi2_pvalue": c["chi2_pvalue"] < config.chi2_pvalue,
+        }
+
+
+def _previous_streaks(store: MonitorStore, key: tuple[str, int, str], seq: int) -> dict[str, int]:
+    rows = store.con.execute(
+        "SELECT name, streak FROM results WHERE model=? AND version=? AND route=? AND seq=?",
+        [*key, seq - 1],
+    ).fetchall()
+    return {str(n): int(s) for n, s in rows}
+
+
+def compute_windows(
+    store: MonitorStore, config: MonitorConfig, *, now: float
+) -> list[WindowSummary]:
+    """Statistics, decisions and summaries of every complete, not yet computed window.
+
+    Windows go in chunks of ``CHUNK_WINDOWS`` (each committed before the next), which bounds
+    the memory of the statistics query; streaks carry over through the stored results.
+    """
+    pending = pending_windows(store)
+    out: list[WindowSummary] = []
+    for start in range(0, len(pending), CHUNK_WINDOWS):
+        out += _compute_chunk(store, config, pending[start : start + CHUNK_WINDOWS], now=now)
+    return out
+
+
+CHUNK_WINDOWS = 200
+
+
+def _compute_chunk(
+    store: MonitorStore, config: MonitorConfig, pending: list[tuple[Any, ...]], *, now: float
+) -> list[WindowSummary]:
+    position = {int(p[0]): i for i, p in enumerate(pending)}
+    c = window_statistics(store, list(position))
+    slots = np.array([position[int(w)] for w in c["window_id"]], dtype=np.int64)
+    order = np.lexsort((c["name"].astype(str), slots))
+    c = {k: v[order] for k, v in c.items()}
+    n = len(c["window_id"])
+    win_rows = np.array([pending[position[int(w)]][5] for w in c["window_id"]], dtype=np.int64)
+    hits = signals(c, config)
+    raw = (win_rows >= config.min_rows) & np.logical_or.reduce([hits[d] for d in DECIDING])
+    streak = np.zeros(n, dtype=np.int64)
+    prev: dict[tuple[str, int, str], tuple[int, dict[str, int]]] = {}
+    bounds = np.flatnonzero(np.diff(c["window_id"])) + 1
+    for group in np.split(np.arange(n), bounds):
+        if len(group) == 0:
+            continue
+        p = pending[position[int(c["window_id"][group[0]])]]
+        key, seq = (p[1], int(p[2]), p[3]), int(p[4])
+        if key not in prev:
+            prev[key] = (seq - 1, _previous_streaks(store, key, seq))
+        last_seq, last = prev[key]
+        base = last if last_seq == seq - 1 else {}  # a gap in the sequence breaks streaks
+        current: dict[str, int] = {}
+        for i in group:
+            name = str(c["name"][i])
+            streak[i] = base.get(name, 0) + 1 if raw[i] else 0
+            current[name] = int(streak[i])
+        prev[key] = (seq, current)
+    drifted = streak >= config.consecutive
+    summaries = _summaries(pending, position, c, hits, raw, streak, drifted, config)
+    _write(store, pending, c, hits, streak, drifted, win_rows, summaries, config, now=now)
+    return summaries
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
+def _summaries(
+    pending: list[tuple[Any, ...]],
+    position: dict[int, int],
+    c: dict[str, np.ndarray],
+    hits: dict[str, np.ndarray],
+    raw: np.ndarray,
+    streak: np.ndarray,
+    drifted: np.ndarray,
+    config: MonitorConfig,
+) -> list[WindowSummary]:
+    by_window: dict[int, list[int]] = {}
+    for i, w in enumerate(c["window_id"]):
+        by_window.setdefault(int(w), []).append(i)
+    out = []
+    for p in pending:
+        wid = int(p[0])
+        features: list[dict[str, Any]] = []
+        columns: list[dict[str, Any]] = []
+        for i in by_window.get(wid, []):
+            entry: dict[str, Any] = {"name": str(c["name"][i]), "kind": str(c["kind"][i])}
+            entry.update({k: _value(c[k][i]) for k in REPORTED})
+            entry.update(
+                drifted=bool(drifted[i]),
+                raw=bool(raw[i]),
+                streak=int(streak[i]),
+                signals={k: bool(v[i]) for k, v in hits.items()},
+            )
+            if c["role"][i] == "feature":
+                features.append(entry)
+            else:
+                entry["role"] = str(c["role"][i])
+                columns.append(entry)
+        share, dataset = dataset_decision(
+            [f["drifted"] for f in features], window_rows=int(p[5]), config=config
+        )
+        prediction = {"drifted": any(x["drifted"] for x in columns), "columns": columns}
+        out.append(
+            WindowSummary(
+                window_id=wid,
+                model=p[1],
+                version=int(p[2]),
+                route=p[3],
+                seq=int(p[4]),
+                rows=int(p[5]),
+                start_us=p[6],
+                end_us=p[7],
+                share_drifted=share,
+                dataset_drift=dataset,
+                drifted_features=[f["name"] for f in features if f["drifted"]],
+                prediction_drift=bool(prediction["drifted"]),
+                features=features,
+                prediction=prediction,
+            )
+        )
+    return out
+
+
+def _results_table(
+    pending: list[tuple[Any, ...]],
+    c: dict[str, np.ndarray],
+    hits: dict[str, np.ndarray],
+    streak: np.ndarray,
+    drifted: np.ndarray,
+    win_rows: np.ndarray,
+    config: MonitorConfig,
+    now: float,
+) -> pa.Table:
+    n = len(c["window_id"])
+    meta = {int(p[0]): p for p in pending}
+    rows = [meta[int(w)] for w in c["window_id"]]
+
+    def full(v: float) -> pa.Array:
+        return pa.array(np.full(n, v, dtype=np.float64))
+
+    def num(key: str) -> pa.Array:
+        return pa.array(c[key], mask=~np.isfinite(c[key]))
+
+    return pa.table(
+        {
+            "window_id": pa.array(c["window_id"]),
+            "model": pa.array([r[1] for r in rows], pa.string()),
+            "version": pa.array([int(r[2]) for r in rows], pa.int64()),
+            "route": pa.array([r[3] for r in rows], pa.string()),
+            "seq": pa.array([int(r[4]) for r in rows], pa.int64()),
+            "name": pa.array(c["name"].tolist(), pa.string()),
+            "role": pa.array(c["role"].tolist(), pa.string()),
+            "kind": pa.array(c["kind"].tolist(), pa.string()),
+            "rows": pa.array(win_rows),
+            "psi": num("psi"),
+            "psi_threshold": full(config.psi_threshold),
+            "psi_drift": pa.array(hits["psi"]),
+            "wasserstein": num("wasserstein"),
+            "wasserstein_threshold": full(config.wasserstein_threshold),
+            "wasserstein_drift": pa.array(hits["wasserstein"]),
+            "js": num("js"),
+            "js_threshold": full(config.js_threshold),
+            "js_drift": pa.array(hits["js"]),
+            "null_rate": num("null_rate"),
+            "ref_null_rate": num("ref_null_rate"),
+            "null_rate_threshold": full(config.null_rate_threshold),
+            "null_rate_drift": pa.array(hits["null_rate"]),
+            "unseen_share": num("unseen_share"),
+            "unseen_share_threshold": full(config.unseen_threshold),
+            "unseen_share_drift": pa.array(hits["unseen_share"]),
+            "ks": num("ks"),
+            "ks_pvalue": num("ks_pvalue"),
+            "ks_pvalue_threshold": full(config.ks_pvalue),
+            "ks_pvalue_signal": pa.array(hits["ks_pvalue"]),
+            "chi2": num("chi2"),
+            "chi2_pvalue": num("chi2_pvalue"),
+            "chi2_pvalue_threshold": full(config.chi2_pvalue),
+            "chi2_pvalue_signal": pa.array(hits["chi2_pvalue"]),
+            "wasserstein_abs": num("wasserstein_abs"),
+            "mean": num("mean"),
+            "streak": pa.array(streak.astype(np.int32)),
+            "consecutive": pa.array(np.full(n, config.consecutive, dtype=np.int32)),
+            "drifted": pa.array(drifted),
+            "computed_at": full(now),
+        }
+    )
+
+
+def _write(
+    store: MonitorStore,
+    pending: list[tuple[Any, ...]],
+    c: dict[str, np.ndarray],
+    hits: dict[str, np.ndarray],
+    streak: np.ndarray,
+    drifted: np.ndarray,
+    win_rows: np.ndarray,
+    summaries: list[WindowSummary],
+    config: MonitorConfig,
+    *,
+    now: float,
+) -> None:
+    con = store.con
+    ids = pa.table({"window_id": pa.array([int(p[0]) for p in pending], pa.int64())})
+    results = _results_table(pending, c, hits, streak, drifted, win_rows, config, now)
+    summary_table = pa.table(
+        {
+            "window_id": pa.array([s.window_id for s in summaries], pa.int64()),
+            "model": pa.array([s.model for s in summaries], pa.string()),
+            "version": pa.array([s.version for s in summaries], pa.int64()),
+            "route": pa.array([s.route for s in summaries], pa.string()),
+            "seq": pa.array([s.seq for s in summaries], pa.int64()),
+            "rows": pa.array([s.rows for s in summaries], pa.int64()),
+            "n_features": pa.array([len(s.features) for s in summaries], pa.int32()),
+            "n_drifted": pa.array([len(s.drifted_features) for s in summaries], pa.int32()),
+            "share_drifted": pa.array([s.share_drifted for s in summaries], pa.float64()),
+            "share_threshold": pa.array(
+                [config.dataset_drift_share] * len(summaries), pa.float64()
+            ),
+            "dataset_drift": pa.array([s.dataset_drift for s in summaries], pa.bool_()),
+            "drifted_features": pa.array(
+                [s.drifted_features for s in summaries], pa.list_(pa.string())
+            ),
+            "prediction": pa.array([json.dumps(s.prediction) for s in summaries], pa.string()),
+            "performance": pa.nulls(len(summaries), pa.string()),
+            "labelled_rows": pa.array([0] * len(summaries), pa.int64()),
+            "computed_at": pa.array([now] * len(summaries), pa.float64()),
+        }
+    )
+    con.execute("BEGIN")
+    try:
+        con.register("_ids", ids)
+        con.execute("DELETE FROM results WHERE window_id IN (SELECT window_id FROM _ids)")
+        con.execute("DELETE FROM summaries WHERE window_id IN (SELECT window_id FROM _ids)")
+        store.insert_arrow("results", results)
+        store.insert_arrow("summaries", summary_table)
+        con.execute(
+            "UPDATE windows SET computed_revision = revision"
+            " WHERE window_id IN (SELECT window_id FROM _ids)"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_ids")
+
+
+def refresh_performance(
+    store: MonitorStore, *, now: float, min_labels: int = 50
+) -> list[tuple[int, dict[str, Any]]]:
+    """Recompute metrics of windows whose labelled row count changed; returns them."""
+    counts = labelled_counts(store)
+    if not counts:
+        return []
+    known = dict(store.con.execute("SELECT window_id, labelled_rows FROM summaries").fetchall())
+    changed: list[tuple[int, dict[str, Any]]] = []
+    for wid, n in sorted(counts.items()):
+        if wid not in known or known[wid] == n:
+            continue
+        meta = store.con.execute(
+            "SELECT v.task, v.classes FROM windows w JOIN versions v"
+            " ON v.model = w.model AND v.version = w.version WHERE w.window_id = ?",
+            [wid],
+        ).fetchone()
+        if meta is None:
+            continue
+        perf = window_performance(store, wid, task=str(meta[0]), classes=list(meta[1] or []))
+        perf["enough_labels"] = n >= min_labels
+        store.con.execute(
+            "UPDATE summaries SET performance = ?, labelled_rows = ? WHERE window_id = ?",
+            [json.dumps(perf), n, wid],
+        )
+        changed.append((wid, perf))
+    return changed

@@ -1,0 +1,176 @@
+"""Monitor settings: windows, thresholds, detectors and alert endpoints.
+
+Every default below is documented here and can be overridden in the ``[monitor]`` table of
+``mlgate.toml`` (keys are the field names), webhooks in ``[[monitor.webhooks]]`` tables, and a
+single extra endpoint by ``MLGATE_WEBHOOK_URL`` / ``MLGATE_WEBHOOK_SECRET``.
+
+Defaults and why:
+
+- ``window_rows = 1000``: a window closes after this many rows per model, version and route;
+  ``window_seconds`` switches to tumbling time windows instead.
+- ``bins = 10`` reference-quantile bins (plus underflow, overflow and null) for PSI, JS and
+  chi-square; ``fine_bins = 1000`` reference-quantile boundaries for KS and Wasserstein
+  (binned KS is then within 1/1000 of the exact statistic).
+- A feature drifts when PSI >= 0.2, or Wasserstein / reference std >= 0.1, or JS distance
+  >= 0.1 (or the null rate rises by >= 0.1, or unseen categories reach 0.1 of the rows), in a
+  window of at least ``min_rows = 500`` rows, for ``consecutive = 2`` windows in a row. The KS
+  and chi-square p-values are reported as supporting evidence only: with large windows they
+  reject for effects nobody cares about.
+- Dataset drift when the share of drifted features reaches ``dataset_drift_share = 0.5``.
+- DuckDB runs on ``duckdb_threads = 2`` with ``duckdb_memory_limit = "512MB"`` (it spills
+  to disk past that rather than growing); ``release_between_passes`` closes the file after
+  each pass so that ``mlgate monitor report`` can read it meanwhile.
+- Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
+  after their window ends; metrics of a window with fewer than ``min_labels`` labels are
+  reported but flagged ``enough_labels: false``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+EVENT_DRIFT_DETECTED = "model.drift.detected"
+EVENT_DRIFT_RESOLVED = "model.drift.resolved"
+EVENT_PERFORMANCE_DEGRADED = "model.performance.degraded"
+EVENT_TYPES = (EVENT_DRIFT_DETECTED, EVENT_DRIFT_RESOLVED, EVENT_PERFORMANCE_DEGRADED)
+
+FORMATS = ("standard", "alertmanager")
+
+
+class MonitorConfigError(ValueError):
+    """A ``[monitor]`` setting has the wrong type or value."""
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """One alert receiver: Standard Webhooks (signed) or Alertmanager ``/api/v2/alerts``."""
+
+    url: str
+    secret: str | None = None
+    format: str = "standard"
+    events: tuple[str, ...] = EVENT_TYPES
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise MonitorConfigError(f"webhook url: expected http(s)://..., got {self.url!r}")
+        if self.format not in FORMATS:
+            raise MonitorConfigError(
+                f"webhook {self.url}: format must be one of {FORMATS}, got {self.format!r}"
+            )
+        if self.secret is not None:
+            from monitor.webhooks import WebhookSecretError, secret_key
+
+            try:
+                secret_key(self.secret)
+            except WebhookSecretError as exc:
+                raise MonitorConfigError(f"webhook {self.url}: {exc}") from exc
+        unknown = [e for e in self.events if e not in EVENT_TYPES]
+        if unknown:
+            raise MonitorConfigError(
+                f"webhook {self.url}: unknown event types {unknown}; known: {EVENT_TYPES}"
+            )
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in self.events
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """All monitor knobs; see the module docstring for the defaults' reasons."""
+
+    window_rows: int = 1000
+    window_seconds: float | None = None
+    lateness_seconds: float = 60.0
+    bins: int = 10
+    fine_bins: int = 1000
+    min_rows: int = 500
+    consecutive: int = 2
+    psi_threshold: float = 0.2
+    wasserstein_threshold: float = 0.1
+    js_threshold: float = 0.1
+    ks_pvalue: float = 0.05
+    chi2_pvalue: float = 0.05
+    null_rate_threshold: float = 0.1
+    unseen_threshold: float = 0.1
+    dataset_drift_share: float = 0.5
+    alert_on: str = "dataset"  # "dataset": dataset drift only; "feature": any drifted feature
+    adwin_delta: float = 0.002
+    detector_batch_rows: int = 100
+    min_labels: int = 50
+    keep_prediction_rows: bool = True
+    label_horizon_seconds: float = 7 * 86400.0
+    interval_seconds: float = 30.0
+    cooldown_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 5.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    retry_give_up_seconds: float = 86400.0
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str = "512MB"
+    release_between_passes: bool = True
+    webhooks: tuple[WebhookEndpoint, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.window_rows < 1:
+            raise MonitorConfigError(f"window_rows: expected >= 1, got {self.window_rows}")
+        if self.bins < 2 or self.fine_bins < self.bins:
+            raise MonitorConfigError(
+                f"bins/fine_bins: expected 2 <= bins <= fine_bins, got {self.bins}/{self.fine_bins}"
+            )
+        if self.consecutive < 1:
+            raise MonitorConfigError(f"consecutive: expected >= 1, got {self.consecutive}")
+        if self.alert_on not in ("dataset", "feature"):
+            raise MonitorConfigError(f"alert_on: expected dataset|feature, got {self.alert_on!r}")
+
+    @classmethod
+    def from_section(
+        cls, section: dict[str, Any], *, environ: dict[str, str] | None = None
+    ) -> MonitorConfig:
+        """Build from the ``[monitor]`` table of ``mlgate.toml`` plus the webhook env vars."""
+        environ = dict(os.environ) if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in section.items():
+            if key == "webhooks":
+                continue
+            if key not in known:
+                raise MonitorConfigError(
+                    f"[monitor] {key}: unknown setting; known: {sorted(known)}"
+                )
+            kwargs[key] = _coerce(key, value, getattr(cls, key, None))
+        hooks = [_endpoint(h) for h in section.get("webhooks", []) or []]
+        url = environ.get("MLGATE_WEBHOOK_URL")
+        if url:
+            hooks.append(WebhookEndpoint(url=url, secret=environ.get("MLGATE_WEBHOOK_SECRET")))
+        kwargs["webhooks"] = tuple(hooks)
+        return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise MonitorConfigError(f"[monitor] {key}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, int | float) or default is None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MonitorConfigError(f"[monitor] {key}: expected a number, got {value!r}")
+        return type(default)(value) if default is not None else float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise MonitorConfigError(f"[monitor] {key}: expected a string, got {value!r}")
+    return value
+
+
+def _endpoint(raw: Any) -> WebhookEndpoint:
+    if not isinstance(raw, dict) or "url" not in raw:
+        raise MonitorConfigError(f"[[monitor.webhooks]]: expected a table with url, got {raw!r}")
+    events = raw.get("events", list(EVENT_TYPES))
+    if isinstance(events, str):
+        events = [events]
+    return WebhookEndpoint(
+        url=str(raw["url"]),
+        secret=raw.get("secret"),
+        format=str(raw.get("format", "standard")),
+        events=tuple(events),
+    )

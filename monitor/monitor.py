@@ -1,0 +1,335 @@
+"""One monitor pass: read new segments, compute complete windows, raise and deliver alerts.
+
+``Monitor.run_once()`` is synchronous CPU and I/O work; ``MonitorService`` runs it off the
+event loop. A failure in one model (or one segment) is recorded and counted and never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from monitor.alerts import degraded_event, events_for
+from monitor.clock import Clock, SystemClock
+from monitor.compute import WindowSummary, compute_windows, refresh_performance
+from monitor.config import EVENT_PERFORMANCE_DEGRADED, MonitorConfig
+from monitor.feedback import ingest_feedback
+from monitor.ingest import PredictionIngestor, SegmentError
+from monitor.logstore import LogStore, Segment
+from monitor.metrics import MonitorMetrics
+from monitor.outbox import AlertSender, HttpSender, Outbox
+from monitor.references import RegistryReader, VersionContext, build_context
+from monitor.store import MonitorStore
+from registry import logschema
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassResult:
+    """What one pass did (also what ``mlgate monitor run --once`` prints)."""
+
+    segments: int = 0
+    rows: int = 0
+    windows: int = 0
+    events: list[str] = field(default_factory=list)
+    problems: int = 0
+    delivered: int = 0
+    pending_alerts: int = 0
+
+
+class Monitor:
+    """The drift monitor over one registry and one log store, with state in one DuckDB file."""
+
+    def __init__(
+        self,
+        registry: RegistryReader,
+        logs: str,
+        *,
+        db: str | Path,
+        config: MonitorConfig | None = None,
+        clock: Clock | None = None,
+        sender: AlertSender | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config = config or MonitorConfig()
+        self.clock = clock or SystemClock()
+        self.store = MonitorStore(
+            db, threads=self.config.duckdb_threads, memory_limit=self.config.duckdb_memory_limit
+        )
+        self.logs = LogStore(logs, storage_options=storage_options)
+        self.metrics = MonitorMetrics()
+        self._own_sender = sender is None
+        self.sender: AlertSender = sender or HttpSender(
+            timeout_s=self.config.webhook_timeout_seconds
+        )
+        self.outbox = Outbox(self.store, self.config, clock=self.clock, sender=self.sender)
+        self.ingestor = PredictionIngestor(self.store, self.config)
+        self._contexts: dict[tuple[str, int], VersionContext] = {}
+        self._reported: set[str] = set()
+        self._degraded: list[tuple[str, int, str, int, int]] = []
+        self._pruned_at = float("-inf")
+
+    @property
+    def collector_registry(self) -> CollectorRegistry:
+        """Prometheus registry with this monitor's gauges (the lead mounts it on /metrics)."""
+        return self.metrics.registry
+
+    def close(self) -> None:
+        if self._own_sender and isinstance(self.sender, HttpSender):
+            self.sender.close()
+        self.ingestor.close()
+        self.store.close()
+
+    # -- problems ---------------------------------------------------------------------------
+    def _problem(
+        self,
+        kind: str,
+        detail: str,
+        result: PassResult,
+        *,
+        once: str | None = None,
+        model: str | None = None,
+        version: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        if once is not None:
+            if once in self._reported:
+                return
+            self._reported.add(once)
+        log.warning("monitor: %s: %s", kind, detail)
+        self.store.record_problem(
+            ts=self.clock.time(), kind=kind, detail=detail, model=model, version=version, path=path
+        )
+        self.metrics.problems.labels(kind).inc()
+        result.problems += 1
+
+    # -- the pass ---------------------------------------------------------------------------
+    def run_once(self) -> PassResult:
+        """Ingest everything new, compute complete windows, queue and deliver alerts."""
+        result = PassResult()
+        with self.store.lock:
+            try:
+                models = set(self.registry.list())
+            except Exception as exc:  # noqa: BLE001 - registry outage: record, retry next pass
+                self._problem("registry_unavailable", f"{type(exc).__name__}: {exc}", result)
+                models = set()
+            self._ingest_kind(logschema.PREDICTIONS, models, result)
+            self._ingest_kind(logschema.FEEDBACK, models, result)
+            self._compute(result)
+            self._deliver(result)
+            self._prune()
+            if self.config.release_between_passes:
+                self.store.release()
+        return result
+
+    def _prune(self) -> None:
+        """Forget prediction rows older than the label horizon (hourly: it scans them all)."""
+        now = self.clock.time()
+        if now - self._pruned_at < 3600:
+            return
+        self._pruned_at = now
+        horizon_us = int((now - self.config.label_horizon_seconds) * 1e6)
+        self.store.con.execute(
+            "DELETE FROM prediction_rows WHERE window_id IN"
+            " (SELECT window_id FROM windows WHERE complete AND end_us < ?)",
+            [horizon_us],
+        )
+
+    def _ingest_kind(self, kind: str, models: set[str], result: PassResult) -> None:
+        try:
+            segments = self.logs.list(kind)
+        except Exception as exc:  # noqa: BLE001 - log store outage: record, retry next pass
+            self._problem("logs_unavailable", f"{self.logs.url}/{kind}: {exc}", result)
+            return
+        known = {
+            str(p): (int(sz), int(mt), str(st))
+            for p, sz, mt, st in self.store.con.execute(
+                "SELECT path, size, mtime_ns, status FROM segments WHERE kind = ?", [kind]
+            ).fetchall()
+        }
+        for seg in segments:
+            seen = known.get(seg.path)
+            if seen is not None:
+                if seen[:2] != (seg.size, seg.mtime_ns):
+                    if seen[2] in ("corrupt_segment", "foreign_segment"):
+                        self.store.con.execute("DELETE FROM segments WHERE path = ?", [seg.path])
+                    else:
+                        self._problem(
+                            "segment_changed",
+                            f"{seg.path}: changed after it was"
+                            " read; not read again (rows would count twice)",
+                            result,
+                            once=f"changed:{seg.path}",
+                            path=seg.path,
+                        )
+                        continue
+                else:
+                    continue
+            self._ingest_one(seg, models, result)
+
+    def _ingest_one(self, seg: Segment, models: set[str], result: PassResult) -> None:
+        now = self.clock.time()
+        if not seg.is_parquet or seg.model is None:
+            self._reject(
+                seg,
+                "foreign_file",
+                f"{seg.path}: not a <model=NAME>/…/*.parquet segment; ignored",
+                result,
+            )
+            return
+        if seg.model not in models:
+            self._problem(
+                "unknown_model",
+                f"{seg.path}: model {seg.model!r} is not in the"
+                " registry; segment left unread until it is",
+                result,
+                once=f"unknown:{seg.model}",
+                model=seg.model,
+            )
+            return
+        try:
+            with self.logs.local_copy(seg) as local:
+                if seg.kind == logschema.PREDICTIONS:
+                    rows, problems = self.ingestor.ingest(
+                        seg, local, lambda v: self._context(seg.model or "", v), now=now
+                    )
+                    for p in problems:
+                        self._problem("rows_skipped", p, result, model=seg.model, path=seg.path)
+                    self.metrics.rows.labels(seg.model).inc(rows)
+                    result.rows += rows
+                else:
+                    for version, route, wid, n in ingest_feedback(self.store, seg, local, now=now):
+                        self._degraded.append((seg.model or "", version, route, wid, n))
+        except SegmentError as exc:
+            self._reject(seg, exc.kind, str(exc), result)
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad segment never stops the pass
+            self._problem(
+                "segment_failed",
+                f"{seg.path}: {type(exc).__name__}: {exc}",
+                result,
+                once=f"failed:{seg.path}:{seg.size}",
+                model=seg.model,
+                path=seg.path,
+            )
+            return
+        self.metrics.segments.labels(seg.kind, "ok").inc()
+        result.segments += 1
+
+    def _reject(self, seg: Segment, kind: str, detail: str, result: PassResult) -> None:
+        """Remember a segment we cannot use (so it is not re-read unless it changes)."""
+        self._problem(kind, detail, result, model=seg.model, path=seg.path)
+        self.metrics.segments.labels(seg.kind, kind).inc()
+        self.store.con.execute(
+            "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            [
+                seg.path,
+                seg.kind,
+                seg.model,
+                seg.size,
+                seg.mtime_ns,
+                kind,
+                detail,
+                self.clock.time(),
+            ],
+        )
+
+    def _context(self, model: str, version: int) -> VersionContext | None:
+        key = (model, version)
+        if key in self._contexts:
+            return self._contexts[key]
+        mv = next((m for m in self.registry.versions(model) if int(m.version) == version), None)
+        if mv is None:
+            return None
+        ctx = build_context(
+            self.registry, mv, store=self.store, config=self.config, now=self.clock.time()
+        )
+        self.store.save_version(
+            model,
+            version,
+            profile_id=ctx.profile.profile_id if ctx.profile else None,
+            prediction_profile_id=(
+                ctx.prediction_profile.profile_id if ctx.prediction_profile else None
+            ),
+            task=ctx.task,
+            classes=ctx.classes,
+            features=ctx.feature_names,
+            status="ok",
+        )
+        self._contexts[key] = ctx
+        return ctx
+
+    def _compute(self, result: PassResult) -> None:
+        now = self.clock.time()
+        try:
+            summaries = compute_windows(self.store, self.config, now=now)
+        except Exception as exc:  # noqa: BLE001 - recorded; the windows stay pending
+            self._problem("compute_failed", f"{type(exc).__name__}: {exc}", result)
+            summaries = []
+        latest: dict[tuple[str, int, str], WindowSummary] = {}
+        for s in summaries:
+            latest[(s.model, s.version, s.route)] = s
+        for s in latest.values():
+            self.metrics.observe_window(s)
+        for key, count in Counter((s.model, s.version, s.route) for s in summaries).items():
+            self.metrics.windows.labels(key[0], str(key[1]), key[2]).inc(count)
+        result.windows += len(summaries)
+        try:
+            changed = refresh_performance(self.store, now=now, min_labels=self.config.min_labels)
+            for wid, perf in changed:
+                row = self.store.con.execute(
+                    "SELECT model, version, route FROM windows WHERE window_id = ?", [wid]
+                ).fetchone()
+                if row:
+                    self.metrics.observe_performance((row[0], int(row[1]), row[2]), perf)
+        except Exception as exc:  # noqa: BLE001
+            self._problem("performance_failed", f"{type(exc).__name__}: {exc}", result)
+        events = events_for(self.store, summaries, self.config)
+        for model, version, route, wid, n in self._degraded:
+            data = degraded_event(self.store, model, version, route, wid, n, self.config)
+            events.append((EVENT_PERFORMANCE_DEGRADED, data))
+        self._degraded.clear()
+        for event_type, data in events:
+            self.outbox.enqueue(event_type, data)
+            result.events.append(event_type)
+
+    def _deliver(self, result: PassResult) -> None:
+        outcome = self.outbox.deliver_due()
+        for name, n in outcome.items():
+            if n:
+                self.metrics.deliveries.labels(name).inc(n)
+        result.delivered += outcome["delivered"]
+        result.pending_alerts = self.outbox.pending()
+        self.metrics.outbox_pending.set(result.pending_alerts)
+
+    def deliver(self) -> dict[str, int]:
+        """Deliver due alerts only (between passes)."""
+        with self.store.lock:
+            return self.outbox.deliver_due()
+
+
+def from_locations(
+    locations: Any, *, clock: Clock | None = None, sender: AlertSender | None = None
+) -> Monitor:
+    """Build a monitor from ``mlgate.settings.Locations`` (registry, logs, home, config)."""
+    from registry import Registry
+
+    config = MonitorConfig.from_section(locations.section("monitor"))
+    return Monitor(
+        Registry(locations.registry),
+        locations.logs,
+        db=locations.monitor_db,
+        config=config,
+        clock=clock,
+        sender=sender,
+    )

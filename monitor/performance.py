@@ -1,0 +1,101 @@
+"""Model metrics of a window from predictions joined with feedback on ``request_id``.
+
+Labels may arrive long after the predictions: a window's metrics are recomputed whenever
+the number of its labelled rows changes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+if TYPE_CHECKING:
+    from monitor.store import MonitorStore
+
+
+def labelled_counts(store: MonitorStore) -> dict[int, int]:
+    """Labelled rows per complete window that has at least one label."""
+    rows = store.con.execute(
+        "SELECT p.window_id, count(*) FROM prediction_rows p"
+        " JOIN windows w ON w.window_id = p.window_id"
+        " JOIN feedback f ON f.rid = p.rid AND f.model = w.model WHERE w.complete GROUP BY 1"
+    ).fetchall()
+    return {int(w): int(n) for w, n in rows}
+
+
+def window_performance(
+    store: MonitorStore, window_id: int, *, task: str, classes: list[str]
+) -> dict[str, Any]:
+    """Accuracy, F1, ROC AUC, log loss (classification) or MAE, RMSE (regression)."""
+    rows = store.con.execute(
+        "SELECT p.prediction, p.prediction, p.probas, f.label, f.label_value"
+        " FROM prediction_rows p JOIN windows w ON w.window_id = p.window_id"
+        " JOIN feedback f ON f.rid = p.rid AND f.model = w.model WHERE p.window_id = ?",
+        [window_id],
+    ).fetchall()
+    out: dict[str, Any] = {"labelled_rows": len(rows)}
+    if not rows:
+        return out
+    if task == "classification":
+        out.update(classification_metrics(rows, classes))
+    else:
+        out.update(regression_metrics(rows))
+    return out
+
+
+def classification_metrics(rows: list[tuple[Any, ...]], classes: list[str]) -> dict[str, Any]:
+    """Rows are (class code, _, probas, label, _); code k >= 1 is ``classes[k - 1]``."""
+    y_pred = [
+        classes[int(r[0]) - 1] if r[0] is not None and 1 <= r[0] <= len(classes) else "(none)"
+        for r in rows
+    ]
+    y_true = [str(r[3]) for r in rows]
+    out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
+    labels = classes or sorted(set(y_true) | set(y_pred))
+    binary = len(labels) == 2
+    out["f1"] = float(
+        skm.f1_score(
+            y_true,
+            y_pred,
+            labels=labels,
+            average="binary" if binary else "macro",
+            pos_label=labels[-1] if binary else 1,
+            zero_division=0,
+        )
+    )
+    probas = [r[2] for r in rows]
+    out["roc_auc"] = out["log_loss"] = None
+    if classes and all(p is not None and len(p) == len(classes) for p in probas):
+        proba = np.asarray(probas, dtype=np.float64)
+        known = [t in classes for t in y_true]
+        if all(known) and np.isfinite(proba).all():
+            proba = np.clip(proba, 1e-15, 1.0)
+            proba = proba / proba.sum(axis=1, keepdims=True)
+            out["log_loss"] = float(skm.log_loss(y_true, proba, labels=classes))
+            present = set(y_true)
+            if len(present) > 1:
+                if binary:
+                    y = np.array([t == classes[1] for t in y_true])
+                    out["roc_auc"] = float(skm.roc_auc_score(y, proba[:, 1]))
+                elif present == set(classes):
+                    out["roc_auc"] = float(
+                        skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
+                    )
+    return out
+
+
+def regression_metrics(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    pairs = [
+        (r[1], r[4])
+        for r in rows
+        if r[1] is not None and r[4] is not None and math.isfinite(r[1]) and math.isfinite(r[4])
+    ]
+    if not pairs:
+        return {"mae": None, "rmse": None}
+    pred = np.array([p for p, _ in pairs])
+    true = np.array([t for _, t in pairs])
+    err = pred - true
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}

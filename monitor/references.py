@@ -1,0 +1,247 @@
+"""What the monitor knows about one model version: schema, frozen profiles, binners.
+
+Profiles are built the first time a version is seen and stored in the monitor's DuckDB
+keyed by the reference's sha256 (and the model's, for the predictions' profile), so a
+restart, or another version sharing the reference, reuses them unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from monitor.binning import NumericBinner
+from monitor.profile import (
+    CATEGORICAL,
+    ColumnProfile,
+    ReferenceProfile,
+    categorical_profile,
+    numeric_profile,
+)
+from registry import logschema
+
+if TYPE_CHECKING:
+    import builtins
+
+    from monitor.config import MonitorConfig
+    from monitor.store import MonitorStore
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "@prediction"
+SCORE = "@score"
+ROLE_FEATURE = "feature"
+ROLE_PREDICTION = "prediction"
+ROLE_SCORE = "score"
+
+
+class RegistryReader(Protocol):
+    """The part of ``registry.Registry`` the monitor uses."""
+
+    def list(self) -> builtins.list[str]: ...
+
+    def versions(self, name: str) -> builtins.list[Any]: ...
+
+    def load_reference(self, mv: Any) -> Any: ...
+
+    def load_model(self, mv: Any, *, trust_pickle: bool = False) -> object: ...
+
+
+@dataclass
+class VersionContext:
+    """Schema and frozen profiles of one model version, ready for counting."""
+
+    model: str
+    version: int
+    task: str
+    classes: list[str]
+    features: list[Any]  # registry Feature objects, manifest order
+    profile: ReferenceProfile | None = None
+    prediction_profile: ReferenceProfile | None = None
+    binners: dict[str, NumericBinner] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def columns(self) -> list[ColumnProfile]:
+        out: list[ColumnProfile] = []
+        if self.profile is not None:
+            out += self.profile.columns
+        if self.prediction_profile is not None:
+            out += self.prediction_profile.columns
+        return out
+
+    def binner(self, col: ColumnProfile) -> NumericBinner:
+        key = f"{col.role}:{col.name}"
+        if key not in self.binners:
+            self.binners[key] = NumericBinner(col.boundaries)
+        return self.binners[key]
+
+    def proba_columns(self) -> list[str]:
+        return [logschema.proba_column(c) for c in self.classes]
+
+
+def profile_key(kind: str, *parts: object) -> str:
+    return ":".join([kind, *(str(p) for p in parts)])
+
+
+def build_context(
+    registry: RegistryReader,
+    mv: Any,
+    *,
+    store: MonitorStore,
+    config: MonitorConfig,
+    now: float,
+) -> VersionContext:
+    """Load or freeze the profiles of ``mv``; problems are recorded, never raised."""
+    classes = [str(c) for c in (mv.output_schema.classes or [])]
+    ctx = VersionContext(
+        model=mv.name,
+        version=int(mv.version),
+        task=str(mv.output_schema.task),
+        classes=classes,
+        features=list(mv.input_schema.features),
+    )
+    ref_sha = getattr(mv, "reference_sha256", None)
+    if not ref_sha:
+        store.record_problem(
+            ts=now,
+            kind="no_reference",
+            model=mv.name,
+            version=int(mv.version),
+            detail=f"model {mv.name} version {mv.version}: no reference data registered;"
+            " drift is not computed (performance still is)",
+        )
+        return ctx
+    bins_tag = f"{config.bins}x{config.fine_bins}"
+    fid = profile_key("features", ref_sha, bins_tag)
+    pid = profile_key("predictions", ref_sha, mv.sha256, bins_tag)
+    ctx.profile = store.load_profile(fid)
+    ctx.prediction_profile = store.load_profile(pid)
+    if ctx.profile is not None and ctx.prediction_profile is not None:
+        return ctx
+    reference = registry.load_reference(mv)
+    if reference is None:
+        store.record_problem(
+            ts=now,
+            kind="no_reference",
+            model=mv.name,
+            version=int(mv.version),
+            detail=f"model {mv.name} version {mv.version}: reference.parquet is missing",
+        )
+        return ctx
+    if ctx.profile is None:
+        ctx.profile = feature_profile(fid, reference, ctx.features, config=config)
+        store.save_profile(ctx.profile, now=now)
+        for col in ctx.profile.columns:
+            if col.constant:
+                store.record_problem(
+                    ts=now,
+                    kind="constant_reference",
+                    model=mv.name,
+                    version=int(mv.version),
+                    detail=f"feature {col.name!r}: reference has zero variance (std 0);"
+                    " Wasserstein is not normalized, PSI/JS still apply",
+                )
+    if ctx.prediction_profile is None:
+        try:
+            ctx.prediction_profile = prediction_profile(
+                pid, registry, mv, reference, ctx, config=config
+            )
+        except Exception as exc:  # noqa: BLE001 - any model failure is recorded, not fatal
+            store.record_problem(
+                ts=now,
+                kind="no_prediction_reference",
+                model=mv.name,
+                version=int(mv.version),
+                detail=f"model {mv.name} version {mv.version}: cannot score the reference"
+                f" ({type(exc).__name__}: {exc}); prediction drift is not computed",
+            )
+        else:
+            store.save_profile(ctx.prediction_profile, now=now)
+    return ctx
+
+
+def feature_profile(
+    profile_id: str, reference: Any, features: list[Any], *, config: MonitorConfig
+) -> ReferenceProfile:
+    """Profile every manifest feature found in the reference frame (polars)."""
+    cols: list[ColumnProfile] = []
+    for feat in features:
+        if feat.name not in reference.columns:
+            continue
+        series = reference.get_column(feat.name)
+        if feat.categories is not None or series.dtype.is_numeric() is False:
+            cats = None if feat.categories is None else [str(c) for c in feat.categories]
+            values: list[object] = [None if v is None else str(v) for v in series.to_list()]
+            cols.append(categorical_profile(feat.name, values, categories=cats))
+        else:
+            x = series.cast(float).to_numpy()
+            cols.append(numeric_profile(feat.name, x, bins=config.bins, fine_bins=config.fine_bins))
+    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
+
+
+def prediction_profile(
+    profile_id: str,
+    registry: RegistryReader,
+    mv: Any,
+    reference: Any,
+    ctx: VersionContext,
+    *,
+    config: MonitorConfig,
+) -> ReferenceProfile:
+    """Score the reference with the model and profile its outputs."""
+    from monitor.scoring import score_reference
+
+    pred, proba = score_reference(registry, mv, reference, ctx.feature_names)
+    cols: list[ColumnProfile] = []
+    if ctx.task == "classification":
+        labels = [str(v) for v in pred]
+        cols.append(
+            categorical_profile(
+                PREDICTION, list(labels), categories=ctx.classes, role=ROLE_PREDICTION
+            )
+        )
+        if proba is not None:
+            cols.append(
+                numeric_profile(
+                    SCORE,
+                    confidence(proba),
+                    bins=config.bins,
+                    fine_bins=config.fine_bins,
+                    role=ROLE_SCORE,
+                )
+            )
+    else:
+        cols.append(
+            numeric_profile(
+                PREDICTION,
+                np.asarray(pred, dtype=np.float64),
+                bins=config.bins,
+                fine_bins=config.fine_bins,
+                role=ROLE_PREDICTION,
+            )
+        )
+    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
+
+
+def confidence(proba: np.ndarray) -> np.ndarray:
+    """Positive-class score for two classes, the top score otherwise.
+
+    >>> confidence(np.array([[0.2, 0.8], [0.9, 0.1]])).tolist()
+    [0.8, 0.1]
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] == 0:
+        return np.zeros(len(p))
+    if p.shape[1] == 2:
+        return p[:, 1]
+    return np.asarray(np.fmax.reduce(p, axis=1), dtype=np.float64)
+
+
+def is_categorical(col: ColumnProfile) -> bool:
+    return col.kind == CATEGORICAL

@@ -1,0 +1,227 @@
+"""Reports of computed windows: the JSON document behind every output format.
+
+Fields (issue 6): ``model``, ``version``, ``window`` (``start``, ``end``, ``rows``),
+``features`` (``name``, ``kind``, ``psi``, ``ks``, ``ks_pvalue``, ``wasserstein``, ``js``,
+``chi2``, ``chi2_pvalue``, ``null_rate``, ``unseen_share``, ``drifted``), ``prediction``,
+``performance``, ``share_drifted``, ``dataset_drift``; plus ``route``, ``thresholds``,
+``problems`` (bad data seen for the model, counted by kind) and ``alerts``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from monitor.webhooks import iso
+
+if TYPE_CHECKING:
+    from monitor.store import MonitorStore
+
+FEATURE_FIELDS = (
+    "psi",
+    "ks",
+    "ks_pvalue",
+    "wasserstein",
+    "js",
+    "chi2",
+    "chi2_pvalue",
+    "null_rate",
+    "unseen_share",
+)
+
+
+class ReportError(LookupError):
+    """Nothing to report for the requested model/version."""
+
+
+def _windows(
+    store: MonitorStore, model: str, version: int | None, route: str | None
+) -> list[tuple[Any, ...]]:
+    sql = (
+        "SELECT s.window_id, s.version, s.route, s.seq, w.start_us, w.end_us, s.rows,"
+        " s.share_drifted, s.dataset_drift, s.prediction, s.performance, s.labelled_rows"
+        " FROM summaries s JOIN windows w USING (window_id) WHERE s.model = ?"
+    )
+    params: list[Any] = [model]
+    if version is not None:
+        sql += " AND s.version = ?"
+        params.append(version)
+    if route is not None:
+        sql += " AND s.route = ?"
+        params.append(route)
+    return store.con.execute(sql + " ORDER BY w.end_us, s.seq", params).fetchall()
+
+
+def build_report(
+    store: MonitorStore,
+    model: str,
+    *,
+    version: int | None = None,
+    route: str | None = None,
+    window: str = "latest",
+) -> dict[str, Any]:
+    """The latest complete window (``window="latest"``) or every one (``"all"``)."""
+    if window not in ("latest", "all"):
+        raise ReportError(f"window: expected latest or all, got {window!r}")
+    rows = _windows(store, model, version, route)
+    if version is None and rows:
+        version = int(rows[-1][1])
+        rows = [r for r in rows if int(r[1]) == version]
+    base: dict[str, Any] = {"model": model, "version": version}
+    base["problems"] = problem_summary(store, model)
+    base["alerts"] = alerts(store, model)
+    if not rows:
+        base.update(
+            window=None,
+            features=[],
+            prediction=None,
+            performance=None,
+            share_drifted=None,
+            dataset_drift=None,
+            note=_empty_note(store, model, version),
+        )
+        return base
+    selected = rows if window == "all" else rows[-1:]
+    reports = [_window_report(store, r) for r in selected]
+    if window == "all":
+        base["windows"] = reports
+        return base
+    base.update(reports[0])
+    return base
+
+
+def _empty_note(store: MonitorStore, model: str, version: int | None) -> str:
+    row = store.con.execute(
+        "SELECT count(*), coalesce(sum(rows), 0) FROM windows WHERE model = ?"
+        + (" AND version = ?" if version is not None else ""),
+        [model] if version is None else [model, version],
+    ).fetchone()
+    n, rows = (int(row[0]), int(row[1])) if row else (0, 0)
+    return (
+        f"no complete window yet for model {model}"
+        + (f" version {version}" if version is not None else "")
+        + f" ({n} open window(s), {rows} row(s) so far)"
+    )
+
+
+def _window_report(store: MonitorStore, r: tuple[Any, ...]) -> dict[str, Any]:
+    wid, version, route, seq, start_us, end_us, rows, share, dataset, pred, perf, labelled = r
+    cur = store.con.execute("SELECT * FROM results WHERE window_id = ? AND role = 'feature'", [wid])
+    names = [d[0] for d in cur.description]
+    fetched = cur.fetchall()
+    order = _feature_order(store, wid)
+    items = sorted(
+        (dict(zip(names, r, strict=True)) for r in fetched),
+        key=lambda e: order.get(e["name"], 1 << 30),
+    )
+    features = [_feature(e) for e in items]
+    prediction = json.loads(pred) if pred else None
+    performance = json.loads(perf) if perf else {"labelled_rows": int(labelled or 0)}
+    return {
+        "version": int(version),
+        "route": route,
+        "window": {
+            "id": int(wid),
+            "seq": int(seq),
+            "start": iso(start_us / 1e6) if start_us is not None else None,
+            "end": iso(end_us / 1e6) if end_us is not None else None,
+            "rows": int(rows),
+        },
+        "features": features,
+        "prediction": prediction,
+        "performance": performance,
+        "share_drifted": share,
+        "dataset_drift": bool(dataset),
+    }
+
+
+SIGNALS = {
+    "psi": "psi_drift",
+    "wasserstein": "wasserstein_drift",
+    "js": "js_drift",
+    "null_rate": "null_rate_drift",
+    "unseen_share": "unseen_share_drift",
+    "ks_pvalue": "ks_pvalue_signal",
+    "chi2_pvalue": "chi2_pvalue_signal",
+}
+
+
+def _feature(e: dict[str, Any]) -> dict[str, Any]:
+    """One feature of the report from its wide ``results`` row."""
+    out: dict[str, Any] = {"name": e["name"], "kind": e["kind"]}
+    out.update({k: e[k] for k in FEATURE_FIELDS})
+    out["drifted"] = bool(e["drifted"])
+    out["streak"] = int(e["streak"])
+    out["thresholds"] = {k: e[k + "_threshold"] for k in SIGNALS}
+    out["signals"] = {k: bool(e[v]) for k, v in SIGNALS.items()}
+    return out
+
+
+def _feature_order(store: MonitorStore, window_id: int) -> dict[str, int]:
+    rows = store.con.execute(
+        "SELECT v.features FROM windows w JOIN versions v ON v.model = w.model"
+        " AND v.version = w.version WHERE w.window_id = ?",
+        [window_id],
+    ).fetchone()
+    return {name: i for i, name in enumerate(rows[0] or [])} if rows else {}
+
+
+def problem_summary(store: MonitorStore, model: str) -> dict[str, Any]:
+    """Bad data and failures seen for ``model`` (or for no model in particular)."""
+    items = store.problems(model)
+    counts: dict[str, int] = {}
+    for p in items:
+        counts[p["kind"]] = counts.get(p["kind"], 0) + 1
+    recent = [
+        {"kind": p["kind"], "detail": p["detail"], "at": iso(p["ts"]), "version": p["version"]}
+        for p in items[-20:]
+    ]
+    return {"total": len(items), "by_kind": counts, "recent": recent}
+
+
+def alerts(store: MonitorStore, model: str) -> list[dict[str, Any]]:
+    rows = store.con.execute(
+        "SELECT id, endpoint, event_type, status, attempts, last_error, created_at,"
+        " delivered_at FROM outbox WHERE subject LIKE ? ORDER BY seq",
+        [f"%|{model}|%"],
+    ).fetchall()
+    keys = (
+        "id",
+        "endpoint",
+        "event_type",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    )
+    out = []
+    for r in rows:
+        item = dict(zip(keys, r, strict=True))
+        item["created_at"] = iso(item["created_at"])
+        item["delivered_at"] = iso(item["delivered_at"]) if item["delivered_at"] else None
+        out.append(item)
+    return out
+
+
+def distributions(store: MonitorStore, window_id: int) -> dict[str, dict[str, Any]]:
+    """Reference and current shares per coarse bin (null bucket last), per column."""
+    rows = store.con.execute(
+        "SELECT pc.name, pc.ref_coarse, pc.ref_nulls, wc.coarse, wc.nulls FROM windows w"
+        " JOIN versions v ON v.model = w.model AND v.version = w.version"
+        " JOIN profile_columns pc ON pc.profile_id IN (v.profile_id, v.prediction_profile_id)"
+        " JOIN window_counts wc ON wc.window_id = w.window_id AND wc.name = pc.name"
+        " WHERE w.window_id = ?",
+        [window_id],
+    ).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for name, ref_coarse, ref_nulls, coarse, nulls in rows:
+        ref = [float(v) for v in ref_coarse] + [float(ref_nulls)]
+        cur = [float(v) for v in coarse] + [float(nulls)]
+        tr, tq = sum(ref) or 1.0, sum(cur) or 1.0
+        out[name] = {
+            "bins": [*range(len(ref) - 1), -1],
+            "ref": [v / tr for v in ref],
+            "cur": [v / tq for v in cur],
+        }
+    return out

@@ -1,0 +1,304 @@
+"""The monitor's own DuckDB file: ingested segments, profiles, window counts, results, outbox.
+
+One connection per ``MonitorStore``; every method runs on the caller's thread (the service
+keeps all store work on one worker thread). Writes that belong together (a segment's counts
+and its ingestion record) go in one transaction, which is what makes ingestion exactly-once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+
+from monitor.profile import CATEGORICAL, ColumnProfile, ReferenceProfile, coarse_counts
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS segments (
+    path VARCHAR PRIMARY KEY, kind VARCHAR, model VARCHAR, size BIGINT, mtime_ns BIGINT,
+    rows BIGINT, status VARCHAR, detail VARCHAR, ingested_at DOUBLE);
+CREATE TABLE IF NOT EXISTS problems (
+    ts DOUBLE, model VARCHAR, version BIGINT, kind VARCHAR, detail VARCHAR, path VARCHAR);
+CREATE TABLE IF NOT EXISTS profiles (
+    profile_id VARCHAR PRIMARY KEY, rows BIGINT, created_at DOUBLE);
+CREATE TABLE IF NOT EXISTS profile_columns (
+    profile_id VARCHAR, name VARCHAR, position INTEGER, kind VARCHAR, role VARCHAR,
+    ref_rows BIGINT, ref_nulls BIGINT, mean DOUBLE, std DOUBLE, boundaries DOUBLE[],
+    categories VARCHAR[], counts BIGINT[], coarse INTEGER[], ref_cum BIGINT[],
+    ref_coarse BIGINT[], widths DOUBLE[]);
+CREATE TABLE IF NOT EXISTS versions (
+    model VARCHAR, version BIGINT, profile_id VARCHAR, prediction_profile_id VARCHAR,
+    task VARCHAR, classes VARCHAR[], features VARCHAR[], status VARCHAR, detail VARCHAR,
+    PRIMARY KEY (model, version));
+CREATE TABLE IF NOT EXISTS windows (
+    window_id BIGINT PRIMARY KEY, model VARCHAR, version BIGINT, route VARCHAR,
+    seq BIGINT, time_key BIGINT, start_us BIGINT, end_us BIGINT, rows BIGINT,
+    complete BOOLEAN, revision INTEGER, computed_revision INTEGER);
+CREATE TABLE IF NOT EXISTS window_flags (window_id BIGINT, detector VARCHAR, detections BIGINT);
+CREATE TABLE IF NOT EXISTS window_counts (
+    window_id BIGINT, name VARCHAR, cum INTEGER[], coarse INTEGER[], nulls BIGINT,
+    under_sum DOUBLE, over_sum DOUBLE, total DOUBLE, total_sq DOUBLE);
+CREATE TABLE IF NOT EXISTS prediction_rows (
+    window_id BIGINT, rid UBIGINT, prediction DOUBLE, probas FLOAT[]);
+CREATE TABLE IF NOT EXISTS feedback (
+    model VARCHAR, request_id VARCHAR, rid UBIGINT, label VARCHAR, label_value DOUBLE,
+    ts_us BIGINT);
+CREATE TABLE IF NOT EXISTS results (
+    window_id BIGINT, model VARCHAR, version BIGINT, route VARCHAR, seq BIGINT,
+    name VARCHAR, role VARCHAR, kind VARCHAR, rows BIGINT,
+    psi DOUBLE, psi_threshold DOUBLE, psi_drift BOOLEAN,
+    wasserstein DOUBLE, wasserstein_threshold DOUBLE, wasserstein_drift BOOLEAN,
+    js DOUBLE, js_threshold DOUBLE, js_drift BOOLEAN,
+    null_rate DOUBLE, ref_null_rate DOUBLE, null_rate_threshold DOUBLE, null_rate_drift BOOLEAN,
+    unseen_share DOUBLE, unseen_share_threshold DOUBLE, unseen_share_drift BOOLEAN,
+    ks DOUBLE, ks_pvalue DOUBLE, ks_pvalue_threshold DOUBLE, ks_pvalue_signal BOOLEAN,
+    chi2 DOUBLE, chi2_pvalue DOUBLE, chi2_pvalue_threshold DOUBLE, chi2_pvalue_signal BOOLEAN,
+    wasserstein_abs DOUBLE, mean DOUBLE,
+    streak INTEGER, consecutive INTEGER, drifted BOOLEAN, computed_at DOUBLE);
+CREATE TABLE IF NOT EXISTS summaries (
+    window_id BIGINT PRIMARY KEY, model VARCHAR, version BIGINT, route VARCHAR, seq BIGINT,
+    rows BIGINT, n_features INTEGER, n_drifted INTEGER, share_drifted DOUBLE,
+    share_threshold DOUBLE, dataset_drift BOOLEAN, drifted_features VARCHAR[],
+    prediction JSON, performance JSON, labelled_rows BIGINT, computed_at DOUBLE);
+CREATE TABLE IF NOT EXISTS detector_state (
+    model VARCHAR, version BIGINT, route VARCHAR, detector VARCHAR, state BLOB,
+    PRIMARY KEY (model, version, route, detector));
+CREATE TABLE IF NOT EXISTS alert_state (
+    model VARCHAR, version BIGINT, route VARCHAR, drifting BOOLEAN, degraded BOOLEAN,
+    PRIMARY KEY (model, version, route));
+CREATE TABLE IF NOT EXISTS outbox (
+    id VARCHAR PRIMARY KEY, endpoint VARCHAR, event_type VARCHAR, fingerprint VARCHAR,
+    subject VARCHAR,
+    body VARCHAR, created_at DOUBLE, attempts INTEGER, next_attempt_at DOUBLE,
+    status VARCHAR, last_error VARCHAR, delivered_at DOUBLE, seq BIGINT);
+"""
+
+
+class StoreBusy(RuntimeError):
+    """Another process holds ``monitor.duckdb`` (DuckDB allows one writer process)."""
+
+
+class MonitorStore:
+    """Owns the DuckDB connection to ``monitor.duckdb`` (or ``:memory:``).
+
+    The connection opens on first use and ``release()`` closes it, so that a monitor that
+    releases between passes lets ``mlgate monitor report`` (another process) read the file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int = 2,
+        memory_limit: str | None = None,
+        read_only: bool = False,
+        wait_s: float = 0.0,
+    ) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self.wait_s = wait_s
+        if self.path != ":memory:" and not read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._config: dict[str, Any] = {"threads": threads}
+        if memory_limit:
+            self._config["memory_limit"] = memory_limit
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.lock = threading.RLock()
+        self._next_window_id: int | None = None
+        _ = self.con  # open now: a bad path or a busy file fails here, not mid-pass
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self._connect()
+        return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=self.read_only, config=self._config)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(
+                        f"{self.path}: held by another process (a running monitor?);"
+                        f" DuckDB allows one writer: {exc}"
+                    ) from exc
+                time.sleep(0.1)  # the monitor releases the file between passes
+        if not self.read_only:
+            con.execute(SCHEMA)
+        return con
+
+    def release(self) -> None:
+        """Close the connection (reopened on next use)."""
+        if self._con is not None and self.path != ":memory:":
+            self._con.close()
+            self._con = None
+
+    def next_window_id(self) -> int:
+        """A fresh window id (ids lost to a rolled-back transaction are simply skipped)."""
+        if self._next_window_id is None:
+            row = self.con.execute("SELECT coalesce(max(window_id), 0) FROM windows").fetchone()
+            self._next_window_id = int(row[0]) + 1 if row else 1
+        wid = self._next_window_id
+        self._next_window_id += 1
+        return wid
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- problems ---------------------------------------------------------------------------
+    def record_problem(
+        self,
+        *,
+        ts: float,
+        kind: str,
+        detail: str,
+        model: str | None = None,
+        version: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?)",
+            [ts, model, version, kind, detail, path],
+        )
+
+    def problems(self, model: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT ts, model, version, kind, detail, path FROM problems"
+        params: list[Any] = []
+        if model is not None:
+            sql += " WHERE model = ? OR model IS NULL"
+            params.append(model)
+        rows = self.con.execute(sql + " ORDER BY ts", params).fetchall()
+        keys = ("ts", "model", "version", "kind", "detail", "path")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- profiles ---------------------------------------------------------------------------
+    def has_profile(self, profile_id: str) -> bool:
+        row = self.con.execute(
+            "SELECT count(*) FROM profiles WHERE profile_id = ?", [profile_id]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def save_profile(self, profile: ReferenceProfile, *, now: float) -> None:
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute(
+                "DELETE FROM profile_columns WHERE profile_id = ?", [profile.profile_id]
+            )
+            for pos, col in enumerate(profile.columns):
+                self._save_column(profile.profile_id, pos, col)
+            self.con.execute(
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
+                [profile.profile_id, profile.rows, now],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _save_column(self, profile_id: str, pos: int, col: ColumnProfile) -> None:
+        width = np.zeros(col.n_bins, dtype=np.float64)
+        if col.kind != CATEGORICAL and len(col.boundaries) > 1:
+            # fine bin k (1..m-1) spans [B[k-1], B[k]] in the snapped-CDF integral
+            width[1 : len(col.boundaries)] = np.diff(col.boundaries)
+        self.con.execute(
+            "INSERT INTO profile_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                profile_id,
+                col.name,
+                pos,
+                col.kind,
+                col.role,
+                col.ref_rows,
+                col.ref_nulls,
+                col.mean,
+                col.std,
+                col.boundaries.tolist(),
+                col.categories,
+                col.counts.tolist(),
+                col.coarse.tolist(),
+                np.cumsum(col.counts).tolist(),
+                coarse_counts(col.counts, col.coarse).tolist(),
+                width.tolist(),
+            ],
+        )
+
+    def load_profile(self, profile_id: str) -> ReferenceProfile | None:
+        prof = self.con.execute(
+            "SELECT rows FROM profiles WHERE profile_id = ?", [profile_id]
+        ).fetchone()
+        if prof is None:
+            return None
+        rows = self.con.execute(
+            "SELECT name, kind, role, ref_rows, ref_nulls, mean, std, boundaries, categories,"
+            " counts, coarse FROM profile_columns WHERE profile_id = ? ORDER BY position",
+            [profile_id],
+        ).fetchall()
+        cols = [
+            ColumnProfile(
+                name=r[0],
+                kind=r[1],
+                role=r[2],
+                ref_rows=r[3],
+                ref_nulls=r[4],
+                mean=r[5],
+                std=r[6],
+                boundaries=np.asarray(r[7] or [], dtype=np.float64),
+                categories=list(r[8] or []),
+                counts=np.asarray(r[9], dtype=np.int64),
+                coarse=np.asarray(r[10], dtype=np.int64),
+            )
+            for r in rows
+        ]
+        return ReferenceProfile(profile_id=profile_id, columns=cols, rows=int(prof[0]))
+
+    # -- versions ---------------------------------------------------------------------------
+    def version_row(self, model: str, version: int) -> dict[str, Any] | None:
+        row = self.con.execute(
+            "SELECT profile_id, prediction_profile_id, task, classes, features, status, detail"
+            " FROM versions WHERE model = ? AND version = ?",
+            [model, version],
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("profile_id", "prediction_profile_id", "task", "classes", "features")
+        out = dict(zip(keys, row[:5], strict=True))
+        out["status"], out["detail"] = row[5], row[6]
+        return out
+
+    def save_version(self, model: str, version: int, **values: Any) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                model,
+                version,
+                values.get("profile_id"),
+                values.get("prediction_profile_id"),
+                values.get("task"),
+                values.get("classes"),
+                values.get("features"),
+                values.get("status"),
+                values.get("detail"),
+            ],
+        )
+
+    # -- generic ----------------------------------------------------------------------------
+    def insert_arrow(self, table_name: str, table: pa.Table) -> None:
+        self.con.register("_incoming", table)
+        try:
+            self.con.execute(f"INSERT INTO {table_name} SELECT * FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
