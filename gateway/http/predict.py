@@ -60,6 +60,7 @@ async def oip_infer(gw: Gateway, request: RawRequest, model: str, version: int |
     start = time.perf_counter_ns()
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)
+    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
     try:
         body = await request.body(settings.max_body_bytes)
         payload = oip.decode_request(body, request.header(binary.HEADER))
@@ -93,6 +94,7 @@ async def v1_predict(gw: Gateway, request: RawRequest, model: str, version: int 
     start = time.perf_counter_ns()
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)
+    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
     try:
         payload = v1.V1Payload(await request.body(settings.max_body_bytes))
     except GatewayError as exc:

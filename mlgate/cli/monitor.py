@@ -106,6 +106,7 @@ def report(
     locs = locations(home=home, registry=registry, logs=logs)
     if not locs.monitor_db.exists():
         fail(f"{locs.monitor_db}: no monitor state yet; run `mlgate monitor run --once` first")
+    _check_known(locs.registry, name, version, route)
     try:
         store = MonitorStore(locs.monitor_db, read_only=True, wait_s=10.0)
     except StoreBusy as exc:
@@ -133,6 +134,19 @@ def report(
         console.print(f"wrote {out}")
     else:
         typer.echo(text)
+
+
+def _check_known(registry_url: str, name: str, version: int | None, route: str | None) -> None:
+    """Refuse a report on a model, version or route that cannot exist (one clear line)."""
+    from registry import Registry, RegistryError
+    from registry.logschema import ROUTES
+
+    if route is not None and route not in ROUTES:
+        fail(f"--route: expected one of {', '.join(ROUTES)}, got {route!r}")
+    try:
+        Registry(registry_url).get(name, version if version is not None else "latest")
+    except RegistryError as exc:
+        fail(str(exc))
 
 
 def _print_table(doc: dict[str, Any]) -> None:

@@ -277,6 +277,9 @@ def test_a_version_that_cannot_load_is_withdrawn_and_never_answers(
         )  # fmt: skip
         with httpx.Client(base_url=url, timeout=30) as client:
             latencies, versions = _timed_requests(client, 20, X)
+        # the gateway applies the withdrawal within its poll interval, then reports it
+        latest = reg.route("iris").generation
+        _wait_for(lambda: [g.generation for g in gateway_states(reg, "iris")] == [latest])
         status = subprocess.run(
             [MLGATE, "rollout", "status", "iris", "--format", "json", "--registry", reg.url,
              "--logs", str(tmp_path / "logs")],

@@ -24,34 +24,6 @@ from mlgate.app import create_gateway_app
 from registry import Registry
 
 
-class SklearnRuntime:
-    """Test-only stand-in used while ``gateway.runtimes.load_runtime`` is not in the tree."""
-
-    backend = "sklearn"
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-        self.n_features = int(estimator.n_features_in_)
-        self.classes = getattr(estimator, "classes_", None)
-        self.task = "classification" if self.classes is not None else "regression"
-        self.allows_nan = False
-
-    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        if self.classes is None:
-            return {"predict": np.asarray(self.estimator.predict(X), dtype=np.float64)}
-        proba = self.estimator.predict_proba(X)
-        return {"predict": self.classes[np.argmax(proba, axis=1)], "predict_proba": proba}
-
-
-def runtime_loader() -> Callable[..., Any] | None:
-    """``None`` (the gateway's own ``load_runtime``) once the runtimes package provides it."""
-    import gateway.runtimes as runtimes
-
-    if hasattr(runtimes, "load_runtime"):
-        return None
-    return lambda registry, mv: SklearnRuntime(registry.load_model(mv))
-
-
 def iris() -> tuple[np.ndarray, np.ndarray]:
     data = load_iris()
     return data.data.astype(np.float32), data.target_names[data.target]
@@ -112,7 +84,7 @@ def serve(
         settings,
         logs_url=str(logs),
         registry=registry,
-        load_runtime=load_runtime or runtime_loader(),
+        load_runtime=load_runtime,
     )
     sock = free_socket()
     port = sock.getsockname()[1]

@@ -13,9 +13,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gateway.runtimes import compile_model
 from gateway.settings import GatewaySettings
 from registry import Canary, Registry, Route, Shadow
-from tests.gateway.conftest import SklearnRuntime, fit_iris, iris, serve
+from tests.gateway.conftest import fit_iris, iris, serve
 
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
@@ -188,17 +189,25 @@ def test_canary_sticks_by_key_and_shadow_is_logged_not_served(tmp_path: Path) ->
         served.wait_for(lambda: c.get("/v2/models/late/ready").status_code == 200)
 
 
-class GatedRuntime(SklearnRuntime):
-    """A real (scikit-learn) runtime whose calls the test can hold, to fill the queue."""
+class GatedRuntime:
+    """The real scikit-learn runtime, with calls the test can hold to fill the queue."""
 
     gate = threading.Event()
     entered = threading.Event()
+
+    def __init__(self, estimator: Any) -> None:
+        self.inner = compile_model(estimator, backend="sklearn")
+        self.backend = self.inner.backend
+        self.n_features = self.inner.n_features
+        self.task = self.inner.task
+        self.classes = self.inner.classes
+        self.allows_nan = self.inner.allows_nan
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         if X.shape[0] == 1 and X[0, 0] == 42.0:
             GatedRuntime.entered.set()
             GatedRuntime.gate.wait(10)
-        return super().predict(X)
+        return self.inner.predict(X)
 
 
 def test_full_queue_is_503_with_retry_after_and_slow_is_504(tmp_path: Path) -> None:

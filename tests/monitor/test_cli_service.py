@@ -92,7 +92,10 @@ def test_run_once_then_report_in_every_format(home: Path, tmp_path: Path) -> Non
     missing = runner.invoke(
         app, ["monitor", "report", "nope", "--home", str(home), "--format", "json"]
     )
-    assert missing.exit_code == 0 and json.loads(missing.output)["window"] is None
+    assert missing.exit_code == 1 and "'nope'" in missing.output  # not registered
+    bad_route = runner.invoke(app, ["monitor", "report", "churn", "--home", str(home),
+                                    "--route", "bogus"])  # fmt: skip
+    assert bad_route.exit_code == 1 and "--route" in bad_route.output
 
 
 def test_report_before_any_run_fails_with_one_line(
