@@ -10,7 +10,6 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
@@ -48,6 +47,9 @@ def window_performance(
 
 def classification_metrics(rows: list[tuple[Any, ...]], classes: list[str]) -> dict[str, Any]:
     """Rows are (class code, _, probas, label, _); code k >= 1 is ``classes[k - 1]``."""
+    # imported here, not at module level: only windows with labels need scikit-learn
+    from sklearn import metrics as skm
+
     y_pred = [
         classes[int(r[0]) - 1] if r[0] is not None and 1 <= r[0] <= len(classes) else "(none)"
         for r in rows

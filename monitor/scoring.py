@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,14 +22,21 @@ def score_reference(
         return _score_onnx(bytes(model), frame.to_numpy().astype(np.float32))
     # mixed frames go in as an object array: pipelines that select columns by position work
     x: Any = frame.to_numpy().astype(np.float32) if numeric else frame.to_numpy()
-    proba = None
+    with warnings.catch_warnings():
+        # the columns are in the manifest's feature order, which is the model's own: an
+        # array is what it gets in serving too
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return _score_estimator(model, mv, x)
+
+
+def _score_estimator(model: Any, mv: Any, x: Any) -> tuple[np.ndarray, np.ndarray | None]:
     if hasattr(model, "predict_proba") and mv.output_schema.task == "classification":
         proba = np.asarray(getattr(model, "predict_proba")(x), dtype=np.float64)  # noqa: B009
         classes = list(getattr(model, "classes_", range(proba.shape[1])))
         pred = np.asarray([classes[i] for i in np.argmax(proba, axis=1)], dtype=object)
         return pred, proba
     predict = getattr(model, "predict")  # noqa: B009 - an estimator of any kind
-    return np.asarray(predict(x)), proba
+    return np.asarray(predict(x)), None
 
 
 def _score_onnx(model: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

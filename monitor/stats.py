@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 from scipy import special
-from scipy import stats as sps
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
@@ -142,6 +141,8 @@ def ks_pvalue(d: np.ndarray, en: np.ndarray) -> np.ndarray:
     out = np.clip(special.kolmogorov((s + 0.12 + 0.11 / s) * d), 0.0, 1.0)
     small = en < 100  # tiny windows: the exact distribution, cheap enough there
     if np.any(small):
+        from scipy import stats as sps  # only tiny windows need scipy.stats (heavy import)
+
         out[small] = sps.kstwo.sf(d[small], en[small])
     return np.asarray(out, dtype=np.float64)
 
@@ -168,7 +169,7 @@ def _finish(c: dict[str, np.ndarray]) -> None:
     okc = categorical & np.isfinite(c["chi2"]) & (dof > 0)
     pch = np.full(len(w), np.nan)
     if okc.any():
-        pch[okc] = sps.chi2.sf(c["chi2"][okc], dof[okc])
+        pch[okc] = special.chdtrc(dof[okc], c["chi2"][okc])  # = scipy.stats.chi2.sf
     c["chi2_pvalue"] = pch
     for key in ("psi", "js", "ks", "wasserstein", "null_rate", "unseen_share", "mean"):
         c[key] = np.where(np.isfinite(c[key]), c[key], np.nan)
