@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
 def _width(stream: Any) -> int | None:
     """Piped output (scripts, CI logs) is not cut at rich's 80-column default."""
     if os.environ.get("COLUMNS") or stream.isatty():
