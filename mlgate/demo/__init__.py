@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 MODEL = "breast-cancer"
-REFERENCE_ROWS = 300
 ROWS_PER_REQUEST = 50
 CLEAN_ROWS = 2000
 DRIFTED_ROWS = 2000
@@ -164,7 +163,7 @@ class Demo:
         self.out.rule("1. train and register")
         models = train_models(data)
         reg = Registry(self.registry_url)
-        reference = data.X_train.sample(n=REFERENCE_ROWS, seed=0, with_replacement=False)
+        reference = data.X_train  # every training row: small data, keep it all
         description, model, metrics = models[0]
         mv = reg.register(
             MODEL,
@@ -205,7 +204,7 @@ class Demo:
     def rollout(self, data: DemoData, models: list[tuple[str, Any, dict[str, float]]]) -> None:
         self.out.rule("3. canary, shadow, status, promote")
         reg = Registry(self.registry_url)
-        reference = data.X_train.sample(n=REFERENCE_ROWS, seed=0, with_replacement=False)
+        reference = data.X_train
         for description, model, metrics in models[1:]:
             mv = reg.register(MODEL, model, reference=reference, metrics=metrics, parent_version=1)
             self.out.print(
@@ -281,13 +280,28 @@ class Demo:
 
         def on_alert(ok: bool, headers: dict[str, str], payload: dict[str, Any]) -> None:
             data_ = payload.get("data", {})
-            drifted = [f["name"] for f in data_.get("features", []) if f.get("drifted")]
+            window = data_.get("window") or {}
+            drifted = list(data_.get("drifted_features") or [])
+            if payload.get("type") == "model.performance.degraded":
+                perf = data_.get("performance") or {}
+                why = (
+                    f"DDM flagged the error stream; window accuracy "
+                    f"{perf.get('accuracy', float('nan')):.3f} "
+                    f"on {perf.get('labelled_rows')} labels"
+                )
+            else:
+                prediction = data_.get("prediction") or {}
+                why = (
+                    f"dataset drift {data_.get('dataset_drift')} (share drifted "
+                    f"{data_.get('share_drifted', 0):.2f}), prediction drift "
+                    f"{prediction.get('drifted')}; {len(drifted)} features drifted, e.g. "
+                    f"{', '.join(drifted[:4])}"
+                )
             self.out.print(
                 f"[bold]webhook received[/] {payload.get('type')} for {data_.get('model')} "
-                f"v{data_.get('version')}: signature {'valid' if ok else 'INVALID'} "
-                f"(webhook-id {headers.get('webhook-id')}); share drifted "
-                f"{data_.get('share_drifted')}; {len(drifted)} features drifted, e.g. "
-                f"{', '.join(drifted[:4])}",
+                f"v{data_.get('version')} window {window.get('seq')} ({window.get('rows')} rows): "
+                f"signature {'valid' if ok else 'INVALID'} "
+                f"(webhook-id {headers.get('webhook-id')}); {why}",
                 highlight=False,
             )
 

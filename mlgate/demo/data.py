@@ -81,14 +81,14 @@ def train_models(data: DemoData) -> list[tuple[str, Any, dict[str, float]]]:
 def traffic(
     data: DemoData, rows: int, *, drifted: bool, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` production-like rows (features float32, true labels): resampled held-out and
-    training rows with 2% multiplicative jitter; ``drifted`` scales the mean_/worst_ features."""
+    """``rows`` production-like rows (features float32, true labels), drawn with replacement
+    from the training rows the reference sample comes from, so that clean traffic has the
+    reference's distribution; ``drifted`` scales the mean_/worst_ features."""
     rng = np.random.default_rng(seed)
-    X_all = np.vstack([data.X_test.to_numpy(), data.X_train.to_numpy()])
-    y_all = np.concatenate([data.y_test, data.y_train])
+    X_all = data.X_train.to_numpy()
     pick = rng.integers(0, len(X_all), size=rows)
-    X = X_all[pick] * rng.normal(1.0, 0.02, size=(rows, X_all.shape[1]))
+    X = X_all[pick].copy()
     if drifted:
         cols = [i for i, n in enumerate(data.feature_names) if n.startswith(DRIFTED_PREFIXES)]
         X[:, cols] *= DRIFT_FACTOR
-    return X.astype(np.float32), y_all[pick]
+    return X.astype(np.float32), data.y_train[pick]
