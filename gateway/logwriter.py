@@ -57,7 +57,9 @@ class LogLayout:
         self.labels = {j: codec.labels for j, codec in inputs.categorical.items()}
         self.classification = outputs.task == "classification"
         classes: list[Any] = [] if outputs.classes is None else list(outputs.classes)
-        self.proba_columns = [proba_column(c) for c in classes]
+        # one proba column per class, only for a classifier that gives probabilities
+        has_proba = "predict_proba" in outputs.names
+        self.proba_columns = [proba_column(c) for c in classes] if has_proba else []
 
 
 class PredictionRecord:

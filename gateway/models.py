@@ -59,7 +59,9 @@ class LoadedVersion:
         self.runtime = runtime
         self.backend = backend
         self.inputs = InputSpec(manifest.input_schema.features, allows_nan=runtime.allows_nan)
-        self.outputs = OutputSpec(manifest.output_schema, runtime.classes)
+        self.outputs = OutputSpec(
+            manifest.output_schema, runtime.classes, has_proba=_gives_proba(runtime)
+        )
         self.layout = LogLayout(self.inputs, self.outputs)
         self.load_s = load_s
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -74,6 +76,14 @@ class LoadedVersion:
             "loaded_at": self.loaded_at,
             "queued_rows": self.batcher.queued_rows if self.batcher else 0,
         }
+
+
+def _gives_proba(runtime: Runtime) -> bool:
+    """Whether ``runtime`` returns ``predict_proba`` (asked on zero rows: every runtime answers
+    an empty batch with the outputs it gives). Classifiers without ``predict_proba`` (e.g.
+    ``LinearSVC``) and regressors give labels/values only."""
+    empty = np.empty((0, runtime.n_features), dtype=np.float32)
+    return "predict_proba" in runtime.predict(empty)
 
 
 class ModelState:
@@ -345,7 +355,7 @@ class ModelManager:
             predict = out.get("predict")
             if predict is None or predict.shape[0] != batch.shape[0]:
                 raise ValueError(f"warm-up: runtime returned {sorted(out)} without a row each")
-            if loaded.outputs.task == "classification":
+            if "predict_proba" in loaded.outputs.names:
                 proba = out.get("predict_proba")
                 if proba is None or proba.shape[0] != batch.shape[0]:
                     raise ValueError("warm-up: classifier returned no predict_proba per row")

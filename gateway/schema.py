@@ -254,9 +254,16 @@ class InputSpec:
 
 
 class OutputSpec:
-    """Names, OIP datatypes and shapes of a version's outputs."""
+    """Names, OIP datatypes and shapes of a version's outputs.
 
-    def __init__(self, output_schema: OutputSchema, classes: np.ndarray | None) -> None:
+    A classifier lists ``predict_proba`` only when its runtime gives probabilities
+    (``has_proba``); one without (``LinearSVC``, ``RidgeClassifier``, hinge-loss SGD …)
+    serves labels only.
+    """
+
+    def __init__(
+        self, output_schema: OutputSchema, classes: np.ndarray | None, *, has_proba: bool = True
+    ) -> None:
         self.task = output_schema.task
         if classes is None and output_schema.classes is not None:
             classes = np.asarray(output_schema.classes)
@@ -265,11 +272,11 @@ class OutputSpec:
             kind = classes.dtype.kind if classes is not None else "O"
             label_type = {"b": "BOOL", "i": "INT64", "u": "INT64", "f": "FP64"}.get(kind, "BYTES")
             n_classes = len(classes) if classes is not None else -1
-            self.datatypes = {"predict": label_type, "predict_proba": "FP64"}
-            self.shapes: dict[str, list[int]] = {
-                "predict": [-1],
-                "predict_proba": [-1, n_classes],
-            }
+            self.datatypes = {"predict": label_type}
+            self.shapes: dict[str, list[int]] = {"predict": [-1]}
+            if has_proba:
+                self.datatypes["predict_proba"] = "FP64"
+                self.shapes["predict_proba"] = [-1, n_classes]
         else:
             self.datatypes = {"predict": "FP64"}
             self.shapes = {"predict": [-1]}

@@ -24,7 +24,9 @@ column                    polars dtype       meaning
                                              String for categorical), null on failed requests
 ``prediction``            String | Float64   class label rendered with ``str()`` (classifier)
                                              or the value (regressor); null on failure
-``proba_<class>``         Float64            one per class, classifier only
+``proba_<class>``         Float64            one per class, only for a classifier that
+                                             gives probabilities (none for one without
+                                             ``predict_proba``, e.g. ``LinearSVC``)
 ``latency_us``            Int64              total server time for the request
 ``batch_rows``            Int64              rows in the batch the row was computed in
 ``status``                Int64              HTTP-like status: 200, 4xx, 5xx
