@@ -17,6 +17,7 @@ from monitor.config import (
     EVENT_DRIFT_RESOLVED,
 )
 from monitor.decide import thresholds
+from monitor.report import FEATURE_FIELDS
 from monitor.webhooks import iso
 
 if TYPE_CHECKING:
@@ -48,23 +49,7 @@ def payload(summary: WindowSummary, config: MonitorConfig) -> dict[str, Any]:
         "dataset_drift": summary.dataset_drift,
         "drifted_features": summary.drifted_features,
         "features": [
-            {
-                k: f.get(k)
-                for k in (
-                    "name",
-                    "kind",
-                    "psi",
-                    "wasserstein",
-                    "js",
-                    "ks",
-                    "ks_pvalue",
-                    "chi2",
-                    "chi2_pvalue",
-                    "null_rate",
-                    "unseen_share",
-                    "drifted",
-                )
-            }
+            {k: f.get(k) for k in ("name", "kind", *FEATURE_FIELDS, "drifted")}
             for f in summary.features
         ],
         "prediction": summary.prediction,

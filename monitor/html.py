@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from monitor.report import distributions
+from monitor.report import FEATURE_FIELDS, distributions
 
 if TYPE_CHECKING:
     from monitor.profile import ColumnProfile
@@ -83,17 +83,7 @@ def bars_svg(
 
 def _figures_table(f: dict[str, Any]) -> str:
     rows = []
-    for key in (
-        "psi",
-        "wasserstein",
-        "js",
-        "ks",
-        "ks_pvalue",
-        "chi2",
-        "chi2_pvalue",
-        "null_rate",
-        "unseen_share",
-    ):
+    for key in FEATURE_FIELDS:
         if f.get(key) is None:
             continue
         thr = (f.get("thresholds") or {}).get(key)

@@ -17,12 +17,13 @@ from monitor.webhooks import iso
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
 
+# The per-feature figures of every output (JSON, table, HTML, alert payload), in display order.
 FEATURE_FIELDS = (
     "psi",
-    "ks",
-    "ks_pvalue",
     "wasserstein",
     "js",
+    "ks",
+    "ks_pvalue",
     "chi2",
     "chi2_pvalue",
     "null_rate",

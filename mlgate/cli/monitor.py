@@ -149,7 +149,18 @@ def _check_known(registry_url: str, name: str, version: int | None, route: str |
         fail(str(exc))
 
 
+# short column titles for the figures of monitor.report.FEATURE_FIELDS
+HEADERS = {
+    "ks_pvalue": "ks p",
+    "chi2_pvalue": "chi2 p",
+    "null_rate": "null",
+    "unseen_share": "unseen",
+}
+
+
 def _print_table(doc: dict[str, Any]) -> None:
+    from monitor.report import FEATURE_FIELDS
+
     windows = doc.get("windows") or ([doc] if doc.get("window") else [])
     if not windows:
         console.print(doc.get("note") or "no complete window")
@@ -159,39 +170,14 @@ def _print_table(doc: dict[str, Any]) -> None:
             title=f"{doc['model']} v{w.get('version')} {w.get('route')} window"
             f" {info['seq']} ({info['rows']} rows, {info['start']} → {info['end']})"
         )
-        for col in (
-            "feature",
-            "kind",
-            "psi",
-            "wasserstein",
-            "js",
-            "ks",
-            "ks p",
-            "chi2",
-            "chi2 p",
-            "null",
-            "unseen",
-            "drifted",
-        ):
+        figures = [HEADERS.get(k, k) for k in FEATURE_FIELDS]
+        for col in ("feature", "kind", *figures, "drifted"):
             t.add_column(col, justify="left" if col in ("feature", "kind") else "right")
         for f in w["features"]:
             t.add_row(
                 f["name"],
                 f["kind"],
-                *(
-                    _num(f.get(k))
-                    for k in (
-                        "psi",
-                        "wasserstein",
-                        "js",
-                        "ks",
-                        "ks_pvalue",
-                        "chi2",
-                        "chi2_pvalue",
-                        "null_rate",
-                        "unseen_share",
-                    )
-                ),
+                *(_num(f.get(k)) for k in FEATURE_FIELDS),
                 "[bold red]yes[/]" if f["drifted"] else "no",
             )
         console.print(t)
