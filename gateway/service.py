@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 class Prediction:
     """A served request: which version answered, on which route, and its outputs."""
 
-    __slots__ = ("loaded", "outputs", "request_id", "route", "rows")
+    __slots__ = ("loaded", "outputs", "request_id", "route")
 
     def __init__(
         self, loaded: LoadedVersion, route: str, request_id: str, outputs: dict[str, np.ndarray]
@@ -58,7 +58,6 @@ class Prediction:
         self.route = route
         self.request_id = request_id
         self.outputs = outputs
-        self.rows = next(iter(outputs.values())).shape[0]
 
     @property
     def model(self) -> str:
@@ -165,8 +164,9 @@ class Gateway:
             raise ShuttingDown("the gateway is shutting down")
         request_id = request_id or os.urandom(12).hex()
         state = self.models.get(model)
+        key = routing_key or request_id
         if version is None:
-            loaded, route = state.choose(router.routing_key(routing_key, request_id))
+            loaded, route = state.choose(key)
         else:
             loaded, route = state.explicit(version)
         batcher = loaded.batcher
@@ -180,7 +180,7 @@ class Gateway:
                 )
             future = batcher.submit(X)
         except GatewayError as exc:
-            self._failed(loaded, route, request_id, exc, start)
+            self._record(loaded, route, request_id, status_for(exc), start)
             raise
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
@@ -190,14 +190,13 @@ class Gateway:
                 f"model {model!r} version {loaded.version}: no answer within "
                 f"request_timeout_s={self.settings.request_timeout_s}"
             )
-            self._failed(loaded, route, request_id, exc2, start)
+            self._record(loaded, route, request_id, status_for(exc2), start)
             raise exc2 from None
         except GatewayError as exc:
-            self._failed(loaded, route, request_id, exc, start)
+            self._record(loaded, route, request_id, status_for(exc), start)
             raise
-        self._served(loaded, route, request_id, X, result, start)
+        self._record(loaded, route, request_id, 200, start, X, result)
         if state.serving_route is not None and state.serving_route.shadows and version is None:
-            key = router.routing_key(routing_key, request_id)
             shadows = router.shadow_versions(state.serving_route, key)
             if shadows:
                 asyncio.get_running_loop().call_soon(
@@ -211,24 +210,26 @@ class Gateway:
         if model in self.models.states:
             self.metrics.observe_request(model, "", "", status_for(exc), total_s=0.0)
 
-    def _served(
+    def _record(
         self,
         loaded: LoadedVersion,
         route: str,
         request_id: str,
-        X: np.ndarray,
-        result: BatchResult,
+        status: int,
         start: int,
+        X: np.ndarray | None = None,
+        result: BatchResult | None = None,
     ) -> None:
+        """Count and log one answered request (``result`` given) or failed one."""
         total_ns = time.perf_counter_ns() - start
         self.metrics.observe_request(
             loaded.model,
             loaded.version,
             route,
-            200,
+            status,
             total_s=total_ns / 1e9,
-            queue_s=result.queue_ns / 1e9,
-            compute_s=result.compute_ns / 1e9,
+            queue_s=result.queue_ns / 1e9 if result is not None else None,
+            compute_s=result.compute_ns / 1e9 if result is not None else None,
         )
         if self.log is not None:
             self.log.append(
@@ -239,35 +240,10 @@ class Gateway:
                     version=loaded.version,
                     route=route,
                     layout=loaded.layout,
-                    X=X,
-                    outputs=result.outputs,
+                    X=X if result is not None else None,
+                    outputs=result.outputs if result is not None else None,
                     latency_us=total_ns // 1000,
-                    batch_rows=result.batch_rows,
-                    status=200,
-                )
-            )
-
-    def _failed(
-        self, loaded: LoadedVersion, route: str, request_id: str, exc: BaseException, start: int
-    ) -> None:
-        status = status_for(exc)
-        total_ns = time.perf_counter_ns() - start
-        self.metrics.observe_request(
-            loaded.model, loaded.version, route, status, total_s=total_ns / 1e9
-        )
-        if self.log is not None:
-            self.log.append(
-                PredictionRecord(
-                    ts_us=time.time_ns() // 1000,
-                    request_id=request_id,
-                    model=loaded.model,
-                    version=loaded.version,
-                    route=route,
-                    layout=loaded.layout,
-                    X=None,
-                    outputs=None,
-                    latency_us=total_ns // 1000,
-                    batch_rows=0,
+                    batch_rows=result.batch_rows if result is not None else 0,
                     status=status,
                 )
             )
@@ -327,11 +303,11 @@ class Gateway:
             return
         exc = future.exception()
         if exc is not None:
-            self._failed(shadow, ROUTE_SHADOW, request_id, exc, start)
+            self._record(shadow, ROUTE_SHADOW, request_id, status_for(exc), start)
             if not isinstance(exc, InferenceFailed | ShuttingDown):
                 log.warning("shadow %s:%d failed: %r", shadow.model, shadow.version, exc)
             return
-        self._served(shadow, ROUTE_SHADOW, request_id, X, future.result(), start)
+        self._record(shadow, ROUTE_SHADOW, request_id, 200, start, X, future.result())
 
     # -- feedback -----------------------------------------------------------------------------
     def feedback(self, model: str, labels: list[tuple[str, Any]]) -> int:

@@ -64,9 +64,11 @@ class OipPayload:
         self.id = id
         self.parameters = parameters
         self.outputs = outputs
+        self.chosen: list[tuple[str, bool]] = []
 
     def to_matrix(self, spec: InputSpec, outputs: OutputSpec) -> np.ndarray:
-        self.requested(outputs)
+        # requested outputs are checked before the request joins a batch, and kept for the answer
+        self.chosen = self.requested(outputs)
         tensors = self.tensors
         first = tensors[0]
         matrix_shaped = first.array.ndim == 2 and first.array.shape[1] == spec.n_features > 1

@@ -80,7 +80,7 @@ async def oip_infer(gw: Gateway, request: RawRequest, model: str, version: int |
         version=prediction.version,
         request_id=payload.id,
         outputs=prediction.outputs,
-        requested=payload.requested(prediction.loaded.outputs),
+        requested=payload.chosen,
         spec=prediction.loaded.outputs,
     )
     headers = prediction_headers(prediction)
@@ -117,6 +117,7 @@ async def mlflow_invocations(gw: Gateway, request: RawRequest) -> Reply:
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)
     model = request.query("model") or default_model(gw)
+    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
     try:
         body = await request.body(settings.max_body_bytes)
         payload = mlflow.decode_request(body, request.header("content-type") or "")

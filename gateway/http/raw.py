@@ -89,6 +89,8 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
         raise BadRequest(f"body: Content-Encoding {encoding}: cannot decompress: {exc}") from None
     if len(out) > limit:
         raise PayloadTooLarge(f"body: decompressed size exceeds max_body_bytes={limit}")
+    if not inflater.eof:  # decompress() does not raise on a stream cut short
+        raise BadRequest(f"body: Content-Encoding {encoding}: the compressed stream is truncated")
     return out
 
 

@@ -32,3 +32,18 @@ def test_limits_and_tokens(tmp_path: Path) -> None:
         assert disabled.status_code == 403
         assert "MLGATE_ADMIN_TOKEN" in disabled.json()["error"]
         assert c.get("/admin/models/iris/rollout/status").status_code == 403
+
+
+def test_compressed_bodies_whole_and_truncated(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    body = gzip.compress(json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 40}).encode())
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    with serve(registry, tmp_path / "logs") as served, served.client() as c:
+        whole = c.post("/v1/models/iris:predict", content=body, headers=headers)
+        assert whole.status_code == 200 and len(whole.json()["predictions"]) == 40
+        cut = c.post("/v1/models/iris:predict", content=body[: len(body) // 2], headers=headers)
+        assert cut.status_code == 400 and "truncated" in cut.json()["error"]
