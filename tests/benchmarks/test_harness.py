@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -109,7 +110,9 @@ def test_server_process_waits_for_ready_and_stops_its_group(tmp_path: Path) -> N
     )
     with server:
         pid = server.pid
-        assert server.cpu_seconds() >= 0.0
+        # ready means it answers; the process tree's CPU is read from /proc
+        assert httpx.get(server.base_url + "/", timeout=5).status_code == 200
+        assert server.cpu_seconds() > 0.0
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
 
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgate.cli import app
-from monitor import Monitor, MonitorConfig, MonitorService
+from monitor import Monitor, MonitorConfig, MonitorService, PassResult
 from registry import Registry
 from tests.monitor.conftest import Logs, fit_classifier
 
@@ -122,9 +122,24 @@ def _wait(cond: Any, timeout_s: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+class ThreadRecordingMonitor(Monitor):
+    """A real monitor that remembers which thread ran each pass."""
+
+    threads: list[int]
+
+    def run_once(self) -> PassResult:
+        self.threads.append(threading.get_ident())
+        return super().run_once()
+
+
 def test_service_runs_passes_off_the_event_loop(home: Path) -> None:
+    monitor = ThreadRecordingMonitor(
+        Registry(str(home / "registry")), str(home / "logs"), db=home / "monitor.duckdb"
+    )
+    monitor.threads = []
+
     async def main() -> MonitorService:
-        service = MonitorService(_monitor(home), interval_s=0.05)
+        service = MonitorService(monitor, interval_s=0.05)
         await service.start()
         loop_thread = threading.get_ident()
         ticks = 0
@@ -133,7 +148,8 @@ def test_service_runs_passes_off_the_event_loop(home: Path) -> None:
             await asyncio.sleep(0.01)
             ticks += 1
             assert time.monotonic() < deadline
-        assert threading.get_ident() == loop_thread and ticks > 1
+        assert ticks > 1 and monitor.threads
+        assert loop_thread not in monitor.threads  # every pass ran on a worker thread
         await service.aclose()
         return service
 

@@ -95,6 +95,7 @@ def test_concurrent_registrations_get_distinct_versions(
     assert len(pids) == WRITERS
     assert got == list(range(1, WRITERS * PER_WRITER + 1))
     assert committed == got
+    assert seen, "the observer thread saw no committed version while the race ran"
     for mv in reg.versions("race"):
         assert seen.get(mv.version, mv.sha256) == mv.sha256 == reg.get("race", mv.version).sha256
         reg.artifact_bytes(mv)

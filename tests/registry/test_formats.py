@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from pathlib import Path
 
@@ -189,10 +188,6 @@ def test_pipeline_params_are_json_safe(reg: Registry) -> None:
     ]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("registry.onnx_export") is None,
-    reason="registry/onnx_export.py (runtimes engineer) not in the tree yet",
-)
 def test_sklearn_estimator_exported_as_onnx(reg: Registry) -> None:
     import onnxruntime as ort
 
