@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -16,7 +15,9 @@ from rich.markup import escape
 from mlgate import settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+
+    from registry import Registry
 
 T = TypeVar("T")
 
@@ -62,15 +63,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
 
 
-@contextmanager
-def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
-    """Turn the listed exception types into one-line CLI errors."""
-    try:
-        yield
-    except kinds as exc:
-        fail(str(exc))
-
-
 def locations(
     home: str | None = None, registry: str | None = None, logs: str | None = None
 ) -> settings.Locations:
@@ -80,7 +72,28 @@ def locations(
         fail(str(exc))
 
 
-def guarded(fn: Callable[[], T], *kinds: type[BaseException]) -> T:
-    with user_errors(*kinds):
+def _storage_error(exc: BaseException) -> bool:
+    from registry import RegistryError
+
+    return isinstance(exc, (RegistryError, OSError)) or type(exc).__module__.startswith(
+        ("botocore", "aiobotocore")
+    )
+
+
+def registry_call(fn: Callable[[], T]) -> T:
+    """Run a registry call: user mistakes (``RegistryError``) and storage failures (an S3
+    endpoint down, a disk error) become one-line errors; anything else is a bug and raises."""
+    try:
         return fn()
-    raise AssertionError("unreachable")  # pragma: no cover
+    except Exception as exc:  # noqa: BLE001 - filtered just below, the rest re-raised
+        if not _storage_error(exc):
+            raise
+        fail(str(exc) or type(exc).__name__)
+
+
+def open_registry(home: str | None, registry: str | None) -> Registry:
+    """The registry named by ``--registry`` / ``MLGATE_REGISTRY`` / ``--home``."""
+    from registry import Registry
+
+    url = locations(home=home, registry=registry).registry
+    return registry_call(lambda: Registry(url))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,10 +16,11 @@ from mlgate.cli.common import (
     RegistryOption,
     console,
     fail,
-    locations,
+    open_registry,
     print_json,
+    registry_call,
 )
-from registry import ModelVersion, Registry, RegistryError, Route
+from registry import ModelVersion, Route
 
 T = TypeVar("T")
 
@@ -31,28 +31,6 @@ group = typer.Typer(
 
 def attach(app: typer.Typer) -> None:
     app.add_typer(group, name="models")
-
-
-def _storage_error(exc: BaseException) -> bool:
-    return isinstance(exc, (RegistryError, OSError)) or type(exc).__module__.startswith(
-        ("botocore", "aiobotocore")
-    )
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Run a registry call; user mistakes and storage failures become one-line errors."""
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - filtered just below, the rest re-raised
-        if not _storage_error(exc):
-            raise
-        fail(str(exc) or type(exc).__name__)
-
-
-def open_registry(home: str | None, registry: str | None) -> Registry:
-    """The registry named by ``--registry`` / ``MLGATE_REGISTRY`` / ``--home``."""
-    url = locations(home=home, registry=registry).registry
-    return _run(lambda: Registry(url))
 
 
 def _tags(raw: list[str] | None) -> dict[str, str]:
@@ -115,14 +93,14 @@ def register(
     if flavor is not None and flavor not in ("sklearn", "onnx"):
         fail(f"--flavor: expected 'sklearn' or 'onnx', got {flavor!r}")
     reg = open_registry(home, registry)
-    mv = _run(
+    mv = registry_call(
         lambda: reg.register(name, path, reference=reference, tags=tags, flavor=flavor,
                              trust_pickle=trust_pickle, promote=promote)
     )  # fmt: skip
     if fmt is OutputFormat.json:
         print_json(msgspec.to_builtins(mv))
         return
-    route = _run(lambda: reg.route(name))
+    route = registry_call(lambda: reg.route(name))
     role = "champion" if route.champion == mv.version else "no traffic yet"
     console.print(
         f"registered [bold]{name}[/] version [bold]{mv.version}[/] "
@@ -154,9 +132,9 @@ def list_models(
     """List the registered models with their routes."""
     reg = open_registry(home, registry)
     rows = []
-    for name in _run(reg.list):
-        versions = _run(lambda name=name: reg.versions(name))  # type: ignore[misc]
-        rows.append(_row(name, versions, _run(lambda name=name: reg.route(name))))  # type: ignore[misc]
+    for name in registry_call(reg.list):
+        versions = registry_call(lambda name=name: reg.versions(name))  # type: ignore[misc]
+        rows.append(_row(name, versions, registry_call(lambda name=name: reg.route(name))))  # type: ignore[misc]
     if fmt is OutputFormat.json:
         print_json(rows)
         return
@@ -224,16 +202,18 @@ def show(
     """Show a model (its route and versions), or one version's manifest."""
     reg = open_registry(home, registry)
     if version is not None:
-        mv = _run(lambda: reg.get(name, version))
-        _run(lambda: reg.artifact_bytes(mv))  # a corrupt artifact is an error, not a detail
-        route = _run(lambda: reg.route(name))
+        mv = registry_call(lambda: reg.get(name, version))
+        registry_call(
+            lambda: reg.artifact_bytes(mv)
+        )  # a corrupt artifact is an error, not a detail
+        route = registry_call(lambda: reg.route(name))
         if fmt is OutputFormat.json:
             print_json(msgspec.to_builtins(mv))
         else:
             _show_version(mv, route)
         return
-    versions = _run(lambda: reg.versions(name))
-    route = _run(lambda: reg.route(name))
+    versions = registry_call(lambda: reg.versions(name))
+    route = registry_call(lambda: reg.route(name))
     if fmt is OutputFormat.json:
         print_json({"name": name, "route": msgspec.to_builtins(route),
                     "versions": msgspec.to_builtins(versions)})  # fmt: skip

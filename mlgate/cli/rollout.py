@@ -21,12 +21,13 @@ from mlgate.cli.common import (
     console,
     err_console,
     fail,
-    guarded,
     locations,
+    open_registry,
     print_json,
+    registry_call,
 )
 from registry import Registry, rollout
-from registry.errors import InvalidRoute, RegistryError
+from registry.errors import InvalidRoute
 from registry.model import Route
 
 T = TypeVar("T")
@@ -46,11 +47,6 @@ def attach(app: typer.Typer) -> None:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _registry(home: str | None, registry: str | None) -> Registry:
-    url = locations(home=home, registry=registry).registry
-    return guarded(lambda: Registry(url), RegistryError)
 
 
 def _version(name: str, raw: str) -> int:
@@ -79,7 +75,7 @@ def _done(name: str, route: Route, fmt: OutputFormat) -> None:
 
 def _act(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a registry action; its errors (InvalidRoute, RouteConflict …) become one line."""
-    return guarded(partial(fn, *args, **kwargs), RegistryError)
+    return registry_call(partial(fn, *args, **kwargs))
 
 
 # ------------------------------------------------------------------------------ commands
@@ -120,7 +116,7 @@ def start(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Start VERSION as a canary taking PCT% of routing keys (or the first of --steps)."""
-    reg = _registry(home, registry)
+    reg = open_registry(home, registry)
     v = _version(name, version)
     pct = _percent(name, "weight", weight)
     plan: list[float] | None = None
@@ -195,7 +191,7 @@ def weight_(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Set the canary's weight to PCT% of routing keys."""
-    reg = _registry(home, registry)
+    reg = open_registry(home, registry)
     route = _act(rollout.set_weight, reg, name, _percent(name, "weight", pct), actor="cli")
     _done(name, route, fmt)
 
@@ -216,7 +212,7 @@ def shadow(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Copy requests to VERSION after the answer is sent (or stop it with --off)."""
-    reg = _registry(home, registry)
+    reg = open_registry(home, registry)
     v = _version(name, version) if version is not None else None
     if off:
         route = _act(rollout.clear_shadow, reg, name, v, actor="cli")
@@ -237,7 +233,7 @@ def promote(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Make the canary the champion now (the old champion is remembered)."""
-    reg = _registry(home, registry)
+    reg = open_registry(home, registry)
     _done(name, _act(rollout.promote, reg, name, actor="cli"), fmt)
 
 
@@ -250,7 +246,7 @@ def rollback(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """All traffic back on the champion now (or the previous champion restored)."""
-    reg = _registry(home, registry)
+    reg = open_registry(home, registry)
     _done(name, _act(rollout.rollback, reg, name, actor="cli"), fmt)
 
 
@@ -269,7 +265,7 @@ def status(
     if not window > 0:
         fail(f"--window must be a positive number of seconds, got {window!r}")
     loc = locations(home=home, registry=registry, logs=logs)
-    reg = _registry(home, loc.registry)
+    reg = open_registry(home, loc.registry)
     report = _act(collect_status, reg, name, logs=loc.logs, window_s=window)
     if fmt is OutputFormat.json:
         print_json(report)
