@@ -382,27 +382,34 @@ def clear_shadow(
 def promote(reg: Registry, name: str, *, actor: str | None = None) -> Route:
     """Make the canary the champion now."""
     k = known(reg, name)
-    before = reg.route(name)
+    # filled by the attempt that wins the compare-and-swap, so the event names the route
+    # that was really changed (update_route copies ``detail`` only after the swap)
     detail: dict[str, Any] = {"action": "promote"}
-    if before.canary is not None:
-        detail.update(version=before.canary.version, previous_champion=before.champion)
-    return reg.update_route(
-        name, lambda r: promoted(r, known=k), kind="promote", detail=detail, actor=actor
-    )
+
+    def change(route: Route) -> Route:
+        new = promoted(route, known=k)
+        detail.update(version=new.champion, previous_champion=route.champion)
+        return new
+
+    return reg.update_route(name, change, kind="promote", detail=detail, actor=actor)
 
 
 def rollback(reg: Registry, name: str, *, actor: str | None = None) -> Route:
     """Send all traffic back to the champion now (or restore the previous champion)."""
     k = known(reg, name)
-    before = reg.route(name)
     detail: dict[str, Any] = {"action": "rollback"}
-    if before.canary is not None:
-        detail.update(canary=before.canary.version, weight=before.canary.weight)
-    elif before.previous_champion is not None:
-        detail.update(champion=before.previous_champion, replaced=before.champion)
-    return reg.update_route(
-        name, lambda r: rolled_back(r, known=k), kind="rollback", detail=detail, actor=actor
-    )
+
+    def change(route: Route) -> Route:
+        new = rolled_back(route, known=k)
+        detail.clear()
+        detail["action"] = "rollback"
+        if route.canary is not None:
+            detail.update(canary=route.canary.version, weight=route.canary.weight)
+        else:
+            detail.update(champion=new.champion, replaced=route.champion)
+        return new
+
+    return reg.update_route(name, change, kind="rollback", detail=detail, actor=actor)
 
 
 def withdraw_canary(
