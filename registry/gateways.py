@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from registry.errors import RegistryError
-from registry.store import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from registry import Registry
-    from registry.store import Store
 
 GATEWAYS_DIR = "gateways"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -52,15 +50,6 @@ class GatewayState(msgspec.Struct, frozen=True):
         except ValueError:
             return float("inf")
         return ((now or datetime.now(UTC)) - at).total_seconds()
-
-
-def _store(reg: Registry) -> Store:
-    """The registry's storage backend (local directory or S3), reused rather than reopened."""
-    for attr in ("store", "_store"):
-        store = getattr(reg, attr, None)
-        if store is not None and hasattr(store, "write") and hasattr(store, "children"):
-            return store  # type: ignore[no-any-return]
-    return open_store(reg.url, storage_options=getattr(reg, "storage_options", None))
 
 
 def _dir(name: str) -> str:
@@ -94,7 +83,7 @@ def report_gateway(
         pid=os.getpid(),
     )
     # one atomic replace (temp + rename locally, one PUT on S3): never half a file
-    _store(reg).write(f"{_dir(name)}/{gateway_id}.json", msgspec.json.encode(state))
+    reg.store.write(f"{_dir(name)}/{gateway_id}.json", msgspec.json.encode(state))
     return state
 
 
@@ -103,7 +92,7 @@ def gateway_states(reg: Registry, name: str, *, max_age_s: float = 30.0) -> list
 
     Unreadable or stale reports are skipped; no report at all is an empty list.
     """
-    store = _store(reg)
+    store = reg.store
     directory = _dir(name)
     now = datetime.now(UTC)
     out: list[GatewayState] = []
