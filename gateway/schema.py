@@ -110,8 +110,11 @@ class InputSpec:
                 f"{field}: expected shape [n, {self.n_features}] (one column per feature "
                 f"{self._names_hint()}), got {list(values.shape)}"
             )
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, refused below
-            X = np.ascontiguousarray(values, dtype=np.float32)
+        if values.dtype == np.float32:
+            X = np.ascontiguousarray(values)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, refused below
+                X = np.ascontiguousarray(values, dtype=np.float32)
         for j, codec in self.categorical.items():
             codec.check_numeric(X[:, j], field)
         return self.checked(X, field)

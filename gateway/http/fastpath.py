@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.http import predict
-from gateway.http.raw import RawRequest, send_response
+from gateway.http.raw import BaseRequest, RawRequest, send_response
 from gateway.http.responses import error_parts
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from gateway.service import Gateway
 
 
-def match(path: str) -> Callable[[Gateway, RawRequest], Awaitable[predict.Reply]] | None:
+def match(path: str) -> Callable[[Gateway, BaseRequest], Awaitable[predict.Reply]] | None:
     """The operation for a predict path, or None (then Litestar routes it)."""
     if path == "/invocations":
         return predict.mlflow_invocations

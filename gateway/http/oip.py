@@ -115,6 +115,7 @@ def oip_routes(gw: Gateway) -> list[HTTPRouteHandler]:
 def as_response(reply: predict.Reply) -> Response[bytes]:
     return Response(
         content=reply.body,
+        status_code=200,  # not Litestar's 201 default for POST: the other fronts answer 200
         media_type=reply.content_type.decode(),
         headers={k.decode(): v.decode("latin-1") for k, v in reply.headers},
     )

@@ -1,4 +1,4 @@
-"""The predict operations of every protocol, on a ``RawRequest``: shared by the Litestar
+"""The predict operations of every protocol, on a request (``BaseRequest``): shared by the Litestar
 handlers and the ASGI fast path, so both answer byte for byte the same."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from gateway.http.auth import check_predict_token
 from gateway.http.raw import JSON, OCTETS
 
 if TYPE_CHECKING:
-    from gateway.http.raw import RawRequest
+    from gateway.http.raw import BaseRequest
     from gateway.service import Gateway, Prediction
 
 
@@ -47,16 +47,22 @@ def split_verb(spec: str) -> str:
     return name
 
 
+# bytes a header value must not hold (CR and LF would split the response); tab is allowed
+_CONTROL = bytes(c for c in range(32) if c != 9) + b"\x7f"
+
+
 def prediction_headers(prediction: Prediction) -> list[tuple[bytes, bytes]]:
-    """``X-Model-Version``, ``X-Route`` and ``X-Request-Id`` of an answer."""
+    """``X-Model-Version``, ``X-Route`` and ``X-Request-Id`` of an answer. The request id may
+    come from the body (OIP ``id``): it is echoed with control characters dropped."""
+    request_id = prediction.request_id.encode("latin-1", errors="replace")
     return [
         (b"x-model-version", str(prediction.version).encode()),
         (b"x-route", prediction.route.encode()),
-        (b"x-request-id", prediction.request_id.encode("latin-1", errors="replace")),
+        (b"x-request-id", request_id.translate(None, _CONTROL)),
     ]
 
 
-async def oip_infer(gw: Gateway, request: RawRequest, model: str, version: int | None) -> Reply:
+async def oip_infer(gw: Gateway, request: BaseRequest, model: str, version: int | None) -> Reply:
     start = time.perf_counter_ns()
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)
@@ -90,7 +96,7 @@ async def oip_infer(gw: Gateway, request: RawRequest, model: str, version: int |
     return Reply(content, content_type=OCTETS, headers=headers)
 
 
-async def v1_predict(gw: Gateway, request: RawRequest, model: str, version: int | None) -> Reply:
+async def v1_predict(gw: Gateway, request: BaseRequest, model: str, version: int | None) -> Reply:
     start = time.perf_counter_ns()
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)
@@ -112,7 +118,7 @@ async def v1_predict(gw: Gateway, request: RawRequest, model: str, version: int 
     return Reply(body, headers=prediction_headers(prediction))
 
 
-async def mlflow_invocations(gw: Gateway, request: RawRequest) -> Reply:
+async def mlflow_invocations(gw: Gateway, request: BaseRequest) -> Reply:
     start = time.perf_counter_ns()
     settings = gw.settings
     check_predict_token(request.header("authorization"), settings.predict_token)

@@ -17,15 +17,54 @@ JSON = b"application/json"
 OCTETS = b"application/octet-stream"
 
 
-class RawRequest:
-    """Headers, query and body of one ASGI HTTP request."""
+class BaseRequest:
+    """Headers, query and body of one predict request, whatever server delivered it."""
 
-    __slots__ = ("_headers", "receive", "scope")
+    __slots__ = ("_headers",)
+
+    def __init__(self) -> None:
+        self._headers: dict[str, str] | None = None
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    def query_string(self) -> bytes:
+        raise NotImplementedError
+
+    async def body(self, limit: int) -> bytes:
+        raise NotImplementedError
+
+    def header(self, name: str) -> str | None:
+        """A request header by lower-case name (the last one wins)."""
+        if self._headers is None:
+            self._headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.raw_headers()
+            }
+        return self._headers.get(name)
+
+    def query(self, name: str) -> str | None:
+        raw = self.query_string()
+        if not raw:
+            return None
+        values = parse_qs(raw.decode("latin-1")).get(name)
+        return values[-1] if values else None
+
+    def _decoded(self, body: bytes, limit: int) -> bytes:
+        encoding = self.header("content-encoding")
+        if encoding in ("gzip", "deflate"):
+            return _inflate(body, encoding, limit)
+        return body
+
+
+class RawRequest(BaseRequest):
+    """A predict request on ASGI: the body is read from ``receive`` within ``limit``."""
+
+    __slots__ = ("receive", "scope")
 
     def __init__(self, scope: Any, receive: Any) -> None:
+        super().__init__()
         self.scope = scope
         self.receive = receive
-        self._headers: dict[str, str] | None = None
 
     @property
     def method(self) -> str:
@@ -35,27 +74,18 @@ class RawRequest:
     def path_params(self) -> dict[str, Any]:
         return dict(self.scope.get("path_params", {}))
 
-    def header(self, name: str) -> str | None:
-        """A request header by lower-case name (the last one wins)."""
-        if self._headers is None:
-            self._headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope["headers"]
-            }
-        return self._headers.get(name)
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = self.scope["headers"]
+        return headers
 
-    def query(self, name: str) -> str | None:
-        raw = self.scope.get("query_string", b"")
-        if not raw:
-            return None
-        values = parse_qs(raw.decode("latin-1")).get(name)
-        return values[-1] if values else None
+    def query_string(self) -> bytes:
+        raw: bytes = self.scope.get("query_string", b"")
+        return raw
 
     async def body(self, limit: int) -> bytes:
         length = self.header("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise PayloadTooLarge(
-                f"body: expected at most max_body_bytes={limit} bytes, got {length}"
-            )
+            raise PayloadTooLarge(too_large_message(limit, length))
         chunks = []
         size = 0
         while True:
@@ -65,17 +95,38 @@ class RawRequest:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(
-                    f"body: expected at most max_body_bytes={limit} bytes, got more"
-                )
+                raise PayloadTooLarge(too_large_message(limit, None))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        encoding = self.header("content-encoding")
-        if encoding in ("gzip", "deflate"):
-            body = _inflate(body, encoding, limit)
-        return body
+        return self._decoded(body, limit)
+
+
+class BufferedRequest(BaseRequest):
+    """A predict request whose body the HTTP protocol already read (within the limit)."""
+
+    __slots__ = ("_body", "_query", "_raw_headers")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], query: bytes, body: bytes) -> None:
+        super().__init__()
+        self._raw_headers = headers
+        self._query = query
+        self._body = body
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._raw_headers
+
+    def query_string(self) -> bytes:
+        return self._query
+
+    async def body(self, limit: int) -> bytes:
+        return self._decoded(self._body, limit)
+
+
+def too_large_message(limit: int, length: str | None) -> str:
+    got = f"{length}" if length is not None else "more"
+    return f"body: expected at most max_body_bytes={limit} bytes, got {got}"
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:

@@ -128,6 +128,8 @@ def run_gateway(*, host: str, port: int, workers: int, server: Server, log_level
         return
     import uvicorn
 
+    from gateway.http.protocol import GatewayHttpProtocol
+
     uvicorn.run(
         FACTORY,
         factory=True,
@@ -135,7 +137,7 @@ def run_gateway(*, host: str, port: int, workers: int, server: Server, log_level
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=GatewayHttpProtocol,  # uvicorn's httptools protocol + the predict fast path
         lifespan="on",
         log_level=log_level,
         access_log=False,

@@ -19,6 +19,7 @@ import uvicorn
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from gateway.http.protocol import GatewayHttpProtocol
 from gateway.settings import GatewaySettings
 from mlgate.app import create_gateway_app
 from registry import Registry
@@ -77,8 +78,11 @@ def serve(
     *,
     load_runtime: Callable[..., Any] | None = None,
     wait_ready: bool = True,
+    http: Any = GatewayHttpProtocol,
 ) -> Iterator[Served]:
-    """Run the gateway app under uvicorn (uvloop) on a free loopback port until exit."""
+    """Run the gateway app under uvicorn (uvloop) on a free loopback port until exit, with
+    the HTTP protocol ``mlgate serve`` uses (``http="httptools"``: uvicorn's own, so every
+    request goes through the ASGI app as under granian)."""
     settings = settings or GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2)
     app = create_gateway_app(
         settings,
@@ -91,7 +95,7 @@ def serve(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=http,
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=10,
@@ -132,18 +136,29 @@ def served(registry: Registry, logs_dir: Path) -> Iterator[Served]:
         yield s
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["fastpath", "litestar"])
+# How the predict endpoints are answered: inside uvicorn's protocol (``mlgate serve``), by
+# the ASGI fast path (as under granian), or by the Litestar handlers; all must behave the same.
+FRONTS = {
+    "protocol": (GatewayHttpProtocol, True),
+    "asgi": ("httptools", True),
+    "litestar": ("httptools", False),
+}
+
+
+@pytest.fixture(scope="module", params=list(FRONTS))
 def shared(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Served]:
     """One server per test module: ``iris`` (classifier, string labels) and ``diabetes``
-    (regressor), admin token ``secret``; predict endpoints answered by the ASGI fast path or
-    by the Litestar handlers (both must behave the same)."""
+    (regressor), admin token ``secret``; predict endpoints answered by each front in turn."""
+    http, fast_path = FRONTS[request.param]
     root = tmp_path_factory.mktemp("gateway")
     reg = Registry("file://" + str(root / "registry"))
     X, _ = iris()
     reg.register("iris", fit_iris(), reference=X[:50])
     reg.register("diabetes", fit_diabetes())
-    settings = GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret")
-    with serve(reg, root / "logs", settings) as s:
+    settings = GatewaySettings(
+        poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret", fast_path=fast_path
+    )
+    with serve(reg, root / "logs", settings, http=http) as s:
         yield s
