@@ -69,6 +69,35 @@ class Prediction:
         return self.loaded.version
 
 
+class Pending:
+    """A request queued for a batch (``Gateway.submit``), waiting for ``Gateway.finish``."""
+
+    __slots__ = ("X", "future", "key", "loaded", "request_id", "route", "start", "state",
+                 "timer")  # fmt: skip
+
+    def __init__(
+        self,
+        future: asyncio.Future[BatchResult],
+        timer: asyncio.TimerHandle,
+        state: ModelState | None,
+        loaded: LoadedVersion,
+        route: str,
+        request_id: str,
+        key: str,
+        X: np.ndarray,
+        start: int,
+    ) -> None:
+        self.future = future
+        self.timer = timer
+        self.state = state  # set when shadow copies may be due
+        self.loaded = loaded
+        self.route = route
+        self.request_id = request_id
+        self.key = key
+        self.X = X
+        self.start = start
+
+
 def _expire(
     future: asyncio.Future[BatchResult], loaded: LoadedVersion, settings: GatewaySettings
 ) -> None:
@@ -176,6 +205,36 @@ class Gateway:
         started_ns: int | None = None,
     ) -> Prediction:
         """Route, validate and run one request; raises ``GatewayError`` subclasses."""
+        pending = self.submit(
+            model,
+            payload,
+            version=version,
+            request_id=request_id,
+            routing_key=routing_key,
+            started_ns=started_ns,
+        )
+        try:
+            await pending.future
+        except GatewayError:
+            pass  # finish() counts it and raises it
+        except asyncio.CancelledError:
+            pending.timer.cancel()
+            raise
+        return self.finish(pending)
+
+    def submit(
+        self,
+        model: str,
+        payload: Payload,
+        *,
+        version: int | None = None,
+        request_id: str | None = None,
+        routing_key: str | None = None,
+        started_ns: int | None = None,
+    ) -> Pending:
+        """The first half of ``predict``, without a coroutine: route, validate and queue the
+        request. Call ``finish`` once ``pending.future`` is done (the HTTP protocol does it
+        from a done-callback rather than a task per request)."""
         start = started_ns or time.perf_counter_ns()
         if self._closing:
             raise ShuttingDown("the gateway is shutting down")
@@ -204,21 +263,31 @@ class Gateway:
         timer = asyncio.get_running_loop().call_later(
             self.settings.request_timeout_s, _expire, future, loaded, self.settings
         )
-        try:
-            result = await future
-        except GatewayError as exc:
-            self._record(loaded, route, request_id, status_for(exc), start)
-            raise
-        finally:
-            timer.cancel()
-        self._record(loaded, route, request_id, 200, start, X, result)
-        if state.serving_route is not None and state.serving_route.shadows and version is None:
-            shadows = router.shadow_versions(state.serving_route, key)
+        shadow = version is None and state.serving_route is not None
+        return Pending(future, timer, state if shadow else None, loaded, route, request_id,
+                       key, X, start)  # fmt: skip
+
+    def finish(self, pending: Pending) -> Prediction:
+        """The second half of ``predict``: count and log the answer, send shadow copies.
+        Raises the request's ``GatewayError`` if it failed (timed out, model error…)."""
+        pending.timer.cancel()
+        future = pending.future
+        loaded = pending.loaded
+        exc = future.exception()
+        if exc is not None:
+            self._record(loaded, pending.route, pending.request_id, status_for(exc), pending.start)
+            raise exc
+        result = future.result()
+        X = pending.X
+        self._record(loaded, pending.route, pending.request_id, 200, pending.start, X, result)
+        state = pending.state
+        if state is not None and state.serving_route is not None and state.serving_route.shadows:
+            shadows = router.shadow_versions(state.serving_route, pending.key)
             if shadows:
                 asyncio.get_running_loop().call_soon(
-                    self._send_shadows, state, loaded, shadows, X, request_id
+                    self._send_shadows, state, loaded, shadows, X, pending.request_id
                 )
-        return Prediction(loaded, route, request_id, result.outputs)
+        return Prediction(loaded, pending.route, pending.request_id, result.outputs)
 
     def _new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):012x}"

@@ -93,6 +93,14 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             )
 
     @property
+    def request_id_header_lower(self) -> str:
+        return self.request_id_header.lower()
+
+    @property
+    def routing_header_lower(self) -> str:
+        return self.routing_header.lower()
+
+    @property
     def threads(self) -> int:
         """Inference worker threads actually used."""
         return self.inference_threads or (os.cpu_count() or 2)

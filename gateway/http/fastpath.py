@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.http import predict
-from gateway.http.raw import BaseRequest, RawRequest, send_response
+from gateway.http.raw import RawRequest, send_response
 from gateway.http.responses import error_parts
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
 
     from litestar import Litestar
 
@@ -25,37 +24,29 @@ if TYPE_CHECKING:
     from gateway.service import Gateway
 
 
-def match(path: str) -> Callable[[Gateway, BaseRequest], Awaitable[predict.Reply]] | None:
+def match(path: str) -> predict.Operation | None:
     """The operation for a predict path, or None (then Litestar routes it)."""
     if path == "/invocations":
-        return predict.mlflow_invocations
+        return predict.Operation("mlflow", None)
     if "%" in path:
         return None
     parts = path.split("/")
     # ['', 'v2', 'models', m, 'infer'] / ['', 'v2', 'models', m, 'versions', v, 'infer']
     if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer":
-        model = parts[3]
-        return lambda gw, request: predict.oip_infer(gw, request, model, None)
+        return predict.Operation("oip", parts[3])
     if len(parts) == 7 and parts[1] == "v2" and parts[2] == "models" and parts[6] == "infer" \
             and parts[4] == "versions":  # fmt: skip
-        model, version = parts[3], parts[5]
-        return lambda gw, request: predict.oip_infer(
-            gw, request, model, predict.parse_version(version)
-        )
+        return predict.Operation("oip", parts[3], parts[5])
     if (
         len(parts) == 4
         and parts[1] == "v1"
         and parts[2] == "models"
         and parts[3].endswith(":predict")
     ):
-        model = parts[3][: -len(":predict")]
-        return lambda gw, request: predict.v1_predict(gw, request, model, None)
+        return predict.Operation("v1", parts[3][: -len(":predict")])
     if len(parts) == 6 and parts[1] == "v1" and parts[2] == "models" and parts[4] == "versions" \
             and parts[5].endswith(":predict"):  # fmt: skip
-        model, version = parts[3], parts[5][: -len(":predict")]
-        return lambda gw, request: predict.v1_predict(
-            gw, request, model, predict.parse_version(version)
-        )
+        return predict.Operation("v1", parts[3], parts[5][: -len(":predict")])
     return None
 
 

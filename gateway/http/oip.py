@@ -92,15 +92,15 @@ def oip_routes(gw: Gateway) -> list[HTTPRouteHandler]:
 
     @post("/v2/models/{model:str}/infer")
     async def infer(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
-        reply = await predict.oip_infer(gw, RawRequest(request.scope, request.receive), model, None)
-        return as_response(reply)
+        raw = RawRequest(request.scope, request.receive)
+        return as_response(await predict.Operation("oip", model)(gw, raw))
 
     @post("/v2/models/{model:str}/versions/{version:str}/infer")
     async def infer_version(
         request: Request[Any, Any, Any], model: FromPath[str], version: FromPath[str]
     ) -> Response[bytes]:
         raw = RawRequest(request.scope, request.receive)
-        return as_response(await predict.oip_infer(gw, raw, model, parse_version(version)))
+        return as_response(await predict.Operation("oip", model, version)(gw, raw))
 
     @post("/v2/models/{model:str}/feedback")
     async def feedback(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:

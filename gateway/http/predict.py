@@ -3,8 +3,10 @@ handlers and the ASGI fast path, so both answer byte for byte the same."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.codecs import binary, mlflow, oip, v1
 from gateway.errors import BadRequest, GatewayError, UnknownModel, UnknownVersion
@@ -12,8 +14,11 @@ from gateway.http.auth import check_predict_token
 from gateway.http.raw import JSON, OCTETS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.codecs import Payload
     from gateway.http.raw import BaseRequest
-    from gateway.service import Gateway, Prediction
+    from gateway.service import Gateway, Pending, Prediction
 
 
 class Reply:
@@ -62,25 +67,93 @@ def prediction_headers(prediction: Prediction) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def oip_infer(gw: Gateway, request: BaseRequest, model: str, version: int | None) -> Reply:
-    start = time.perf_counter_ns()
-    settings = gw.settings
-    check_predict_token(request.header("authorization"), settings.predict_token)
-    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
-    try:
-        body = await request.body(settings.max_body_bytes)
-        payload = oip.decode_request(body, request.header(binary.HEADER))
-    except GatewayError as exc:
-        gw.rejected(model, exc)
-        raise
-    prediction = await gw.predict(
-        model,
-        payload,
-        version=version,
-        request_id=payload.id or request.header(settings.request_id_header.lower()),
-        routing_key=request.header(settings.routing_header.lower()),
-        started_ns=start,
-    )
+class Staged:
+    """A predict request queued for its batch: ``reply()`` once ``pending.future`` is done."""
+
+    __slots__ = ("encode", "gateway", "pending")
+
+    def __init__(
+        self, gateway: Gateway, pending: Pending, encode: Callable[[Prediction], Reply]
+    ) -> None:
+        self.gateway = gateway
+        self.pending = pending
+        self.encode = encode
+
+    def reply(self) -> Reply:
+        """The answer (or the request's ``GatewayError``, raised)."""
+        return self.encode(self.gateway.finish(self.pending))
+
+
+class Operation:
+    """One predict endpoint with its path parameters: ``admit`` (token, model: before the
+    body is read), then ``stage`` (decode, validate, queue). ``await op(gw, request)`` runs
+    both and waits; the HTTP protocol calls them itself and waits with a done-callback."""
+
+    __slots__ = ("kind", "model", "version", "version_text")
+
+    def __init__(self, kind: str, model: str | None, version: str | None = None) -> None:
+        self.kind = kind  # "oip", "v1" or "mlflow" (model None: ?model= or the default)
+        self.model = model
+        self.version_text = version  # from the path, checked by admit()
+        self.version: int | None = None
+
+    def admit(self, gw: Gateway, request: BaseRequest) -> str:
+        """Check the predict token, the model and the version; returns the model's name."""
+        check_predict_token(request.header("authorization"), gw.settings.predict_token)
+        model = self.model or request.query("model") or default_model(gw)
+        gw.models.get(model)  # an unknown model is a 404 whatever the body holds
+        if self.version_text is not None:
+            self.version = parse_version(self.version_text)
+        return model
+
+    def stage(self, gw: Gateway, request: BaseRequest, model: str, body: bytes,
+              start: int) -> Staged:  # fmt: skip
+        """Decode ``body`` (already inflated) and queue the request for its batch."""
+        settings = gw.settings
+        try:
+            payload: Payload
+            if self.kind == "oip":
+                payload = oip.decode_request(body, request.header(binary.HEADER))
+            elif self.kind == "v1":
+                payload = v1.V1Payload(body)
+            else:
+                payload = mlflow.decode_request(body, request.header("content-type") or "")
+        except GatewayError as exc:
+            gw.rejected(model, exc)
+            raise
+        request_id = request.header(settings.request_id_header_lower)
+        if isinstance(payload, oip.OipPayload) and payload.id:
+            request_id = payload.id
+        pending = gw.submit(
+            model,
+            payload,
+            version=self.version,
+            request_id=request_id,
+            routing_key=request.header(settings.routing_header_lower),
+            started_ns=start,
+        )
+        return Staged(gw, pending, functools.partial(_ENCODERS[self.kind], payload, model))
+
+    async def __call__(self, gw: Gateway, request: BaseRequest) -> Reply:
+        start = time.perf_counter_ns()
+        model = self.admit(gw, request)
+        try:
+            body = await request.body(gw.settings.max_body_bytes)
+        except GatewayError as exc:
+            gw.rejected(model, exc)
+            raise
+        staged = self.stage(gw, request, model, body, start)
+        try:
+            await staged.pending.future
+        except GatewayError:
+            pass  # reply() counts it and raises it
+        except asyncio.CancelledError:
+            staged.pending.timer.cancel()
+            raise
+        return staged.reply()
+
+
+def _oip_reply(payload: oip.OipPayload, model: str, prediction: Prediction) -> Reply:
     content, header_length = oip.encode_response(
         model=model,
         version=prediction.version,
@@ -96,49 +169,21 @@ async def oip_infer(gw: Gateway, request: BaseRequest, model: str, version: int 
     return Reply(content, content_type=OCTETS, headers=headers)
 
 
-async def v1_predict(gw: Gateway, request: BaseRequest, model: str, version: int | None) -> Reply:
-    start = time.perf_counter_ns()
-    settings = gw.settings
-    check_predict_token(request.header("authorization"), settings.predict_token)
-    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
-    try:
-        payload = v1.V1Payload(await request.body(settings.max_body_bytes))
-    except GatewayError as exc:
-        gw.rejected(model, exc)
-        raise
-    prediction = await gw.predict(
-        model,
-        payload,
-        version=version,
-        request_id=request.header(settings.request_id_header.lower()),
-        routing_key=request.header(settings.routing_header.lower()),
-        started_ns=start,
-    )
-    body = v1.encode_response(payload, prediction.outputs)
-    return Reply(body, headers=prediction_headers(prediction))
+def _v1_reply(payload: v1.V1Payload, model: str, prediction: Prediction) -> Reply:
+    return Reply(v1.encode_response(payload, prediction.outputs),
+                 headers=prediction_headers(prediction))  # fmt: skip
 
 
-async def mlflow_invocations(gw: Gateway, request: BaseRequest) -> Reply:
-    start = time.perf_counter_ns()
-    settings = gw.settings
-    check_predict_token(request.header("authorization"), settings.predict_token)
-    model = request.query("model") or default_model(gw)
-    gw.models.get(model)  # an unknown model is a 404 whatever the body holds
-    try:
-        body = await request.body(settings.max_body_bytes)
-        payload = mlflow.decode_request(body, request.header("content-type") or "")
-    except GatewayError as exc:
-        gw.rejected(model, exc)
-        raise
-    prediction = await gw.predict(
-        model,
-        payload,
-        request_id=request.header(settings.request_id_header.lower()),
-        routing_key=request.header(settings.routing_header.lower()),
-        started_ns=start,
-    )
-    content = mlflow.encode_response(prediction.outputs)
-    return Reply(content, headers=prediction_headers(prediction))
+def _mlflow_reply(payload: mlflow.MlflowPayload, model: str, prediction: Prediction) -> Reply:
+    return Reply(mlflow.encode_response(prediction.outputs),
+                 headers=prediction_headers(prediction))  # fmt: skip
+
+
+_ENCODERS: dict[str, Callable[[Any, str, Prediction], Reply]] = {
+    "oip": _oip_reply,
+    "v1": _v1_reply,
+    "mlflow": _mlflow_reply,
+}
 
 
 def default_model(gw: Gateway) -> str:

@@ -17,26 +17,22 @@ wrap) a ``FastPath`` is served exactly as by uvicorn's own protocol.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import GatewayError, PayloadTooLarge, ShuttingDown
 from gateway.http.fastpath import FastPath, match
 from gateway.http.raw import JSON, BufferedRequest, too_large_message
 from gateway.http.responses import error_parts
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    from gateway.http import predict
-    from gateway.http.raw import BaseRequest
-    from gateway.service import Gateway
-
-    Operation = Callable[[Gateway, BaseRequest], Awaitable[predict.Reply]]
+    from gateway.http.predict import Operation, Staged
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +71,7 @@ class PredictCycle:
         "running",
         "scope",
         "size",
+        "start",
         "too_large",
     )
 
@@ -93,6 +90,7 @@ class PredictCycle:
         scope: dict[str, Any],
     ) -> None:
         self.operation = operation
+        self.start = time.perf_counter_ns()  # the request's latency counts from its head
         self.scope = scope  # uvicorn's, for the access log line
         self.path = path
         self.headers = headers
@@ -231,21 +229,34 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._answer_error(cycle, exc)
 
     def _run(self, cycle: PredictCycle) -> None:
-        task = self.loop.create_task(self._serve(cycle))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    async def _serve(self, cycle: PredictCycle) -> None:
+        """Admit, decode and queue the request now; answer from the batch's done-callback
+        (no task per request: the loop's time per request is what limits throughput)."""
         fastpath = self.fastpath
         assert fastpath is not None
+        gw = fastpath.gateway
         body = cycle.body[0] if len(cycle.body) == 1 else b"".join(cycle.body)
         cycle.body = []
         request = BufferedRequest(cycle.headers, cycle.query, body)
+        operation = cycle.operation
         try:
-            reply = await cycle.operation(fastpath.gateway, request)
-        except asyncio.CancelledError:
-            self._abort(cycle)
-            raise
+            model = operation.admit(gw, request)
+            try:
+                body = request.read(gw.settings.max_body_bytes)
+            except GatewayError as exc:
+                gw.rejected(model, exc)
+                raise
+            staged = operation.stage(gw, request, model, body, cycle.start)
+        except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
+            self._answer_error(cycle, exc)
+            return
+        staged.pending.future.add_done_callback(functools.partial(self._done, cycle, staged))
+
+    def _done(self, cycle: PredictCycle, staged: Staged, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():  # nothing cancels batch futures; answer rather than hang
+            self._answer_error(cycle, ShuttingDown("the request was cancelled"))
+            return
+        try:
+            reply = staged.reply()
         except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
             self._answer_error(cycle, exc)
             return
@@ -255,11 +266,6 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         assert self.fastpath is not None
         status, body, headers = error_parts(exc, self.fastpath.metrics, "POST", cycle.path)
         self._write(cycle, status, JSON, body, headers)
-
-    def _abort(self, cycle: PredictCycle) -> None:
-        if not cycle.response_complete:
-            cycle.response_complete = True
-            self.transport.close()
 
     def _write(
         self,

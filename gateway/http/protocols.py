@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from gateway.codecs import v1
 from gateway.http import predict
 from gateway.http.oip import as_response
-from gateway.http.predict import parse_version, split_verb
+from gateway.http.predict import split_verb
 from gateway.http.raw import RawRequest
 from gateway.http.responses import json_response, raw_json
 from gateway.service import Gateway
@@ -26,20 +26,19 @@ def protocol_routes(gw: Gateway) -> list[HTTPRouteHandler]:
     @post("/v1/models/{spec:str}")
     async def v1_predict(request: Request[Any, Any, Any], spec: FromPath[str]) -> Response[bytes]:
         raw = RawRequest(request.scope, request.receive)
-        return as_response(await predict.v1_predict(gw, raw, split_verb(spec), None))
+        return as_response(await predict.Operation("v1", split_verb(spec))(gw, raw))
 
     @post("/v1/models/{model:str}/versions/{spec:str}")
     async def v1_predict_version(
         request: Request[Any, Any, Any], model: FromPath[str], spec: FromPath[str]
     ) -> Response[bytes]:
         raw = RawRequest(request.scope, request.receive)
-        version = parse_version(split_verb(spec))
-        return as_response(await predict.v1_predict(gw, raw, model, version))
+        return as_response(await predict.Operation("v1", model, split_verb(spec))(gw, raw))
 
     @post("/invocations")
     async def invocations(request: Request[Any, Any, Any]) -> Response[bytes]:
         raw = RawRequest(request.scope, request.receive)
-        return as_response(await predict.mlflow_invocations(gw, raw))
+        return as_response(await predict.Operation("mlflow", None)(gw, raw))
 
     @get("/ping", sync_to_thread=False)
     def ping() -> Response[bytes]:

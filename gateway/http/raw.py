@@ -121,6 +121,10 @@ class BufferedRequest(BaseRequest):
         return self._query
 
     async def body(self, limit: int) -> bytes:
+        return self.read(limit)
+
+    def read(self, limit: int) -> bytes:
+        """The body, inflated if it came compressed (the protocol checked its size)."""
         return self._decoded(self._body, limit)
 
 

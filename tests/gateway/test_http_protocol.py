@@ -127,13 +127,13 @@ def test_predict_requests_are_answered_inside_the_protocol(
     protocol: Served, conn: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[str] = []
-    original = GatewayHttpProtocol._serve
+    original = GatewayHttpProtocol._run
 
-    async def counting(self: GatewayHttpProtocol, cycle: Any) -> None:
+    def counting(self: GatewayHttpProtocol, cycle: Any) -> None:
         served.append(cycle.path)
-        await original(self, cycle)
+        original(self, cycle)
 
-    monkeypatch.setattr(GatewayHttpProtocol, "_serve", counting)
+    monkeypatch.setattr(GatewayHttpProtocol, "_run", counting)
     conn.send(request("POST", "/v2/models/iris/infer", infer_body()))
     assert conn.read().status == 200
     conn.send(request("GET", "/v2/health/live"))

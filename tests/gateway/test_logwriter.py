@@ -25,7 +25,7 @@ TS = 1_795_000_000_000_000  # 2026-11-18 UTC, in µs
 
 
 def record(request_id: str, rows: int = 1, *, layout: LogLayout = CLASSIFIER,
-           ok: bool = True, version: int = 1) -> PredictionRecord:  # fmt: skip
+           ok: bool = True, version: int = 1, ts_us: int = TS) -> PredictionRecord:  # fmt: skip
     X = np.tile(np.array([[30.0, 1.0]], dtype=np.float32), (rows, 1))
     outputs = None
     if ok and layout is CLASSIFIER:
@@ -34,7 +34,7 @@ def record(request_id: str, rows: int = 1, *, layout: LogLayout = CLASSIFIER,
     elif ok:
         outputs = {"predict": np.full(rows, 2.5)}
     return PredictionRecord(
-        ts_us=TS, request_id=request_id, model="m", version=version, route="champion",
+        ts_us=ts_us, request_id=request_id, model="m", version=version, route="champion",
         layout=layout, X=X, outputs=outputs, latency_us=120, batch_rows=rows,
         status=200 if ok else 400,
     )  # fmt: skip
@@ -64,6 +64,19 @@ def test_segments_have_the_logschema_columns_and_nulls_for_failures(tmp_path: Pa
     assert frame["ts"].dtype == pl.Datetime("us", "UTC")
     path = next(tmp_path.glob("predictions/model=m/date=2026-11-18/*.parquet"))
     assert path.name == "w1-000001.parquet"
+
+
+def test_rows_go_to_the_segment_of_their_utc_day(tmp_path: Path) -> None:
+    midnight = 1_795_046_400_000_000  # 2026-11-19T00:00:00Z, in µs
+    writer = LogWriter(str(tmp_path), worker_id="w1")
+    for request_id, ts in (("a", midnight - 1), ("b", midnight), ("c", midnight - 86_400_000_001)):
+        writer.append(record(request_id, ts_us=ts))
+    writer.flush()
+    days = {
+        path.parent.name: pl.read_parquet(path)["request_id"].to_list()
+        for path in tmp_path.glob("predictions/model=m/date=*/*.parquet")
+    }
+    assert days == {"date=2026-11-17": ["c"], "date=2026-11-18": ["a"], "date=2026-11-19": ["b"]}
 
 
 def test_versions_with_other_inputs_share_a_segment(tmp_path: Path) -> None:
