@@ -292,10 +292,10 @@ def collect_status(
     ``events`` holds the last ``recent_events`` route changes, so that a rollout withdrawn
     because a gateway could not load the version still says why once the route moved on.
     """
-    k = known(reg, name)  # raises InvalidRoute for an unknown model
+    gateways = gateway_states(reg, name)  # one snapshot for the list and for "failed"
+    k = known(reg, name, states=gateways)  # raises InvalidRoute for an unknown model
     route = reg.route(name)
     stats = rollout_stats(logs, name, route=route, window_s=window_s)
-    gateways = gateway_states(reg, name)
     changes = [e for e in reg.events(name) if e.generation is not None][-recent_events:]
     return {
         "model": name,

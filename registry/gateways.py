@@ -110,8 +110,13 @@ def gateway_states(reg: Registry, name: str, *, max_age_s: float = 30.0) -> list
 
 def failed_versions(reg: Registry, name: str, *, max_age_s: float = 30.0) -> dict[int, str]:
     """Versions that some live gateway failed to load, with ``"<gateway>: <reason>"``."""
+    return failures(gateway_states(reg, name, max_age_s=max_age_s))
+
+
+def failures(states: list[GatewayState]) -> dict[int, str]:
+    """``failed_versions`` of reports already read."""
     failed: dict[int, str] = {}
-    for state in gateway_states(reg, name, max_age_s=max_age_s):
+    for state in states:
         for version, reason in state.errors.items():
             failed.setdefault(version, f"{state.gateway_id}: {reason}")
     return failed

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from registry import routes
 from registry.errors import InvalidRoute, ModelNotFound
-from registry.gateways import GatewayState, failed_versions, gateway_states
+from registry.gateways import GatewayState, failed_versions, failures, gateway_states
 from registry.model import Canary, Route, Shadow
 
 if TYPE_CHECKING:
@@ -208,14 +209,7 @@ def promoted(route: Route, *, known: Known) -> Route:
         )
     new = route.canary.version
     known.require_loadable(new)
-    return msgspec.structs.replace(
-        route,
-        champion=new,
-        canary=None,
-        previous_champion=route.champion,
-        shadows=[s for s in route.shadows if s.version != new],
-        rollout=None,
-    )
+    return msgspec.structs.replace(routes.promoted(route, new), rollout=None)
 
 
 def rolled_back(route: Route, *, known: Known) -> Route:
@@ -229,6 +223,8 @@ def rolled_back(route: Route, *, known: Known) -> Route:
                 f"model '{known.model}': previous champion version {route.previous_champion} "
                 "no longer exists; nothing to roll back to"
             )
+        # like every other traffic change: not onto a version the gateways failed to load
+        known.require_loadable(route.previous_champion)
         return msgspec.structs.replace(
             route,
             champion=route.previous_champion,
@@ -275,15 +271,24 @@ class _NotDue(InvalidRoute):
     """Raised inside a compare-and-swap to abandon it without writing."""
 
 
-def known(reg: Registry, name: str, *, max_age_s: float = 30.0) -> Known:
-    """Committed versions of ``name`` and the versions its live gateways failed to load."""
+def known(
+    reg: Registry,
+    name: str,
+    *,
+    max_age_s: float = 30.0,
+    states: list[GatewayState] | None = None,
+) -> Known:
+    """Committed versions of ``name`` and the versions its live gateways failed to load
+    (from ``states``, the gateway reports, when the caller has read them already)."""
     try:
         versions = frozenset(mv.version for mv in reg.versions(name))
     except ModelNotFound as exc:
         raise InvalidRoute(f"model '{name}' is not registered") from exc
     if not versions:
         raise InvalidRoute(f"model '{name}' is not registered")
-    return Known(name, versions, failed_versions(reg, name, max_age_s=max_age_s))
+    if states is None:
+        return Known(name, versions, failed_versions(reg, name, max_age_s=max_age_s))
+    return Known(name, versions, failures(states))
 
 
 def _verify(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,16 +24,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from gateway.http.protocol import GatewayHttpProtocol
 from gateway.rollout_status import rollout_stats
 from gateway.runtimes import load_runtime
 from gateway.settings import GatewaySettings
 from mlgate.app import create_gateway_app
 from registry import Registry, rollout
 from registry.gateways import gateway_states
+from tests.helpers import UvicornServer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -75,14 +75,6 @@ def reg(tmp_path: Path) -> Registry:
     return registry
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
-
-
 @contextmanager
 def _gateway(
     reg: Registry, logs: Path, loader: Callable[..., Any], **settings: Any
@@ -95,22 +87,10 @@ def _gateway(
         registry=reg,
         load_runtime=loader,
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(app, loop="uvloop", lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        _wait_for(lambda: server.started)
-        with httpx.Client(base_url=url) as c:
-            _wait_for(lambda: c.get("/v2/health/ready").status_code == 200)
-        yield url, app.state.gateway
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with UvicornServer(app, loop="uvloop", http=GatewayHttpProtocol) as server:
+        with httpx.Client(base_url=server.url) as c:
+            wait_for(lambda: c.get("/v2/health/ready").status_code == 200)
+        yield server.url, app.state.gateway
 
 
 def _ready_for(url: str, versions: set[int]) -> Callable[[], bool]:
@@ -172,11 +152,11 @@ def test_slow_shadow_adds_no_latency_and_never_answers(reg: Registry, tmp_path: 
         _timed_requests(client, 30, X)  # warm the connection and the code paths
         base, _ = _timed_requests(client, 200, X)
         rollout.set_shadow(reg, "iris", 2, percent=100)
-        _wait_for(_ready_for(url, {1, 2}))
+        wait_for(_ready_for(url, {1, 2}))
         _timed_requests(client, 30, X)  # the same warm-up after the swap
         shadowed, versions = _timed_requests(client, 200, X)
         assert versions == {"1"}
-        _wait_for(lambda: sleepy[-1].rows >= 230)  # every copy answered, off the request path
+        wait_for(lambda: sleepy[-1].rows >= 230)  # every copy answered, off the request path
     p99_base, p99_shadow = np.percentile(base, 99), np.percentile(shadowed, 99)
     p50_base, p50_shadow = np.percentile(base, 50), np.percentile(shadowed, 50)
     print(
@@ -224,12 +204,12 @@ def test_rollback_under_load_fails_nothing_and_is_on_champion_within_2s(
                     results.append((sent, 0, repr(exc)))
 
     with _gateway(reg, tmp_path / "logs", loader) as (url, _):
-        _wait_for(_ready_for(url, {1, 2}))
+        wait_for(_ready_for(url, {1, 2}))
         clients = [threading.Thread(target=load, args=(i,)) for i in range(4)]
         for t in clients:
             t.start()
         try:
-            _wait_for(lambda: sum(r[2] == "canary" for r in results) >= 20)
+            wait_for(lambda: sum(r[2] == "canary" for r in results) >= 20)
             done = subprocess.run(
                 [MLGATE, "rollout", "rollback", "iris", "--registry", reg.url],
                 capture_output=True,
@@ -241,7 +221,7 @@ def test_rollback_under_load_fails_nothing_and_is_on_champion_within_2s(
             route = reg.route("iris")
             assert route.canary is None and route.updated_at is not None
             rolled_back_at = datetime.fromisoformat(route.updated_at).timestamp()
-            _wait_for(lambda: results[-1][0] > rolled_back_at + 2.5)
+            wait_for(lambda: results[-1][0] > rolled_back_at + 2.5)
         finally:
             stop.set()
             for t in clients:
@@ -270,7 +250,7 @@ def test_a_version_that_cannot_load_is_withdrawn_and_never_answers(
     X, _ = _iris()
     with _gateway(reg, tmp_path / "logs", loader) as (url, gateway):
         worker = gateway.worker_id
-        _wait_for(lambda: [g.gateway_id for g in gateway_states(reg, "iris")] == [worker])
+        wait_for(lambda: [g.gateway_id for g in gateway_states(reg, "iris")] == [worker])
         done = subprocess.run(
             [MLGATE, "rollout", "start", "iris", "2", "--weight", "100", "--registry", reg.url],
             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"},
@@ -279,7 +259,7 @@ def test_a_version_that_cannot_load_is_withdrawn_and_never_answers(
             latencies, versions = _timed_requests(client, 20, X)
         # the gateway applies the withdrawal within its poll interval, then reports it
         latest = reg.route("iris").generation
-        _wait_for(lambda: [g.generation for g in gateway_states(reg, "iris")] == [latest])
+        wait_for(lambda: [g.generation for g in gateway_states(reg, "iris")] == [latest])
         status = subprocess.run(
             [MLGATE, "rollout", "status", "iris", "--format", "json", "--registry", reg.url,
              "--logs", str(tmp_path / "logs")],
@@ -320,7 +300,7 @@ def test_admin_api_changes_apply_on_the_gateway_within_2s(reg: Registry, tmp_pat
 
     def within_2s(client: httpx.Client, expected: set[str]) -> float:
         start = time.monotonic()
-        _wait_for(lambda: routes_seen(client) == expected, timeout_s=2.0)
+        wait_for(lambda: routes_seen(client) == expected, timeout_s=2.0)
         return time.monotonic() - start
 
     with (
@@ -350,7 +330,7 @@ def test_admin_api_changes_apply_on_the_gateway_within_2s(reg: Registry, tmp_pat
             return sum(r["requests"] for r in routes if r["route"] == "canary")
 
         # the log writer flushes every 0.2 s: status sees the canary's answers soon after
-        _wait_for(lambda: canary_requests() >= 20, timeout_s=10)
+        wait_for(lambda: canary_requests() >= 20, timeout_s=10)
         assert status()["route"]["generation"] == reg.route("iris").generation
     print(f"admin API: canary at 100% served after {to_canary:.2f} s, "
           f"rollback back on champion after {to_champion:.2f} s")  # fmt: skip

@@ -4,9 +4,6 @@ and real Parquet log files."""
 from __future__ import annotations
 
 import functools
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +12,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -23,6 +19,7 @@ from gateway.http.protocol import GatewayHttpProtocol
 from gateway.settings import GatewaySettings
 from mlgate.app import create_gateway_app
 from registry import Registry
+from tests.helpers import UvicornServer, wait_for
 
 
 def iris() -> tuple[np.ndarray, np.ndarray]:
@@ -42,13 +39,6 @@ def fit_diabetes() -> LinearRegression:
     return LinearRegression().fit(data.data.astype(np.float32), data.target)
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 class Served:
     """A running gateway: base URL, the app, its registry and log directory."""
 
@@ -62,12 +52,17 @@ class Served:
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
+    def loaded(self, model: str, version: int, token: str = "secret") -> dict[str, Any]:
+        """``/admin/models``' entry for a loaded version (backend, queued rows…); the server
+        needs ``admin_token=token``."""
+        with self.client() as c:
+            r = c.get("/admin/models", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        state = next(m for m in r.json()["models"] if m["name"] == model)
+        return next(v for v in state["loaded"] if v["version"] == version)
+
     def wait_for(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met before the deadline")
-            time.sleep(0.01)
+        wait_for(condition, timeout_s)
 
 
 @contextmanager
@@ -90,31 +85,13 @@ def serve(
         registry=registry,
         load_runtime=load_runtime,
     )
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=http,
-        lifespan="on",
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    served = Served(f"http://127.0.0.1:{port}", app, registry, logs)
-    try:
-        served.wait_for(lambda: server.started, timeout_s=90)
+    with UvicornServer(app, loop="uvloop", http=http, timeout_graceful_shutdown=10) as server:
+        served = Served(server.url, app, registry, logs)
         if wait_ready:
             with served.client() as client:
                 ready = lambda: client.get("/v2/health/ready").status_code == 200  # noqa: E731
                 served.wait_for(ready, timeout_s=90)  # cold numba compiles on a busy machine
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture

@@ -214,7 +214,11 @@ def test_full_queue_is_503_with_retry_after_and_slow_is_504(tmp_path: Path) -> N
     registry = Registry("file://" + str(tmp_path / "registry"))
     registry.register("iris", fit_iris())
     settings = GatewaySettings(
-        poll_interval_s=0.05, max_queue_rows=2, request_timeout_s=0.5, retry_after_s=3
+        poll_interval_s=0.05,
+        max_queue_rows=2,
+        request_timeout_s=0.5,
+        retry_after_s=3,
+        admin_token="secret",
     )
     GatedRuntime.gate.clear()
     GatedRuntime.entered.clear()
@@ -236,9 +240,7 @@ def test_full_queue_is_503_with_retry_after_and_slow_is_504(tmp_path: Path) -> N
         assert GatedRuntime.entered.wait(10)  # the runtime is busy with "held"
         queued = threading.Thread(target=send, args=("queued", body(5.0)))
         queued.start()
-        served.wait_for(
-            lambda: served.gateway.models.states["iris"].versions[1].batcher.queued_rows == 1
-        )
+        served.wait_for(lambda: served.loaded("iris", 1)["queued_rows"] == 1)
         with served.client() as c:
             refused = c.post("/v2/models/iris/infer", json=body(5.0, rows=2))
         assert refused.status_code == 503

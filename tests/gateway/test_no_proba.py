@@ -13,6 +13,7 @@ from sklearn.linear_model import RidgeClassifier, SGDClassifier
 from sklearn.svm import LinearSVC
 
 from gateway.rollout_status import rollout_stats
+from gateway.settings import GatewaySettings
 from registry import Registry
 from registry.model import Shadow
 from tests.gateway.conftest import Served, fit_iris, iris, serve
@@ -50,7 +51,8 @@ def svc_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     registry.update_route(
         "mixed", lambda r: msgspec.structs.replace(r, shadows=[Shadow(2)]), kind="shadow"
     )
-    with serve(registry, root / "logs") as served:
+    settings = GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret")
+    with serve(registry, root / "logs", settings) as served:
         yield served
 
 
@@ -62,7 +64,7 @@ def _infer_body(X: np.ndarray, **extra: object) -> dict[str, object]:
 def test_oip_infer_gives_labels_matching_sklearn_and_metadata_lists_predict_only(
     svc_served: Served,
 ) -> None:
-    assert svc_served.gateway.models.states["svc"].versions[1].backend == "sklearn"
+    assert svc_served.loaded("svc", 1)["backend"] == "sklearn"
     X, _ = iris()
     X = X[::10]
     with svc_served.client() as c:
@@ -83,7 +85,7 @@ def test_oip_infer_gives_labels_matching_sklearn_and_metadata_lists_predict_only
 
 
 def test_hinge_sgd_on_the_numba_backend_serves_labels_only(svc_served: Served) -> None:
-    assert svc_served.gateway.models.states["sgd"].versions[1].backend == "numba"
+    assert svc_served.loaded("sgd", 1)["backend"] == "numba"
     X, _ = iris()
     with svc_served.client() as c:
         meta = c.get("/v2/models/sgd").json()

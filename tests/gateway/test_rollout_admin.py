@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-import uvicorn
 from litestar import Litestar
-from sklearn.linear_model import LogisticRegression
 
 from gateway.http.admin_rollout import rollout_router
 from registry import Registry
 from registry.model import Canary
+from tests.helpers import UvicornServer, fitted_churn
 
 TOKEN = "s3cret-token"
-
-
-def _fitted(seed: int) -> LogisticRegression:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(64, 3)).astype(np.float32)
-    return LogisticRegression().fit(X, (X[:, 0] + 0.1 * seed > 0).astype(int))
 
 
 @pytest.fixture(scope="module")
@@ -34,40 +23,15 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("admin-template")
     reg = Registry(str(root / "registry"))
     for seed in range(3):
-        reg.register("churn", _fitted(seed))
+        reg.register("churn", fitted_churn(seed))
     return root
-
-
-class _Server:
-    """A Litestar app served by uvicorn on 127.0.0.1 in a background thread."""
-
-    def __init__(self, app: Litestar) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="error", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 def _serve(
     reg: Registry, logs: Path, token: str | None, on_change: Callable[[str], None] | None = None
-) -> _Server:
+) -> UvicornServer:
     router = rollout_router(registry=reg, logs=str(logs), admin_token=token, on_change=on_change)
-    return _Server(Litestar(route_handlers=[router]))
+    return UvicornServer(Litestar(route_handlers=[router]), log_level="error")
 
 
 @pytest.fixture

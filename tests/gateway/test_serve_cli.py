@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 
 from registry import Registry
-from tests.gateway.conftest import fit_iris, free_socket
+from tests.gateway.conftest import fit_iris
+from tests.helpers import free_port
 
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
@@ -27,9 +28,7 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     server = os.environ.get("MLGATE_TEST_SERVER", "uvicorn")  # granian: same test, by hand
     registry = Registry("file://" + str(tmp_path / "registry"))
     registry.register("iris", fit_iris())
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     (tmp_path / "mlgate.toml").write_text(
         "[gateway]\nlog_flush_interval_s = 60.0\nlog_flush_rows = 1000000\n"
     )

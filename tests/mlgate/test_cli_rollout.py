@@ -11,24 +11,17 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
-from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from mlgate.cli import app
 from registry import Registry, logschema
 from registry.gateways import report_gateway
 from registry.model import Canary, Route, Shadow
+from tests.helpers import fitted_churn
 
 MLGATE = [str(Path(sys.executable).with_name("mlgate"))]
-
-
-def _fitted(seed: int) -> LogisticRegression:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(64, 3)).astype(np.float32)
-    return LogisticRegression().fit(X, (X[:, 0] + 0.1 * seed > 0).astype(int))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("template")
     reg = Registry(str(root / "registry"))
     for seed in range(3):
-        reg.register("churn", _fitted(seed))
+        reg.register("churn", fitted_churn(seed))
     return root
 
 

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from mlgate.cli import app
 from monitor import Monitor, MonitorConfig, MonitorService, PassResult
 from registry import Registry
+from tests.helpers import wait_for
 from tests.monitor.conftest import Logs, fit_classifier
 
 
@@ -115,13 +115,6 @@ def _monitor(home: Path) -> Monitor:
     )
 
 
-def _wait(cond: Any, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 class ThreadRecordingMonitor(Monitor):
     """A real monitor that remembers which thread ran each pass."""
 
@@ -162,7 +155,7 @@ def test_blocking_run_stops_on_event(home: Path) -> None:
     stop = threading.Event()
     worker = threading.Thread(target=service.run, args=(stop,))
     worker.start()
-    _wait(lambda: service.passes >= 1)
+    wait_for(lambda: service.passes >= 1)
     stop.set()
     worker.join(30)
     assert not worker.is_alive() and service.failures == 0

@@ -6,17 +6,16 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.linear_model import LogisticRegression
 
 from registry import Registry, rollout
 from registry.errors import InvalidRoute, RegistryError
 from registry.gateways import failed_versions, gateway_states, report_gateway
 from registry.model import Canary, Route, Shadow
 from registry.routes import check_route
+from tests.helpers import fitted_churn
 
 K = rollout.Known("churn", frozenset({1, 2, 3, 4}))
 BASE = Route(champion=1, generation=5)
@@ -61,6 +60,8 @@ def test_failed_version_cannot_take_traffic() -> None:
         lambda: rollout.with_shadow(BASE, 2, percent=10, known=k),
         lambda: rollout.with_weight(Route(champion=1, canary=Canary(2, 0)), 5, known=k),
         lambda: rollout.promoted(Route(champion=1, canary=Canary(2, 5)), known=k),
+        # nor may a rollback restore a previous champion that failed to load
+        lambda: rollout.rolled_back(Route(champion=3, previous_champion=2), known=k),
     ):
         with pytest.raises(InvalidRoute, match="version 2 failed to load.*sha256 mismatch"):
             op()
@@ -188,17 +189,11 @@ def test_any_sequence_of_actions_keeps_a_valid_route(ops: list[tuple[str, int, f
 # ----------------------------------------------------------------------------- registry wrappers
 
 
-def _fitted(seed: int) -> LogisticRegression:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(64, 3)).astype(np.float32)
-    return LogisticRegression().fit(X, (X[:, 0] + seed * 0.1 > 0).astype(int))
-
-
 @pytest.fixture
 def reg(tmp_path: Path) -> Registry:
     registry = Registry(str(tmp_path / "registry"))
     for seed in range(3):
-        registry.register("churn", _fitted(seed))
+        registry.register("churn", fitted_churn(seed))
     return registry
 
 
@@ -268,7 +263,7 @@ def test_check_failure_refuses_the_rollout(reg: Registry) -> None:
 def any_reg(registry_url: str) -> Registry:
     registry = Registry(registry_url)
     for seed in range(2):
-        registry.register("churn", _fitted(seed))
+        registry.register("churn", fitted_churn(seed))
     return registry
 
 

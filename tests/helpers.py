@@ -1,0 +1,73 @@
+"""Helpers shared by the test packages: waiting for a condition, a uvicorn server on a free
+loopback port in a thread, and the small fitted models the rollout tests register."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import uvicorn
+from sklearn.linear_model import LogisticRegression
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0, every_s: float = 0.01) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(every_s)
+
+
+@functools.lru_cache(maxsize=8)
+def fitted_churn(seed: int) -> LogisticRegression:
+    """A small logistic regression on 3 features; each seed gives a different model."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    return LogisticRegression().fit(X, (X[:, 0] + 0.1 * seed > 0).astype(int))
+
+
+class UvicornServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread.
+
+    ``with UvicornServer(app, loop="uvloop") as server: server.url``; extra keyword
+    arguments go to ``uvicorn.Config``. Leaving the block stops it gracefully.
+    """
+
+    def __init__(self, app: Any, *, start_timeout_s: float = 90.0, **config: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        options = {"log_level": "warning", "lifespan": "on", **config}
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.start_timeout_s = start_timeout_s
+
+    def __enter__(self) -> UvicornServer:
+        self.thread.start()
+        try:
+            wait_for(lambda: self.server.started, self.start_timeout_s)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+def free_port() -> int:
+    """A loopback port free at the time of asking (for servers started as subprocesses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
