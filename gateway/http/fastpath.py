@@ -17,7 +17,6 @@ from gateway.http.raw import RawRequest, send_response
 from gateway.http.responses import error_parts
 
 if TYPE_CHECKING:
-
     from litestar import Litestar
 
     from gateway.metrics import GatewayMetrics

@@ -106,22 +106,19 @@ class Operation:
             self.version = parse_version(self.version_text)
         return model
 
-    def stage(self, gw: Gateway, request: BaseRequest, model: str, body: bytes,
+    def decode(self, request: BaseRequest, body: bytes) -> Payload:
+        """The payload of ``body`` (already inflated). Touches no gateway state, so it may
+        run off the event loop (large bodies do)."""
+        if self.kind == "oip":
+            return oip.decode_request(body, request.header(binary.HEADER))
+        if self.kind == "v1":
+            return v1.V1Payload(body)
+        return mlflow.decode_request(body, request.header("content-type") or "")
+
+    def queue(self, gw: Gateway, request: BaseRequest, model: str, payload: Payload,
               start: int) -> Staged:  # fmt: skip
-        """Decode ``body`` (already inflated) and queue the request for its batch."""
-        settings = gw.settings
-        try:
-            payload: Payload
-            if self.kind == "oip":
-                payload = oip.decode_request(body, request.header(binary.HEADER))
-            elif self.kind == "v1":
-                payload = v1.V1Payload(body)
-            else:
-                payload = mlflow.decode_request(body, request.header("content-type") or "")
-        except GatewayError as exc:
-            gw.rejected(model, exc)
-            raise
-        request_id = request.header(settings.request_id_header_lower)
+        """Validate the payload against the routed version and queue it for a batch."""
+        request_id = request.header(gw.settings.request_id_header_lower)
         if isinstance(payload, oip.OipPayload) and payload.id:
             request_id = payload.id
         pending = gw.submit(
@@ -129,20 +126,34 @@ class Operation:
             payload,
             version=self.version,
             request_id=request_id,
-            routing_key=request.header(settings.routing_header_lower),
+            routing_key=request.header(gw.settings.routing_header_lower),
             started_ns=start,
         )
         return Staged(gw, pending, functools.partial(_ENCODERS[self.kind], payload, model))
+
+    def stage(self, gw: Gateway, request: BaseRequest, model: str, body: bytes,
+              start: int) -> Staged:  # fmt: skip
+        """``decode`` then ``queue``, on the event loop."""
+        try:
+            payload = self.decode(request, body)
+        except GatewayError as exc:
+            gw.rejected(model, exc)
+            raise
+        return self.queue(gw, request, model, payload, start)
 
     async def __call__(self, gw: Gateway, request: BaseRequest) -> Reply:
         start = time.perf_counter_ns()
         model = self.admit(gw, request)
         try:
             body = await request.body(gw.settings.max_body_bytes)
+            if len(body) >= gw.settings.decode_off_loop_bytes:
+                payload = await asyncio.to_thread(self.decode, request, body)
+            else:
+                payload = self.decode(request, body)
         except GatewayError as exc:
             gw.rejected(model, exc)
             raise
-        staged = self.stage(gw, request, model, body, start)
+        staged = self.queue(gw, request, model, payload, start)
         try:
             await staged.pending.future
         except GatewayError:

@@ -240,12 +240,38 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         operation = cycle.operation
         try:
             model = operation.admit(gw, request)
+            if len(body) >= gw.settings.decode_off_loop_bytes or request.compressed:
+                task = self.loop.create_task(self._decode_off_loop(cycle, request, model))
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
+                return
             try:
-                body = request.read(gw.settings.max_body_bytes)
+                payload = operation.decode(request, request.read(gw.settings.max_body_bytes))
             except GatewayError as exc:
                 gw.rejected(model, exc)
                 raise
-            staged = operation.stage(gw, request, model, body, cycle.start)
+            staged = operation.queue(gw, request, model, payload, cycle.start)
+        except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
+            self._answer_error(cycle, exc)
+            return
+        staged.pending.future.add_done_callback(functools.partial(self._done, cycle, staged))
+
+    async def _decode_off_loop(self, cycle: PredictCycle, request: BufferedRequest,
+                               model: str) -> None:  # fmt: skip
+        """A large or compressed body: inflate and decode it on a thread, then queue it."""
+        assert self.fastpath is not None
+        gw = self.fastpath.gateway
+        operation = cycle.operation
+        limit = gw.settings.max_body_bytes
+        try:
+            try:
+                payload = await asyncio.to_thread(
+                    lambda: operation.decode(request, request.read(limit))
+                )
+            except GatewayError as exc:
+                gw.rejected(model, exc)
+                raise
+            staged = operation.queue(gw, request, model, payload, cycle.start)
         except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
             self._answer_error(cycle, exc)
             return

@@ -49,6 +49,10 @@ class BaseRequest:
         values = parse_qs(raw.decode("latin-1")).get(name)
         return values[-1] if values else None
 
+    @property
+    def compressed(self) -> bool:
+        return self.header("content-encoding") in ("gzip", "deflate")
+
     def _decoded(self, body: bytes, limit: int) -> bytes:
         encoding = self.header("content-encoding")
         if encoding in ("gzip", "deflate"):
