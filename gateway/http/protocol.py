@@ -196,11 +196,22 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if cycle.running and not cycle.response_complete and not cycle.too_large:
             self._run(cycle)
 
-    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if isinstance(cycle, PredictCycle):  # a pipelined predict request's turn
+    def on_response_complete(self) -> None:
+        pipeline = self.pipeline
+        if (
+            pipeline
+            and isinstance(pipeline[-1][0], PredictCycle)
+            and not self.transport.is_closing()
+        ):
+            # a pipelined predict request's turn: what uvicorn does here, bar the ASGI task
+            self.server_state.total_requests += 1
+            self._unset_keepalive_if_required()
+            self.flow.resume_reading()
+            cycle = pipeline.pop()[0]
+            assert isinstance(cycle, PredictCycle)
             self._begin(cycle)
-        else:
-            super()._start_asgi_task(cycle, app)
+            return
+        super().on_response_complete()
 
     # -- the predict request ------------------------------------------------------------------
     def _limit(self) -> int:
