@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.http.protocol import GatewayHttpProtocol
 from gateway.settings import GatewaySettings
@@ -287,3 +289,57 @@ def test_request_id_from_the_body_cannot_inject_headers(conn: Connection) -> Non
     assert answer.status == 200
     assert "x-evil" not in answer.headers
     assert answer.headers["x-request-id"] == "ax-evil: 1"
+
+
+head_lines = st.lists(
+    st.sampled_from([
+        b"Content-Type: application/json", b"Content-Type: text/csv", b"Content-Length: 12",
+        b"Content-Length: 99999999", b"Content-Length: -1", b"Content-Length: x",
+        b"Transfer-Encoding: chunked", b"Content-Encoding: gzip", b"Content-Encoding: br",
+        b"Expect: 100-continue", b"Connection: close", b"Inference-Header-Content-Length: 5",
+        b"Inference-Header-Content-Length: 99999", b"Authorization: Bearer x", b"X: \x01",
+    ]),
+    max_size=5,
+)  # fmt: skip
+raw_paths = st.sampled_from([
+    b"/v2/models/iris/infer", b"/v2/models/iris/versions/1/infer",
+    b"/v2/models/iris/versions/x/infer",
+    b"/v1/models/iris:predict", b"/v1/models/iris/versions/0:predict", b"/invocations",
+    b"/invocations?model=iris&model=", b"/v2/models/%69ris/infer", b"/v2/models//infer",
+])  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=raw_paths, lines=head_lines, body=st.binary(max_size=64))
+def test_raw_requests_never_get_a_5xx_and_the_server_keeps_answering(
+    protocol: Served, path: bytes, lines: list[bytes], body: bytes
+) -> None:
+    c = Connection(protocol.url)
+    try:
+        c.sock.settimeout(5)
+        c.send(
+            b"POST "
+            + path
+            + b" HTTP/1.1\r\nHost: t\r\n"
+            + b"".join(line + b"\r\n" for line in lines)
+            + b"\r\n"
+            + body
+        )
+        c.sock.shutdown(socket.SHUT_WR)  # no more bytes: a request still waiting for its body ends
+        try:
+            status_line = c.file.readline()
+        except TimeoutError:
+            status_line = b""
+        if status_line:  # an answer (or the connection closed without one)
+            assert status_line.startswith(b"HTTP/1.1 "), status_line
+            assert int(status_line.split()[1]) < 500, status_line
+    finally:
+        c.close()
+    live = Connection(protocol.url)
+    try:
+        live.send(request("POST", "/v2/models/iris/infer", infer_body(1, "still")))
+        assert live.read().json()["id"] == "still"
+    finally:
+        live.close()
