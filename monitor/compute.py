@@ -101,7 +101,7 @@ def compute_windows(
     return out
 
 
-CHUNK_WINDOWS = 200
+CHUNK_WINDOWS = 20
 
 
 def _compute_chunk(

@@ -1,23 +1,29 @@
-"""River change detectors on the streams of prediction confidence and of errors.
+"""Change detectors on the streams of prediction confidence and of errors.
 
-ADWIN watches the confidence stream, fed with means of ``detector_batch_rows`` consecutive
-rows (a Python update per row would cost more than all the binning). DDM watches the
-0/1 error stream of labelled rows in label-arrival order. Their state is kept in the
-monitor's DuckDB file so a restart continues the same streams.
+ADWIN (``monitor.adwin``) watches the confidence stream, fed with means of
+``detector_batch_rows`` consecutive rows. DDM (``monitor.ddm``) watches the 0/1 error stream
+of labelled rows in label-arrival order. Both are River's algorithms, written here (and
+checked against River in the tests) so the monitor does not import River and, through it,
+scikit-learn and scipy.stats. Their state is kept in the monitor's DuckDB file so a restart
+continues the same streams.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 from typing import TYPE_CHECKING
 
 import numpy as np
-from river import drift
-from river.drift import binary
+
+from monitor.adwin import ADWIN
+from monitor.ddm import DDM
 
 if TYPE_CHECKING:
     from monitor.config import MonitorConfig
     from monitor.store import MonitorStore
+
+log = logging.getLogger(__name__)
 
 
 def _load(store: MonitorStore, key: tuple[str, int, str], detector: str) -> object | None:
@@ -25,8 +31,15 @@ def _load(store: MonitorStore, key: tuple[str, int, str], detector: str) -> obje
         "SELECT state FROM detector_state WHERE model=? AND version=? AND route=? AND detector=?",
         [*key, detector],
     ).fetchone()
-    # our own state file, written only by this class: never a foreign pickle
-    return pickle.loads(row[0]) if row else None  # noqa: S301
+    if not row:
+        return None
+    try:
+        # our own state file, written only by this class: never a foreign pickle
+        state: object = pickle.loads(row[0])  # noqa: S301
+        return state
+    except Exception as exc:  # noqa: BLE001 - state of an older monitor: start afresh
+        log.warning("monitor: %s state of %s unreadable (%s); restarted", detector, key, exc)
+        return None
 
 
 def _save(store: MonitorStore, key: tuple[str, int, str], detector: str, state: object) -> None:
@@ -48,7 +61,7 @@ class ConfidenceMonitor:
         self._reset()
 
     def _reset(self) -> None:
-        self.adwin = drift.ADWIN(delta=self.delta)
+        self.adwin = ADWIN(delta=self.delta)
         self.pending_sum = 0.0
         self.pending_n = 0
         self.detections = 0
@@ -65,20 +78,22 @@ class ConfidenceMonitor:
 
     def update(self, values: np.ndarray) -> int:
         """Feed values in stream order; returns how many detections they caused."""
-        fired = 0
         x = np.asarray(values, dtype=np.float64)
         x = x[np.isfinite(x)]
-        pos = 0
-        while pos < len(x):
-            take = min(len(x) - pos, self.batch_rows - self.pending_n)
-            self.pending_sum += float(x[pos : pos + take].sum())
-            self.pending_n += take
-            pos += take
-            if self.pending_n == self.batch_rows:
-                self.adwin.update(self.pending_sum / self.pending_n)
-                self.pending_sum, self.pending_n = 0.0, 0
-                if self.adwin.drift_detected:
-                    fired += 1
+        need = self.batch_rows - self.pending_n
+        if len(x) < need:
+            self.pending_sum += float(x.sum())
+            self.pending_n += len(x)
+            return 0
+        first = (self.pending_sum + float(x[:need].sum())) / self.batch_rows
+        rest = x[need:]
+        full = len(rest) // self.batch_rows * self.batch_rows
+        means = np.empty(1 + full // self.batch_rows, dtype=np.float64)
+        means[0] = first
+        means[1:] = rest[:full].reshape(-1, self.batch_rows).sum(axis=1) / self.batch_rows
+        self.pending_sum = float(rest[full:].sum())
+        self.pending_n = len(rest) - full
+        fired = len(self.adwin.update_many(means))
         self.detections += fired
         return fired
 
@@ -100,7 +115,7 @@ class ErrorMonitor:
         self._reset()
 
     def _reset(self) -> None:
-        self.ddm = binary.DDM()
+        self.ddm = DDM()
         self.detections = 0
         self.seen = 0
 

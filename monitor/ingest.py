@@ -1,16 +1,16 @@
 """Reading one prediction segment into window bin counts, exactly once.
 
-A segment is read with DuckDB in record batches (bounded memory), counted into the frozen
-bins of each version's profile, and committed in one transaction together with its row in
-``segments``: a crash before the commit leaves no trace, and a committed segment is never
-read again.
+A segment is read with pyarrow in record batches (bounded memory, see ``monitor.segment``),
+counted into the frozen bins of each version's profile, and committed in one transaction
+together with its row in ``segments``: a crash before the commit leaves no trace, and a
+committed segment is never read again.
 """
 
 from __future__ import annotations
 
-import pickle
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -27,42 +27,60 @@ from monitor.references import (
     VersionContext,
     confidence,
 )
+from monitor.segment import (
+    Group,
+    SegmentError,
+    SegmentFile,
+    as_float,
+    category_codes,
+    epoch_us,
+    group_mask,
+    request_hash,
+)
 from monitor.windows import WindowCutter, WindowPart
 from registry import logschema
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator, Iterator
 
     from monitor.config import MonitorConfig
     from monitor.logstore import Segment
     from monitor.store import MonitorStore
 
-BATCH_ROWS = 65_536
 REQUIRED = ("ts", "request_id", "version", "route")
 
-
-class SegmentError(Exception):
-    """A segment that cannot be used (foreign, corrupt, mismatched); recorded, not fatal."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _code(column: str, categories: list[str]) -> str:
-    """SQL for the categorical code of ``column``: 1 + position, 0 unseen, -1 null."""
-    return (
-        f"CASE WHEN {_quote(column)} IS NULL THEN -1 ELSE coalesce(list_position("
-        f"{_sql_list(categories)}, {_quote(column)}::VARCHAR), 0) END"
-    )
+__all__ = ["PredictionIngestor", "SegmentError"]
 
 
 def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+@dataclass
+class _Stream:
+    """One (version, route) of the segment being read, with its window state."""
+
+    group: Group
+    ctx: VersionContext
+    cutter: WindowCutter
+    detector: ConfidenceMonitor
+    stash: list[_Stashed] = field(default_factory=list)
+
+
+# prediction and score values counted once the predictions' profile exists
+_Stashed = tuple[WindowPart, dict[str, "np.ndarray | None"], "slice | np.ndarray"]
+
+
+@dataclass
+class _Chunk:
+    """The columns of one batch of one stream, converted for counting."""
+
+    rows: int
+    ts: np.ndarray
+    values: dict[str, np.ndarray]  # profile column name -> float64 (codes for categorical)
+    pred: np.ndarray | None
+    proba: np.ndarray | None
+    rid: pa.Array | None
 
 
 class PredictionIngestor:
@@ -71,19 +89,25 @@ class PredictionIngestor:
     def __init__(self, store: MonitorStore, config: MonitorConfig) -> None:
         self.store = store
         self.config = config
-        # the binning kernel releases the GIL: columns are counted on two threads
+        # the binning kernel releases the GIL: columns are counted on two threads, and the
+        # next batch is decoded on a third while this one is counted
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlgate-bins")
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-read")
+        self._duck: duckdb.DuckDBPyConnection | None = None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.reader.shutdown(wait=True)
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
 
-    def columns_of(self, cur: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
-        try:
-            rows = cur.execute(f"DESCRIBE SELECT * FROM read_parquet({_sql_list([path])})")
-            return {str(r[0]): str(r[1]) for r in rows.fetchall()}
-        except duckdb.Error as exc:
-            detail = f"{path}: not a readable Parquet file: {exc}"
-            raise SegmentError("corrupt_segment", detail) from exc
+    def _scratch(self) -> duckdb.DuckDBPyConnection:
+        """A private single-threaded in-memory DuckDB for per-batch expressions (request-id
+        hash, casts): on the store's connection each tiny query woke its thread pool."""
+        if self._duck is None:
+            self._duck = duckdb.connect(config={"threads": 1})
+        return self._duck
 
     def ingest(
         self,
@@ -94,166 +118,227 @@ class PredictionIngestor:
         now: float,
     ) -> tuple[int, list[str]]:
         """Count one segment; returns (rows counted, problems found). Commits itself."""
-        cur = self.store.con.cursor()
+        source = SegmentFile(local_path, display=segment.path)
+        cur = self._scratch().cursor()
         try:
-            cols = self.columns_of(cur, local_path)
-            missing = [c for c in REQUIRED if c not in cols]
+            missing = [c for c in REQUIRED if c not in source.types]
             if missing:
                 raise SegmentError(
                     "foreign_segment",
                     f"{segment.path}: not a prediction segment: missing columns {missing};"
-                    f" expected {list(logschema.PREDICTION_LEADING)} first, got {list(cols)[:8]}",
+                    f" expected {list(logschema.PREDICTION_LEADING)} first,"
+                    f" got {list(source.types)[:8]}",
                 )
-            src = f"read_parquet({_sql_list([local_path])})"
-            status = "status < 400" if "status" in cols else "true"
-            groups = cur.execute(
-                f"SELECT version, route, count(*) FROM {src} WHERE {status} GROUP BY ALL"
-            ).fetchall()
-            return self._ingest_groups(cur, segment, src, status, cols, groups, contexts, now)
+            return self._ingest_groups(cur, segment, source, contexts, now)
         except (duckdb.OutOfMemoryException, duckdb.InterruptException):
             raise  # transient: the segment is retried on the next pass
         except duckdb.Error as exc:
             raise SegmentError("corrupt_segment", f"{segment.path}: read failed: {exc}") from exc
         finally:
             cur.close()
+            source.close()
 
-    def _ingest_groups(  # noqa: PLR0913
+    def _streams(
         self,
-        cur: duckdb.DuckDBPyConnection,
         segment: Segment,
-        src: str,
-        status: str,
-        cols: dict[str, str],
-        groups: list[tuple[Any, ...]],
+        source: SegmentFile,
         contexts: Callable[[int], VersionContext | None],
-        now: float,
-    ) -> tuple[int, list[str]]:
-        problems: list[str] = []
-        cutters: list[tuple[WindowCutter, ConfidenceMonitor, VersionContext]] = []
-        pred_tables: list[pa.Table] = []
-        total = 0
+        problems: list[str],
+    ) -> list[_Stream]:
         model = segment.model or ""
-        for version, route, _n in groups:
-            if version is None:
-                problems.append(f"{segment.path}: {_n} rows without a version were skipped")
+        streams: list[_Stream] = []
+        for group in source.groups():
+            n = group.rows
+            if group.version is None or group.route is None:
+                what = "a version" if group.version is None else "a route"
+                problems.append(f"{segment.path}: {n} rows without {what} were skipped")
                 continue
-            ctx = contexts(int(version))
+            version = int(group.version)
+            ctx = contexts(version)
             if ctx is None:
                 problems.append(
                     f"{segment.path}: version {version} of model {model} is not in the"
-                    f" registry; {_n} rows skipped"
+                    f" registry; {n} rows skipped"
                 )
                 continue
             absent = [
                 logschema.feature_column(f)
                 for f in ctx.feature_names
-                if logschema.feature_column(f) not in cols
+                if logschema.feature_column(f) not in source.types
             ]
             if absent:
                 problems.append(
                     f"{segment.path}: columns do not match model {model} version {version}:"
-                    f" missing {absent}; {_n} rows skipped"
+                    f" missing {absent}; {n} rows skipped"
                 )
                 continue
-            cutter = WindowCutter(self.store, self.config, model, int(version), str(route))
-            detector = ConfidenceMonitor.load(
-                self.store, model, int(version), str(route), config=self.config
+            route = str(group.route)
+            streams.append(
+                _Stream(
+                    group=group,
+                    ctx=ctx,
+                    cutter=WindowCutter(self.store, self.config, model, version, route),
+                    detector=ConfidenceMonitor.load(
+                        self.store, model, version, route, config=self.config
+                    ),
+                )
             )
-            query, names = self._select(ctx, cols, src, status)
-            reader = cur.sql(query, params=[int(version), str(route)]).to_arrow_reader(BATCH_ROWS)
-            for batch in reader:
-                total += batch.num_rows
-                table = self._count_batch(ctx, cutter, detector, batch, names)
-                if table is not None:
-                    pred_tables.append(table)
-            cutter.close_time_windows()
-            cutters.append((cutter, detector, ctx))
-        self._commit(segment, cutters, pred_tables, total, problems, now)
+        return streams
+
+    def _ingest_groups(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        segment: Segment,
+        source: SegmentFile,
+        contexts: Callable[[int], VersionContext | None],
+        now: float,
+    ) -> tuple[int, list[str]]:
+        problems: list[str] = []
+        streams = self._streams(segment, source, contexts, problems)
+        pred_tables: list[pa.Table] = []
+        total = 0
+        if streams:
+            # one stream holding every row of the segment: no filtering at all, and the
+            # version, route and status columns need not be read
+            whole = len(streams) == 1 and streams[0].group.rows == source.rows
+            needed = {"ts"} if whole else {"ts", "version", "route", "status"}
+            for s in streams:
+                needed |= self._sources(s.ctx, source)
+            columns = [c for c in source.types if c in needed]
+            batches = self._prefetch(source.batches(columns))
+            try:
+                for batch in batches:
+                    ok = None if whole else source.ok_mask(batch)
+                    for s in streams:
+                        part = batch if whole else batch.filter(group_mask(batch, s.group, ok))
+                        if part.num_rows == 0:
+                            continue
+                        total += part.num_rows
+                        chunk = self._chunk(cur, s.ctx, part, segment.path)
+                        table = self._count_batch(s.ctx, s.cutter, s.detector, chunk, s.stash)
+                        if table is not None:
+                            pred_tables.append(table)
+            finally:
+                batches.close()  # no read left running on a file about to be closed
+            for s in streams:
+                s.cutter.close_time_windows()
+                self._count_stashed(s, now)
+        self._commit(segment, streams, pred_tables, total, problems, now)
         return total, problems
 
-    def _select(
-        self, ctx: VersionContext, cols: dict[str, str], src: str, status: str
-    ) -> tuple[str, list[str]]:
-        exprs = ["epoch_us(ts) AS __ts"]
+    def _prefetch(self, batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch]:
+        """Decode the next batch on the reader thread while the caller counts this one."""
+        pending = self.reader.submit(next, batches, None)
+        try:
+            while True:
+                batch = pending.result()
+                if batch is None:
+                    return
+                pending = self.reader.submit(next, batches, None)
+                yield batch
+        finally:
+            wait([pending])
+
+    def _sources(self, ctx: VersionContext, source: SegmentFile) -> set[str]:
+        out = {logschema.feature_column(c.name) for c in ctx.columns() if c.role not in
+               (ROLE_SCORE, ROLE_PREDICTION)}  # fmt: skip
+        out.add("prediction")
         if self.config.keep_prediction_rows:
-            # 64-bit hash of the request id: the join key with feedback (same hash there)
-            exprs.append("hash(request_id::VARCHAR) AS __rid")
-        names: list[str] = []
+            out.add("request_id")
+        if ctx.task == "classification":
+            out.update(ctx.proba_columns())
+        return {c for c in out if c in source.types}
+
+    def _chunk(
+        self, cur: duckdb.DuckDBPyConnection, ctx: VersionContext, batch: pa.RecordBatch, path: str
+    ) -> _Chunk:
+        present = set(batch.schema.names)
+        values: dict[str, np.ndarray] = {}
         for col in ctx.columns():
             if col.role in (ROLE_SCORE, ROLE_PREDICTION):
                 continue
-            source = logschema.feature_column(col.name)
-            alias = _quote("c_" + col.name)
-            if source not in cols:
-                exprs.append(f"NULL::DOUBLE AS {alias}")
+            name = logschema.feature_column(col.name)
+            if name not in present:
+                values[col.name] = np.full(batch.num_rows, np.nan)
             elif col.kind == CATEGORICAL:
-                exprs.append(f"{_code(source, col.categories)} AS {alias}")
+                values[col.name] = category_codes(batch.column(name), col.categories, cur)
             else:
-                exprs.append(f"TRY_CAST({_quote(source)} AS DOUBLE) AS {alias}")
-            names.append(col.name)
-        if "prediction" in cols:
+                values[col.name] = as_float(batch.column(name), cur)
+        pred = None
+        if "prediction" in present:
+            column = batch.column("prediction")
             if ctx.task == "classification":
-                exprs.append(f"{_code('prediction', ctx.classes)} AS __pred")
+                pred = category_codes(column, ctx.classes, cur)
             else:
-                exprs.append("TRY_CAST(prediction AS DOUBLE) AS __pred")
-        if ctx.task == "classification":
-            probas = ctx.proba_columns()
-            if probas and all(c in cols for c in probas):
-                exprs += [
-                    f"TRY_CAST({_quote(c)} AS DOUBLE) AS __p{k}" for k, c in enumerate(probas)
-                ]
-        where = f"version = ? AND route = ? AND {status}"
-        return f"SELECT {', '.join(exprs)} FROM {src} WHERE {where}", names
+                pred = as_float(column, cur)
+        proba = None
+        probas = ctx.proba_columns() if ctx.task == "classification" else []
+        if probas and all(c in present for c in probas):
+            proba = np.column_stack([as_float(batch.column(c), cur) for c in probas])
+        rid = None
+        if self.config.keep_prediction_rows:
+            rid = request_hash(batch.column("request_id"), cur)
+        return _Chunk(
+            rows=batch.num_rows,
+            ts=epoch_us(batch.column("ts"), display=path),
+            values=values,
+            pred=pred,
+            proba=proba,
+            rid=rid,
+        )
 
     def _count_batch(
         self,
         ctx: VersionContext,
         cutter: WindowCutter,
         detector: ConfidenceMonitor,
-        batch: pa.RecordBatch,
-        names: list[str],
+        chunk: _Chunk,
+        stash: list[_Stashed],
     ) -> pa.Table | None:
-        fields = batch.schema.names
-        ts = batch.column("__ts").to_numpy(zero_copy_only=False).astype(np.int64)
-        arrays = {n: batch.column("c_" + n).to_numpy(zero_copy_only=False) for n in names}
-        pred = None
-        if "__pred" in fields:
-            pred = batch.column("__pred").to_numpy(zero_copy_only=False).astype(np.float64)
-        proba = None
-        if "__p0" in fields:
-            k = len(ctx.classes)
-            proba = np.column_stack(
-                [batch.column(f"__p{j}").to_numpy(zero_copy_only=False) for j in range(k)]
-            ).astype(np.float64)
+        arrays = dict(chunk.values)
+        pred, proba, ts = chunk.pred, chunk.proba, chunk.ts
         score = confidence(proba) if proba is not None else None
         if ctx.task != "classification":
             score = pred
         cols = {c.name: c for c in ctx.columns()}
+        waiting = ctx.pending is not None  # predictions' profile still being built
         if PREDICTION in cols and pred is not None:
             arrays[PREDICTION] = pred
-            names = [*names, PREDICTION]
         if SCORE in cols and score is not None:
             arrays[SCORE] = score
-            names = [*names, SCORE]
         if self.config.window_seconds is None:
-            pieces = [(p, np.arange(a, b)) for p, a, b in cutter.split_rows(batch.num_rows)]
+            pieces = [(p, np.arange(a, b)) for p, a, b in cutter.split_rows(chunk.rows)]
         else:
             pieces = cutter.split_time(ts)
-        window_ids = np.empty(batch.num_rows, dtype=np.int64)
+        window_ids = np.empty(chunk.rows, dtype=np.int64)
         for part, idx in pieces:
             contiguous = len(idx) > 0 and idx[-1] - idx[0] + 1 == len(idx)
             sel: slice | np.ndarray = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
             window_ids[sel] = part.window_id
             part.span(ts[sel])
-            jobs = [(cols[n], arrays[n][sel], part) for n in names]
+            jobs = [(cols[n], x[sel], part) for n, x in arrays.items()]
             list(self.pool.map(lambda job: self._count(ctx, *job), jobs))
+            if waiting:
+                stash.append((part, {PREDICTION: pred, SCORE: score}, sel))
             if score is not None:
                 fired = detector.update(score[sel])
                 if fired:
                     part.flags["adwin"] = part.flags.get("adwin", 0) + fired
-        if not self.config.keep_prediction_rows:
+        if chunk.rid is None:
             return None
-        return self._prediction_rows(batch, window_ids, pred, proba)
+        return self._prediction_rows(chunk.rid, window_ids, pred, proba)
+
+    def _count_stashed(self, stream: _Stream, now: float) -> None:
+        """Count the predictions held back while their profile was being built."""
+        if not stream.stash:
+            return
+        stream.ctx.settle(self.store, now=now)
+        cols = {c.name: c for c in stream.ctx.columns()}
+        for part, values, sel in stream.stash:
+            for name, x in values.items():
+                if name in cols and x is not None:
+                    self._count(stream.ctx, cols[name], x[sel], part)
+        stream.stash.clear()
 
     @staticmethod
     def _count(ctx: VersionContext, col: ColumnProfile, x: np.ndarray, part: WindowPart) -> None:
@@ -270,12 +355,12 @@ class PredictionIngestor:
 
     @staticmethod
     def _prediction_rows(
-        batch: pa.RecordBatch,
+        rid: pa.Array,
         window_ids: np.ndarray,
         pred: np.ndarray | None,
         proba: np.ndarray | None,
     ) -> pa.Table:
-        n = batch.num_rows
+        n = len(rid)
         probas: pa.Array = pa.nulls(n, pa.list_(pa.float32()))
         if proba is not None:
             flat = pa.array(proba.astype(np.float32).ravel())
@@ -285,7 +370,7 @@ class PredictionIngestor:
         return pa.table(
             {
                 "window_id": pa.array(window_ids),
-                "rid": batch.column("__rid").cast(pa.uint64()),
+                "rid": rid,
                 "prediction": pa.array(
                     pred if pred is not None else np.full(n, np.nan), pa.float64(), from_pandas=True
                 ),
@@ -296,7 +381,7 @@ class PredictionIngestor:
     def _commit(
         self,
         segment: Segment,
-        cutters: list[tuple[WindowCutter, ConfidenceMonitor, VersionContext]],
+        streams: list[_Stream],
         pred_tables: list[pa.Table],
         total: int,
         problems: list[str],
@@ -305,9 +390,9 @@ class PredictionIngestor:
         con = self.store.con
         con.execute("BEGIN")
         try:
-            for cutter, detector, ctx in cutters:
-                cutter.write({c.name: c for c in ctx.columns()})
-                detector.save(self.store)
+            for s in streams:
+                s.cutter.write({c.name: c for c in s.ctx.columns()})
+                s.detector.save(self.store)
             if pred_tables:
                 self.store.insert_arrow("prediction_rows", pa.concat_tables(pred_tables))
             con.execute(
@@ -328,8 +413,3 @@ class PredictionIngestor:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-
-def dumps_state(obj: object) -> bytes:
-    """Detector state for the monitor's own DuckDB file (written and read only by us)."""
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)

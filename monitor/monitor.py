@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,8 @@ class Monitor:
         self.outbox = Outbox(self.store, self.config, clock=self.clock, sender=self.sender)
         self.ingestor = PredictionIngestor(self.store, self.config)
         self._contexts: dict[tuple[str, int], VersionContext] = {}
+        # builds predictions' profiles (model load + scoring) while segments are counted
+        self._profiles = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-profile")
         self._reported: set[str] = set()
         self._degraded: list[tuple[str, int, str, int, int]] = []
         self._pruned_at = float("-inf")
@@ -88,6 +91,7 @@ class Monitor:
         if self._own_sender and isinstance(self.sender, HttpSender):
             self.sender.close()
         self.ingestor.close()
+        self._profiles.shutdown(wait=True)
         self.store.close()
 
     # -- problems ---------------------------------------------------------------------------
@@ -252,7 +256,12 @@ class Monitor:
         if mv is None:
             return None
         ctx = build_context(
-            self.registry, mv, store=self.store, config=self.config, now=self.clock.time()
+            self.registry,
+            mv,
+            store=self.store,
+            config=self.config,
+            now=self.clock.time(),
+            executor=self._profiles,
         )
         self.store.save_version(
             model,
@@ -271,6 +280,8 @@ class Monitor:
 
     def _compute(self, result: PassResult) -> None:
         now = self.clock.time()
+        for ctx in self._contexts.values():
+            ctx.settle(self.store, now=now)  # normally done by the ingestor already
         try:
             summaries = compute_windows(self.store, self.config, now=now)
         except Exception as exc:  # noqa: BLE001 - recorded; the windows stay pending

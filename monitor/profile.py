@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.binning import BinCounts, NumericBinner, categorical_codes
+from monitor.binning import categorical_codes
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -77,7 +77,7 @@ def numeric_profile(
     (100, [0, 1, 2, 3, 4, 5, 6])
     """
     x = np.asarray(values, dtype=np.float64)
-    finite = x[np.isfinite(x)]
+    finite = np.sort(x[np.isfinite(x)])
     nulls = int(len(x) - len(finite))
     if len(finite) == 0:
         # all-null reference: one degenerate boundary so every finite value is out of range
@@ -90,9 +90,7 @@ def numeric_profile(
         coarse_b = np.unique(fine[step])
         mean = float(finite.mean())
         std = float(finite.std())
-    binner = NumericBinner(boundaries)
-    counts = BinCounts(binner.n_bins)
-    binner.count(finite, counts)
+    counts = _sorted_counts(finite, boundaries)
     if len(finite) == 0:
         coarse_b = boundaries
     coarse_map = _coarse_map(boundaries, coarse_b)
@@ -102,7 +100,7 @@ def numeric_profile(
         role=role,
         ref_rows=len(x),
         ref_nulls=nulls,
-        counts=counts.counts,
+        counts=counts,
         coarse=coarse_map,
         boundaries=boundaries,
         mean=mean,
@@ -110,13 +108,24 @@ def numeric_profile(
     )
 
 
-def _quantiles(x: np.ndarray, n: int) -> np.ndarray:
-    """``np.quantile(x, linspace(0, 1, n + 1))`` (linear method) from one sort.
+def _sorted_counts(s: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    """Bin counts of sorted finite values (the binning rule of ``monitor.binning``).
 
-    >>> _quantiles(np.array([3.0, 1.0, 2.0, 4.0]), 2).tolist()
+    >>> _sorted_counts(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), np.array([0.0, 1.0])).tolist()
+    [1, 1, 2, 1]
+    """
+    below = np.searchsorted(s, boundaries[0], side="left")  # x < B[0]
+    upto = np.searchsorted(s, boundaries, side="right")  # x <= B[k]
+    edges = np.concatenate([[0, below], upto, [len(s)]])
+    return np.diff(edges).astype(np.int64)
+
+
+def _quantiles(s: np.ndarray, n: int) -> np.ndarray:
+    """``np.quantile(s, linspace(0, 1, n + 1))`` (linear method) of an already sorted ``s``.
+
+    >>> _quantiles(np.array([1.0, 2.0, 3.0, 4.0]), 2).tolist()
     [1.0, 2.5, 4.0]
     """
-    s = np.sort(x)
     pos = np.linspace(0.0, 1.0, n + 1) * (len(s) - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, len(s) - 1)

@@ -3,11 +3,17 @@
 Profiles are built the first time a version is seen and stored in the monitor's DuckDB
 keyed by the reference's sha256 (and the model's, for the predictions' profile), so a
 restart, or another version sharing the reference, reuses them unchanged.
+
+The predictions' profile needs the model (loading it imports scikit-learn: about a second)
+and a scoring pass over the reference. Given an executor, that runs on it while the caller
+goes on counting features; ``VersionContext.settle`` waits for it before the prediction
+counts are needed.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +31,7 @@ from registry import logschema
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Callable
 
     from monitor.config import MonitorConfig
     from monitor.store import MonitorStore
@@ -62,6 +69,7 @@ class VersionContext:
     profile: ReferenceProfile | None = None
     prediction_profile: ReferenceProfile | None = None
     binners: dict[str, NumericBinner] = field(default_factory=dict)
+    pending: Future[ReferenceProfile] | None = None  # predictions' profile being built
 
     @property
     def feature_names(self) -> list[str]:
@@ -84,6 +92,27 @@ class VersionContext:
     def proba_columns(self) -> list[str]:
         return [logschema.proba_column(c) for c in self.classes]
 
+    def settle(self, store: MonitorStore, *, now: float) -> None:
+        """Wait for the predictions' profile being built, store it (or record why not)."""
+        if self.pending is None:
+            return
+        pending, self.pending = self.pending, None
+        try:
+            profile = pending.result()
+        except Exception as exc:  # noqa: BLE001 - any model failure is recorded, not fatal
+            store.record_problem(
+                ts=now,
+                kind="no_prediction_reference",
+                model=self.model,
+                version=self.version,
+                detail=f"model {self.model} version {self.version}: cannot score the reference"
+                f" ({type(exc).__name__}: {exc}); prediction drift is not computed",
+            )
+            return
+        store.save_profile(profile, now=now)
+        store.set_prediction_profile(self.model, self.version, profile.profile_id)
+        self.prediction_profile = profile
+
 
 def profile_key(kind: str, *parts: object) -> str:
     return ":".join([kind, *(str(p) for p in parts)])
@@ -96,8 +125,12 @@ def build_context(
     store: MonitorStore,
     config: MonitorConfig,
     now: float,
+    executor: Executor | None = None,
 ) -> VersionContext:
-    """Load or freeze the profiles of ``mv``; problems are recorded, never raised."""
+    """Load or freeze the profiles of ``mv``; problems are recorded, never raised.
+
+    With ``executor``, a missing predictions' profile is built there (``ctx.pending``).
+    """
     classes = [str(c) for c in (mv.output_schema.classes or [])]
     ctx = VersionContext(
         model=mv.name,
@@ -148,22 +181,26 @@ def build_context(
                     " Wasserstein is not normalized, PSI/JS still apply",
                 )
     if ctx.prediction_profile is None:
-        try:
-            ctx.prediction_profile = prediction_profile(
-                pid, registry, mv, reference, ctx, config=config
-            )
-        except Exception as exc:  # noqa: BLE001 - any model failure is recorded, not fatal
-            store.record_problem(
-                ts=now,
-                kind="no_prediction_reference",
-                model=mv.name,
-                version=int(mv.version),
-                detail=f"model {mv.name} version {mv.version}: cannot score the reference"
-                f" ({type(exc).__name__}: {exc}); prediction drift is not computed",
-            )
-        else:
-            store.save_profile(ctx.prediction_profile, now=now)
+        ctx.pending = (executor or _Inline()).submit(
+            prediction_profile, pid, registry, mv, reference, ctx, config=config
+        )
+        if executor is None:
+            ctx.settle(store, now=now)
     return ctx
+
+
+class _Inline:
+    """Runs a submitted call at once (``build_context`` without an executor)."""
+
+    def submit(
+        self, fn: Callable[..., ReferenceProfile], /, *args: Any, **kwargs: Any
+    ) -> Future[ReferenceProfile]:
+        future: Future[ReferenceProfile] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to settle(), which records it
+            future.set_exception(exc)
+        return future
 
 
 def feature_profile(

@@ -10,15 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from monitor.profile import CATEGORICAL, ColumnProfile, ReferenceProfile, coarse_counts
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -193,13 +191,17 @@ class MonitorStore:
         return bool(row and row[0])
 
     def save_profile(self, profile: ReferenceProfile, *, now: float) -> None:
+        """Every column of ``profile`` in one insert (replacing a profile of the same id)."""
+        rows = [_column_row(profile.profile_id, p, col) for p, col in enumerate(profile.columns)]
+        table = pa.table(
+            {key: pa.array([r[key] for r in rows], type) for key, type in _PROFILE_COLUMNS}
+        )
         self.con.execute("BEGIN")
         try:
             self.con.execute(
                 "DELETE FROM profile_columns WHERE profile_id = ?", [profile.profile_id]
             )
-            for pos, col in enumerate(profile.columns):
-                self._save_column(profile.profile_id, pos, col)
+            self.insert_arrow("profile_columns", table)
             self.con.execute(
                 "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
                 [profile.profile_id, profile.rows, now],
@@ -208,33 +210,6 @@ class MonitorStore:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-
-    def _save_column(self, profile_id: str, pos: int, col: ColumnProfile) -> None:
-        width = np.zeros(col.n_bins, dtype=np.float64)
-        if col.kind != CATEGORICAL and len(col.boundaries) > 1:
-            # fine bin k (1..m-1) spans [B[k-1], B[k]] in the snapped-CDF integral
-            width[1 : len(col.boundaries)] = np.diff(col.boundaries)
-        self.con.execute(
-            "INSERT INTO profile_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                profile_id,
-                col.name,
-                pos,
-                col.kind,
-                col.role,
-                col.ref_rows,
-                col.ref_nulls,
-                col.mean,
-                col.std,
-                col.boundaries.tolist(),
-                col.categories,
-                col.counts.tolist(),
-                col.coarse.tolist(),
-                np.cumsum(col.counts).tolist(),
-                coarse_counts(col.counts, col.coarse).tolist(),
-                width.tolist(),
-            ],
-        )
 
     def load_profile(self, profile_id: str) -> ReferenceProfile | None:
         prof = self.con.execute(
@@ -295,6 +270,12 @@ class MonitorStore:
             ],
         )
 
+    def set_prediction_profile(self, model: str, version: int, profile_id: str) -> None:
+        self.con.execute(
+            "UPDATE versions SET prediction_profile_id = ? WHERE model = ? AND version = ?",
+            [profile_id, model, version],
+        )
+
     # -- generic ----------------------------------------------------------------------------
     def insert_arrow(self, table_name: str, table: pa.Table) -> None:
         self.con.register("_incoming", table)
@@ -302,3 +283,49 @@ class MonitorStore:
             self.con.execute(f"INSERT INTO {table_name} SELECT * FROM _incoming")
         finally:
             self.con.unregister("_incoming")
+
+
+_PROFILE_COLUMNS = (
+    ("profile_id", pa.string()),
+    ("name", pa.string()),
+    ("position", pa.int32()),
+    ("kind", pa.string()),
+    ("role", pa.string()),
+    ("ref_rows", pa.int64()),
+    ("ref_nulls", pa.int64()),
+    ("mean", pa.float64()),
+    ("std", pa.float64()),
+    ("boundaries", pa.list_(pa.float64())),
+    ("categories", pa.list_(pa.string())),
+    ("counts", pa.list_(pa.int64())),
+    ("coarse", pa.list_(pa.int32())),
+    ("ref_cum", pa.list_(pa.int64())),
+    ("ref_coarse", pa.list_(pa.int64())),
+    ("widths", pa.list_(pa.float64())),
+)
+
+
+def _column_row(profile_id: str, pos: int, col: ColumnProfile) -> dict[str, Any]:
+    """One ``profile_columns`` row (in ``_PROFILE_COLUMNS`` order, the table's own)."""
+    width = np.zeros(col.n_bins, dtype=np.float64)
+    if col.kind != CATEGORICAL and len(col.boundaries) > 1:
+        # fine bin k (1..m-1) spans [B[k-1], B[k]] in the snapped-CDF integral
+        width[1 : len(col.boundaries)] = np.diff(col.boundaries)
+    return {
+        "profile_id": profile_id,
+        "name": col.name,
+        "position": pos,
+        "kind": col.kind,
+        "role": col.role,
+        "ref_rows": col.ref_rows,
+        "ref_nulls": col.ref_nulls,
+        "mean": col.mean,
+        "std": col.std,
+        "boundaries": col.boundaries,
+        "categories": col.categories,
+        "counts": col.counts,
+        "coarse": col.coarse.astype(np.int32),
+        "ref_cum": np.cumsum(col.counts),
+        "ref_coarse": coarse_counts(col.counts, col.coarse),
+        "widths": width,
+    }

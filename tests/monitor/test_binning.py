@@ -67,3 +67,18 @@ def test_categorical_codes_and_unseen_bucket() -> None:
     prof = categorical_profile("c", ["a", "b", "a", None], categories=["a", "b"])
     assert prof.counts.tolist() == [0, 2, 1]
     assert categorical_codes(["b", "zz", None], prof.categories).tolist() == [2, 0, -1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ref=arrays(np.float64, st.integers(0, 300), elements=values),
+    fine=st.sampled_from([5, 10, 100, 1000]),
+)
+def test_reference_counts_match_the_kernel(ref: np.ndarray, fine: int) -> None:
+    # the profile counts its sorted reference with searchsorted, the windows with the kernel
+    prof = numeric_profile("x", ref, bins=min(fine, 5), fine_bins=fine)
+    binner = NumericBinner(prof.boundaries)
+    got = BinCounts(binner.n_bins)
+    binner.count(ref, got)
+    assert prof.counts.tolist() == got.counts.tolist()
+    assert prof.ref_nulls == got.nulls

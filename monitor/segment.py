@@ -1,0 +1,221 @@
+"""Reading one prediction segment with pyarrow: its groups, then bounded record batches.
+
+The 32-odd numeric feature columns are the bulk of a segment; pyarrow decodes them straight
+into numpy (zero copy for DOUBLE), which is several times cheaper than exporting them from a
+DuckDB query. Batches of ``batch_rows`` keep memory bounded by a batch, not a segment or a row
+group. The few columns that need SQL semantics (``hash`` of the request id, the join key with
+feedback; casts of non-numeric types) are computed by DuckDB over the batch itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
+
+BATCH_ROWS = 65536
+
+
+class SegmentError(Exception):
+    """A segment that cannot be used (foreign, corrupt, mismatched); recorded, not fatal."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Group:
+    """Rows of one (version, route) in a segment; ``version``/``route`` as stored."""
+
+    version: Any
+    route: Any
+    rows: int
+
+
+class SegmentFile:
+    """One Parquet segment opened for reading (raises ``SegmentError`` when it is not one)."""
+
+    def __init__(self, path: str, *, display: str) -> None:
+        self.path = path
+        self.display = display
+        try:
+            self.file = pq.ParquetFile(path, pre_buffer=False)
+            self.schema = self.file.schema_arrow
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise SegmentError(
+                "corrupt_segment", f"{display}: not a readable Parquet file: {exc}"
+            ) from exc
+        self.types: dict[str, pa.DataType] = {f.name: f.type for f in self.schema}
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def rows(self) -> int:
+        return int(self.file.metadata.num_rows)
+
+    def has_status(self) -> bool:
+        return "status" in self.types
+
+    def ok_mask(self, batch: pa.RecordBatch | pa.Table) -> pa.Array | None:
+        """Served rows (``status < 400``; a null status is not served); None: all rows."""
+        if not self.has_status():
+            return None
+        mask = pc.fill_null(pc.less(batch.column("status"), 400), False)
+        return mask if isinstance(mask, pa.Array) else mask.combine_chunks()
+
+    def groups(self) -> list[Group]:
+        """Served rows per (version, route), in first-seen order."""
+        known = self._single_group()
+        if known is not None:
+            return [known]
+        names = ["version", "route", *(["status"] if self.has_status() else [])]
+        table = self._read(names)
+        mask = self.ok_mask(table)
+        if mask is not None:
+            table = table.filter(mask)
+        if table.num_rows == 0:
+            return []
+        counted = table.group_by(["version", "route"], use_threads=False).aggregate(
+            [([], "count_all")]
+        )
+        return [
+            Group(version=v, route=r, rows=int(n))
+            for v, r, n in zip(
+                counted.column("version").to_pylist(),
+                counted.column("route").to_pylist(),
+                counted.column("count_all").to_pylist(),
+                strict=True,
+            )
+        ]
+
+    def _single_group(self) -> Group | None:
+        """The one group of a segment whose row-group statistics prove it has only one.
+
+        A gateway worker's segment usually holds one version and route, all served: the
+        Parquet statistics (exact min = max, no nulls, status max < 400) say so without
+        reading a row. Anything less certain returns None and the columns are read.
+        """
+        meta = self.file.metadata
+        if meta.num_row_groups == 0:
+            return None
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        wanted = ["version", "route", *(["status"] if self.has_status() else [])]
+        if any(names.count(n) != 1 for n in wanted):
+            return None
+        seen: set[tuple[Any, Any]] = set()
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            stats = {n: rg.column(names.index(n)).statistics for n in wanted}
+            if any(st is None or not st.has_min_max or st.null_count != 0 for st in stats.values()):
+                return None
+            version, route = stats["version"], stats["route"]
+            if version.min != version.max or route.min != route.max:
+                return None
+            if not isinstance(version.min, int) or not isinstance(route.min, str):
+                return None
+            if len(route.min) >= 32:  # writers may truncate long string statistics
+                return None
+            if "status" in stats:
+                status = stats["status"]
+                if not isinstance(status.max, int) or status.max >= 400:
+                    return None
+            seen.add((version.min, route.min))
+        if len(seen) != 1:
+            return None
+        version_value, route_value = seen.pop()
+        return Group(version=version_value, route=route_value, rows=self.rows)
+
+    def _read(self, columns: list[str]) -> pa.Table:
+        try:
+            return self.file.read(columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise SegmentError("corrupt_segment", f"{self.display}: read failed: {exc}") from exc
+
+    def batches(
+        self, columns: list[str], *, batch_rows: int = BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self.file.iter_batches(batch_size=batch_rows, columns=columns)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise SegmentError("corrupt_segment", f"{self.display}: read failed: {exc}") from exc
+
+
+def group_mask(batch: pa.RecordBatch, group: Group, ok: pa.Array | None) -> pa.Array:
+    """Rows of ``batch`` that belong to ``group`` (and were served)."""
+    mask = pc.and_(
+        pc.equal(batch.column("version"), pa.scalar(group.version, batch.column("version").type)),
+        pc.equal(batch.column("route"), pa.scalar(group.route, batch.column("route").type)),
+    )
+    if ok is not None:
+        mask = pc.and_(mask, ok)
+    return pc.fill_null(mask, False)
+
+
+def epoch_us(column: pa.Array, *, display: str) -> np.ndarray:
+    """Microseconds since the epoch of a timestamp column (nulls take a neighbour's time)."""
+    if not pa.types.is_timestamp(column.type):
+        raise SegmentError(
+            "foreign_segment", f"{display}: column 'ts': expected a timestamp, got {column.type}"
+        )
+    us = column.cast(pa.timestamp("us", column.type.tz), safe=False).cast(pa.int64())
+    if us.null_count:
+        us = pc.fill_null_backward(pc.fill_null_forward(us))
+        if us.null_count:
+            us = pc.fill_null(us, 0)
+    return np.asarray(us.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _plain_numeric(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_floating(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_decimal(t)
+    )
+
+
+def as_float(column: pa.Array, cur: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """``TRY_CAST(column AS DOUBLE)`` as float64, nulls as NaN (zero copy for DOUBLE)."""
+    if pa.types.is_float64(column.type):
+        out = column.to_numpy(zero_copy_only=False)
+    elif _plain_numeric(column.type):
+        out = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        out = _sql(cur, column, "TRY_CAST(c AS DOUBLE)").to_numpy(zero_copy_only=False)
+    return np.asarray(out, dtype=np.float64)
+
+
+def category_codes(
+    column: pa.Array, categories: list[str], cur: duckdb.DuckDBPyConnection
+) -> np.ndarray:
+    """1 + position in ``categories`` (of the value as text), 0 unseen, -1 null; as float64."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        found = pc.index_in(column, value_set=pa.array(categories, column.type))
+        codes = pc.fill_null(pc.add(found, 1), 0)
+        codes = pc.if_else(column.is_null(), -1, codes)
+    else:
+        listed = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in categories) + "]"
+        position = f"coalesce(list_position({listed}, c::VARCHAR), 0)"
+        codes = _sql(cur, column, f"CASE WHEN c IS NULL THEN -1 ELSE {position} END")
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def request_hash(column: pa.Array, cur: duckdb.DuckDBPyConnection) -> pa.Array:
+    """DuckDB's ``hash(request_id::VARCHAR)``: the join key with feedback (same hash there)."""
+    return _sql(cur, column, "hash(c::VARCHAR)").cast(pa.uint64())
+
+
+def _sql(cur: duckdb.DuckDBPyConnection, column: pa.Array, expr: str) -> pa.Array:
+    table = cur.from_arrow(pa.table({"c": column})).select(f"{expr} AS out").to_arrow_table()
+    return table.column("out").combine_chunks()
