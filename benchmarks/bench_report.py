@@ -97,6 +97,15 @@ def targets_check(points: Sequence[Point]) -> list[str]:
         )
     else:
         out.append("- c=64 vs MLServer: not measured (mlgate or MLServer did not run)")
+    w2 = _find(points, "mlgate-w2", "c=64")
+    if w2 and peer and w2.result and peer.result:
+        ratio = w2.result.ok_rps / max(peer.result.ok_rps, 1e-9)
+        p99 = w2.result.p99_ms / max(peer.result.p99_ms, 1e-9)
+        out.append(
+            f"- the same with `--workers 2` (MLServer too runs two processes: its HTTP server "
+            f"and one inference worker): {w2.result.ok_rps:,.0f} req/s = {ratio:.1f}× "
+            f"({_verdict(ratio >= 10)}), p99 {p99:.2f} of MLServer's ({_verdict(p99 <= 0.2)})"
+        )
     c1 = _find(points, "mlgate", "c=1")
     if c1 and c1.result:
         out.append(

@@ -109,7 +109,8 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target(
             "mlgate",
-            "`mlgate serve --role gateway` (uvicorn, 1 worker, dynamic batching, default settings)",
+            "`mlgate serve --role gateway` (uvicorn with mlgate's HTTP protocol, 1 worker, dynamic "
+            "batching, default settings)",
             _mlgate(batching=True),
             metrics_path="/metrics",
         ),
@@ -137,13 +138,14 @@ TARGETS: dict[str, Target] = {
         # not in the default run: for the gateway's choice of ASGI server
         Target(
             "mlgate-granian",
-            "`mlgate serve --role gateway --server granian` (1 worker, dynamic batching)",
+            "`mlgate serve --role gateway --server granian` (ASGI: the predict fast path before "
+            "Litestar, 1 worker, dynamic batching)",
             _mlgate(batching=True, server="granian", label="mlgate-granian"),
             metrics_path="/metrics",
         ),
         Target(
             "mlgate-w2",
-            "`mlgate serve --role gateway --workers 2` (uvicorn, dynamic batching)",
+            "`mlgate serve --role gateway --workers 2` (as `mlgate`, 2 processes, each batching)",
             _mlgate(batching=True, workers=2, label="mlgate-w2"),
             # no metrics_path: each scrape reaches one of the two workers at random
         ),
