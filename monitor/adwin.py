@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from monitor.jit import kernel
 
 ROWS = 64  # bucket rows: row r holds buckets of 2**r values (2**64 values is plenty)
 
@@ -22,7 +23,7 @@ _TOTAL, _VARIANCE, _WIDTH = 0, 1, 2
 _ROWS, _TICK, _DETECTIONS, _DETECTED = 0, 1, 2, 3
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _compress(tot: np.ndarray, var: np.ndarray, cnt: np.ndarray, si: np.ndarray, cap: int) -> None:
     idx = 0
     while idx < si[_ROWS] and cnt[idx] == cap + 1:
@@ -44,7 +45,7 @@ def _compress(tot: np.ndarray, var: np.ndarray, cnt: np.ndarray, si: np.ndarray,
         idx += 1
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _shift(tot: np.ndarray, var: np.ndarray, cnt: np.ndarray, row: int, k: int) -> None:
     width = tot.shape[1]
     for i in range(k, width):
@@ -56,7 +57,7 @@ def _shift(tot: np.ndarray, var: np.ndarray, cnt: np.ndarray, row: int, k: int) 
     cnt[row] -= k
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _delete_oldest(
     tot: np.ndarray, var: np.ndarray, cnt: np.ndarray, sf: np.ndarray, si: np.ndarray
 ) -> None:
@@ -74,7 +75,7 @@ def _delete_oldest(
         si[_ROWS] -= 1
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _cut(
     sf: np.ndarray, n0: float, n1: float, delta_mean: float, delta: float, min_len: int
 ) -> bool:
@@ -88,7 +89,7 @@ def _cut(
     return abs(delta_mean) > epsilon
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _detect(  # noqa: C901 - River's loop, kept in one piece to compare line by line
     tot: np.ndarray,
     var: np.ndarray,
@@ -136,7 +137,7 @@ def _detect(  # noqa: C901 - River's loop, kept in one piece to compare line by 
     return change
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _run(
     x: np.ndarray,
     tot: np.ndarray,

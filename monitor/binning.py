@@ -14,7 +14,8 @@ binary search to a few boundaries, so a value costs a few nanoseconds whatever `
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from monitor.jit import kernel
 
 LUT_FACTOR = 32
 
@@ -52,7 +53,7 @@ def build_lookup(boundaries: np.ndarray) -> tuple[np.ndarray, float, float]:
     return lut, lo, scale
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@kernel
 def _count_kernel(  # noqa: C901 - one tight loop, kept in one piece for speed
     x: np.ndarray,
     boundaries: np.ndarray,

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -104,11 +105,24 @@ def compute_windows(
 CHUNK_WINDOWS = 20
 
 
+def _statistics(store: MonitorStore, window_ids: list[int]) -> dict[str, np.ndarray]:
+    """``window_statistics``, in halves while DuckDB runs out of its memory limit (a model
+    with hundreds of features needs more per window than ``CHUNK_WINDOWS`` assumes)."""
+    try:
+        return window_statistics(store, window_ids)
+    except duckdb.OutOfMemoryException:
+        if len(window_ids) == 1:
+            raise
+    half = len(window_ids) // 2
+    first, second = _statistics(store, window_ids[:half]), _statistics(store, window_ids[half:])
+    return {key: np.concatenate([first[key], second[key]]) for key in first}
+
+
 def _compute_chunk(
     store: MonitorStore, config: MonitorConfig, pending: list[tuple[Any, ...]], *, now: float
 ) -> list[WindowSummary]:
     position = {int(p[0]): i for i, p in enumerate(pending)}
-    c = window_statistics(store, list(position))
+    c = _statistics(store, list(position))
     slots = np.array([position[int(w)] for w in c["window_id"]], dtype=np.int64)
     order = np.lexsort((c["name"].astype(str), slots))
     c = {k: v[order] for k, v in c.items()}

@@ -17,9 +17,10 @@ Defaults and why:
   and chi-square p-values are reported as supporting evidence only: with large windows they
   reject for effects nobody cares about.
 - Dataset drift when the share of drifted features reaches ``dataset_drift_share = 0.5``.
-- DuckDB runs on ``duckdb_threads = 2`` with ``duckdb_memory_limit = "256MB"`` (it spills
+- DuckDB runs on ``duckdb_threads = 2`` with ``duckdb_memory_limit = "128MB"`` (it spills
   to disk past that rather than growing; its buffer pool otherwise keeps the prediction rows
-  of a whole 10M-row pass in memory, and the statistics need far less);
+  of a whole pass cached, ~16 MiB per 1M rows; the statistics, computed 20 windows at a
+  time, need ~60 MiB for 35 columns: 64MB was too little);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
 - Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
@@ -110,7 +111,7 @@ class MonitorConfig:
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 86400.0
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "256MB"
+    duckdb_memory_limit: str = "128MB"
     release_between_passes: bool = True
     webhooks: tuple[WebhookEndpoint, ...] = field(default_factory=tuple)
 

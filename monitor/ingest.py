@@ -18,6 +18,8 @@ import pyarrow as pa
 
 from monitor.binning import BinCounts
 from monitor.detectors import ConfidenceMonitor
+from monitor.jit import preload
+from monitor.memory import MemoryReleaser
 from monitor.profile import CATEGORICAL, ColumnProfile
 from monitor.references import (
     PREDICTION,
@@ -94,6 +96,8 @@ class PredictionIngestor:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlgate-bins")
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-read")
         self._duck: duckdb.DuckDBPyConnection | None = None
+        self._memory = MemoryReleaser()
+        self._preloaded = self.pool.submit(preload)  # numba's set-up, off the first batch
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -137,6 +141,7 @@ class PredictionIngestor:
         finally:
             cur.close()
             source.close()
+            self._memory.release()  # the next segment starts from what is really in use
 
     def _streams(
         self,

@@ -18,11 +18,11 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from monitor import webhooks
 
 if TYPE_CHECKING:
+    import httpx
+
     from monitor.clock import Clock
     from monitor.config import MonitorConfig, WebhookEndpoint
     from monitor.store import MonitorStore
@@ -44,12 +44,27 @@ class AlertSender(Protocol):
 
 
 class HttpSender:
-    """POSTs with httpx and a hard timeout; any 2xx is a delivery."""
+    """POSTs with httpx and a hard timeout; any 2xx is a delivery.
+
+    httpx is imported and the client made on the first delivery: a pass that raises no alert
+    never pays for them (~15 MiB).
+    """
 
     def __init__(self, *, timeout_s: float) -> None:
-        self.client = httpx.Client(timeout=timeout_s)
+        self.timeout_s = timeout_s
+        self._client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.timeout_s)
+        return self._client
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> Delivery:
+        import httpx
+
         try:
             resp = self.client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -59,7 +74,9 @@ class HttpSender:
         return Delivery(ok=False, status=resp.status_code, error=f"HTTP {resp.status_code}")
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def fingerprint(event_type: str, data: dict[str, Any]) -> str:

@@ -4,16 +4,19 @@ Profiles are built the first time a version is seen and stored in the monitor's 
 keyed by the reference's sha256 (and the model's, for the predictions' profile), so a
 restart, or another version sharing the reference, reuses them unchanged.
 
-The predictions' profile needs the model (loading it imports scikit-learn: about a second)
-and a scoring pass over the reference. Given an executor, that runs on it while the caller
-goes on counting features; ``VersionContext.settle`` waits for it before the prediction
-counts are needed.
+The predictions' profile is built from the model's outputs on the reference, which the
+registry stores at registration (``reference_predictions.parquet``): the monitor never
+deserializes a model artifact for them. Only versions registered without that file (before
+it existed, ONNX-flavored ones) fall back to loading the model (for scikit-learn models that
+imports skops and scikit-learn: about a second and ~120 MiB) and scoring the reference here.
+Given an executor, the profile is built on it while the caller goes on counting features;
+``VersionContext.settle`` waits for it before the prediction counts are needed.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,7 +55,9 @@ class RegistryReader(Protocol):
 
     def versions(self, name: str) -> builtins.list[Any]: ...
 
-    def load_reference(self, mv: Any) -> Any: ...
+    def load_reference_arrow(self, mv: Any) -> Any: ...
+
+    def load_reference_predictions(self, mv: Any) -> Any: ...
 
     def load_model(self, mv: Any, *, trust_pickle: bool = False) -> object: ...
 
@@ -157,7 +162,7 @@ def build_context(
     ctx.prediction_profile = store.load_profile(pid)
     if ctx.profile is not None and ctx.prediction_profile is not None:
         return ctx
-    reference = registry.load_reference(mv)
+    reference = _reference_frame(registry, mv)
     if reference is None:
         store.record_problem(
             ts=now,
@@ -189,6 +194,17 @@ def build_context(
     return ctx
 
 
+def _reference_frame(registry: RegistryReader, mv: Any) -> Any:
+    """The reference as a polars frame over Arrow memory (zero copy for numbers): Arrow's
+    pool gives it back after the profiles are built, polars' own allocator would keep it."""
+    table = registry.load_reference_arrow(mv)
+    if table is None:
+        return None
+    import polars as pl
+
+    return pl.from_arrow(table)
+
+
 class _Inline:
     """Runs a submitted call at once (``build_context`` without an executor)."""
 
@@ -206,19 +222,24 @@ class _Inline:
 def feature_profile(
     profile_id: str, reference: Any, features: list[Any], *, config: MonitorConfig
 ) -> ReferenceProfile:
-    """Profile every manifest feature found in the reference frame (polars)."""
-    cols: list[ColumnProfile] = []
-    for feat in features:
-        if feat.name not in reference.columns:
-            continue
+    """Profile every manifest feature found in the reference frame (polars).
+
+    Columns are profiled on two threads: numeric ones are mostly ``np.sort``, which
+    releases the GIL.
+    """
+
+    def one(feat: Any) -> ColumnProfile:
         series = reference.get_column(feat.name)
         if feat.categories is not None or series.dtype.is_numeric() is False:
             cats = None if feat.categories is None else [str(c) for c in feat.categories]
             values: list[object] = [None if v is None else str(v) for v in series.to_list()]
-            cols.append(categorical_profile(feat.name, values, categories=cats))
-        else:
-            x = series.cast(float).to_numpy()
-            cols.append(numeric_profile(feat.name, x, bins=config.bins, fine_bins=config.fine_bins))
+            return categorical_profile(feat.name, values, categories=cats)
+        x = series.cast(float).to_numpy()
+        return numeric_profile(feat.name, x, bins=config.bins, fine_bins=config.fine_bins)
+
+    present = [f for f in features if f.name in reference.columns]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlgate-profile-cols") as pool:
+        cols = list(pool.map(one, present))
     return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
 
 
@@ -231,10 +252,13 @@ def prediction_profile(
     *,
     config: MonitorConfig,
 ) -> ReferenceProfile:
-    """Score the reference with the model and profile its outputs."""
-    from monitor.scoring import score_reference
+    """Profile the model's outputs on the reference: the ones stored at registration, else
+    (older versions) score the reference with the model here."""
+    pred, proba = stored_outputs(registry, mv, ctx)
+    if pred is None:
+        from monitor.scoring import score_reference
 
-    pred, proba = score_reference(registry, mv, reference, ctx.feature_names)
+        pred, proba = score_reference(registry, mv, reference, ctx.feature_names)
     cols: list[ColumnProfile] = []
     if ctx.task == "classification":
         labels = [str(v) for v in pred]
@@ -264,6 +288,27 @@ def prediction_profile(
             )
         )
     return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
+
+
+def stored_outputs(
+    registry: RegistryReader, mv: Any, ctx: VersionContext
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(predictions, probabilities or None)`` from the registry's stored reference
+    predictions; ``(None, None)`` when the version has none. A stored file that fails its
+    hash check raises (``ArtifactCorrupt``): ``settle`` records it, nothing falls back."""
+    frame = registry.load_reference_predictions(mv)
+    if frame is None or "prediction" not in frame.columns:
+        return None, None
+    series = frame.get_column("prediction")
+    if ctx.task == "classification":
+        pred = np.asarray(series.cast(str).to_list(), dtype=object)
+    else:
+        pred = series.cast(float).to_numpy()
+    names = ctx.proba_columns()
+    proba = None
+    if names and all(n in frame.columns for n in names):
+        proba = frame.select(names).cast(float).to_numpy()
+    return pred, proba
 
 
 def confidence(proba: np.ndarray) -> np.ndarray:

@@ -13,7 +13,9 @@ All figures come from bin counts, never from raw rows, for any set of windows at
 - Chi-square (categorical) on the 2 x k table of reference and current counts (empty columns
   dropped), as ``scipy.stats.chi2_contingency(correction=False)``.
 P-values come from the statistic (KS: Kolmogorov limit with Stephens' correction for
-``n*m/(n+m)``, see ``ks_pvalue``; chi-square: ``scipy.stats.chi2.sf``).
+``n*m/(n+m)``, see ``ks_pvalue``; chi-square: ``scipy.stats.chi2.sf``), computed in numpy
+(``monitor.distributions``): a pass never imports scipy (only windows under 100 effective
+rows use ``scipy.stats.kstwo``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import special
+
+from monitor.distributions import chi2_sf, kolmogorov_sf
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
@@ -138,7 +141,7 @@ def ks_pvalue(d: np.ndarray, en: np.ndarray) -> np.ndarray:
     0.014
     """
     s = np.sqrt(en)
-    out = np.clip(special.kolmogorov((s + 0.12 + 0.11 / s) * d), 0.0, 1.0)
+    out = np.clip(kolmogorov_sf((s + 0.12 + 0.11 / s) * d), 0.0, 1.0)
     small = en < 100  # tiny windows: the exact distribution, cheap enough there
     if np.any(small):
         from scipy import stats as sps  # only tiny windows need scipy.stats (heavy import)
@@ -148,7 +151,7 @@ def ks_pvalue(d: np.ndarray, en: np.ndarray) -> np.ndarray:
 
 
 def _finish(c: dict[str, np.ndarray]) -> None:
-    """Normalize Wasserstein and turn statistics into p-values (scipy distributions)."""
+    """Normalize Wasserstein and turn statistics into p-values."""
     w = c.pop("wasserstein_raw")
     std = c["std"]
     c["wasserstein_abs"] = w
@@ -169,7 +172,7 @@ def _finish(c: dict[str, np.ndarray]) -> None:
     okc = categorical & np.isfinite(c["chi2"]) & (dof > 0)
     pch = np.full(len(w), np.nan)
     if okc.any():
-        pch[okc] = special.chdtrc(dof[okc], c["chi2"][okc])  # = scipy.stats.chi2.sf
+        pch[okc] = chi2_sf(dof[okc], c["chi2"][okc])  # = scipy.stats.chi2.sf
     c["chi2_pvalue"] = pch
     for key in ("psi", "js", "ks", "wasserstein", "null_rate", "unseen_share", "mean"):
         c[key] = np.where(np.isfinite(c[key]), c[key], np.nan)

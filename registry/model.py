@@ -64,6 +64,9 @@ class ModelVersion(msgspec.Struct, frozen=True):
     tags: dict[str, str] = {}
     reference: str | None = None  # "reference.parquet" when reference data was stored
     reference_sha256: str | None = None
+    # the model's outputs on the reference (the log's prediction/proba_* columns), when stored
+    reference_predictions: str | None = None  # "reference_predictions.parquet"
+    reference_predictions_sha256: str | None = None
 
 
 class Canary(msgspec.Struct, frozen=True):

@@ -5,14 +5,16 @@ Layout (DESIGN.md "Registry")::
     models/<name>/versions/<v>/.claim            create-only: who owns version v
     models/<name>/versions/<v>/model.skops|model.onnx
     models/<name>/versions/<v>/reference.parquet
+    models/<name>/versions/<v>/reference_predictions.parquet   the model's outputs on it
     models/<name>/versions/<v>/manifest.json     written last, create-only: the commit point
     models/<name>/route.json                     compare-and-swap on ``generation``
     models/<name>/events.jsonl                   append-only audit
 
 A version number is taken by creating its ``.claim`` (exclusive create on both backends), so
-two writers never share one. The artifact (and reference) are stored, read back and hashed,
-and only then is ``manifest.json`` created: a writer that dies before that leaves a claimed
-number without a manifest, which no reader ever shows.
+two writers never share one. The artifact (and reference, and the model's predictions on
+the reference) are stored, the artifact read back and hashed, and only then is
+``manifest.json`` created: a writer that dies before that leaves a claimed number without a
+manifest, which no reader ever shows.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -29,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from registry import artifacts, lineage, routes, schema, trust
+from registry import predictions as refpreds
 from registry import reference as refdata
 from registry.errors import ArtifactCorrupt, ModelNotFound, RegistryError, VersionNotFound
-from registry.model import Event, Lineage, ModelVersion, Route
+from registry.model import Event, Lineage, ModelVersion, OutputSchema, Route
 from registry.names import check_name
 from registry.store import Store, open_store
 
@@ -40,6 +44,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import polars as pl
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "canary", "latest")
 HOLD_ENV = "MLGATE_REGISTRY_HOLD_BEFORE_COMMIT"  # test hook: pause before the manifest
@@ -125,12 +132,12 @@ class Registry:
         champion at once (the previous champion is remembered in the route).
         """
         check_name(name)
-        manifest, data, ref_bytes = self._prepare(
+        manifest, data, ref_bytes, pred_bytes = self._prepare(
             name, model_or_path, reference=reference, flavor=flavor, trust_pickle=trust_pickle,
             lineage_info={"metrics": metrics, "parent_version": parent_version, "trigger": trigger},
             tags=tags,
         )  # fmt: skip
-        version = self._commit(manifest, data, ref_bytes)
+        version = self._commit(manifest, data, ref_bytes, pred_bytes)
         return self._after_commit(version, promote=promote)
 
     def _prepare(
@@ -143,8 +150,9 @@ class Registry:
         trust_pickle: bool,
         lineage_info: dict[str, Any],
         tags: dict[str, str] | None,
-    ) -> tuple[ModelVersion, bytes, bytes | None]:
-        """Everything a version needs before storage is touched: (manifest, artifact, ref)."""
+    ) -> tuple[ModelVersion, bytes, bytes | None, bytes | None]:
+        """Everything a version needs before storage is touched: (manifest, artifact,
+        reference, the model's predictions on the reference)."""
         source = artifacts.load_source(model_or_path, trust_pickle=trust_pickle)
         chosen = artifacts.choose_flavor(source, flavor)
         est, onnx_model = source.estimator, source.onnx_model
@@ -161,6 +169,10 @@ class Registry:
             frame = refdata.align(frame, names)
         data = artifacts.encode(source, flavor=chosen, feature_names=names)
         ref_bytes = refdata.to_parquet(frame) if frame is not None else None
+        output = schema.output_schema(estimator=est, onnx_model=onnx_model)
+        pred_bytes = None
+        if frame is not None and chosen == "sklearn" and est is not None:
+            pred_bytes = self._reference_predictions(est, frame, names, output, name=name)
         manifest = ModelVersion(
             name=name,
             version=0,
@@ -168,7 +180,7 @@ class Registry:
             artifact=artifacts.ARTIFACT_NAMES[chosen],
             sha256=_sha256(data),
             input_schema=schema.input_schema(names, onnx_model=onnx_model, reference=frame),
-            output_schema=schema.output_schema(estimator=est, onnx_model=onnx_model),
+            output_schema=output,
             lineage=Lineage(
                 data_fingerprint=refdata.fingerprint(frame) if frame is not None else None,
                 rows=frame.height if frame is not None else None,
@@ -182,8 +194,31 @@ class Registry:
             tags={str(k): str(v) for k, v in (tags or {}).items()},
             reference="reference.parquet" if ref_bytes is not None else None,
             reference_sha256=_sha256(ref_bytes) if ref_bytes is not None else None,
+            reference_predictions=refpreds.FILE_NAME if pred_bytes is not None else None,
+            reference_predictions_sha256=_sha256(pred_bytes) if pred_bytes is not None else None,
         )
-        return manifest, data, ref_bytes
+        return manifest, data, ref_bytes, pred_bytes
+
+    @staticmethod
+    def _reference_predictions(
+        est: object,
+        frame: pl.DataFrame,
+        names: builtins.list[str],
+        output: OutputSchema,
+        *,
+        name: str,
+    ) -> bytes | None:
+        """The estimator's outputs on the reference as Parquet; None (and a warning) when it
+        cannot score it: the monitor then scores the reference itself, or reports why not."""
+        try:
+            return refpreds.to_parquet(refpreds.score(est, frame, names, output))
+        except Exception as exc:  # noqa: BLE001 - a model failing on its sample is not fatal
+            log.warning(
+                "registry: model %r cannot score its reference data (%s: %s);"
+                " reference predictions are not stored",
+                name, type(exc).__name__, exc,
+            )  # fmt: skip
+            return None
 
     def _code(self) -> str:
         if self._code_version is None:
@@ -200,13 +235,23 @@ class Registry:
             version += 1
         return version
 
-    def _commit(self, manifest: ModelVersion, data: bytes, ref_bytes: bytes | None) -> ModelVersion:
+    def _commit(
+        self,
+        manifest: ModelVersion,
+        data: bytes,
+        ref_bytes: bytes | None,
+        pred_bytes: bytes | None = None,
+    ) -> ModelVersion:
         name = manifest.name
         version = self._allocate(name)
         artifact_key = self._key(name, "versions", version, manifest.artifact)
         self._store.write(artifact_key, data)
         if ref_bytes is not None:
             self._store.write(self._key(name, "versions", version, "reference.parquet"), ref_bytes)
+        if pred_bytes is not None and manifest.reference_predictions is not None:
+            self._store.write(
+                self._key(name, "versions", version, manifest.reference_predictions), pred_bytes
+            )
         stored = _sha256(self._store.read(artifact_key))
         if stored != manifest.sha256:
             raise ArtifactCorrupt(
@@ -365,6 +410,27 @@ class Registry:
 
         data = self._verified(mv, mv.reference, mv.reference_sha256 or "")
         return pl.read_parquet(io.BytesIO(data))
+
+    def load_reference_arrow(self, mv: ModelVersion) -> pa.Table | None:
+        """``load_reference`` as a pyarrow Table (verified), or None: memory in Arrow's pool,
+        which a long-running reader (the monitor) can hand back, unlike polars' allocator."""
+        if mv.reference is None:
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self._verified(mv, mv.reference, mv.reference_sha256 or "")
+        return pq.read_table(pa.BufferReader(data))
+
+    def load_reference_predictions(self, mv: ModelVersion) -> pl.DataFrame | None:
+        """The model's outputs on its reference sample, stored at registration (verified):
+        the log's ``prediction`` and ``proba_<class>`` columns, one row per reference row.
+        None for versions stored without them (registered before they existed, ONNX-flavored,
+        or a model that could not score its reference)."""
+        if mv.reference_predictions is None:
+            return None
+        data = self._verified(mv, mv.reference_predictions, mv.reference_predictions_sha256 or "")
+        return refpreds.from_parquet(data)
 
     # -- routes and events ------------------------------------------------------------------
     def route(self, name: str) -> Route:

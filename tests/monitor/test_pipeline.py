@@ -262,3 +262,75 @@ def test_categorical_feature_end_to_end(registry: Registry, logs: Logs, make_mon
     assert moved["drifted"] and moved["unseen_share"] == pytest.approx(0.2)
     assert moved["psi"] > 0.2 and moved["chi2_pvalue"] < 1e-6
     assert not any(p["kind"] == "no_prediction_reference" for p in m.store.problems())
+
+
+def test_mixed_segment_keeps_each_rows_request_hash(
+    registry: Registry, logs: Logs, make_monitor: Any
+) -> None:
+    """Rows of two versions interleaved in one segment: each prediction row keeps the hash of
+    its own request id (the feedback join key) through the per-version filtering."""
+    import duckdb
+
+    est, ref = fit_classifier(d=4)
+    v1 = registry.register("mixed", est, reference=ref)
+    v2 = registry.register("mixed", est, reference=ref)
+    rng = np.random.default_rng(12)
+    ids = [f"r{i}" for i in range(1600)]
+    a = logs.predictions(v1, rng.normal(size=(800, 4)), estimator=est, request_ids=ids[::2])
+    b = logs.predictions(v2, rng.normal(size=(800, 4)), estimator=est, request_ids=ids[1::2],
+                         route="canary")  # fmt: skip
+    frames = [pl.read_parquet(a), pl.read_parquet(b)]
+    a.unlink()
+    b.unlink()
+    mixed = pl.concat([f.with_row_index("i") for f in frames]).sort("i").drop("i")
+    logs.write(mixed, "predictions", "mixed", T0_US, "w9")  # versions interleaved row by row
+    m = make_monitor(MonitorConfig(window_rows=400))
+    assert m.run_once().rows == 1600
+    got = m.store.con.execute(
+        "SELECT w.version, p.rid FROM prediction_rows p JOIN windows w USING (window_id)"
+    ).fetchall()
+    want = duckdb.sql(
+        "SELECT hash(id::VARCHAR) AS rid, i % 2 + 1 AS version FROM"
+        " (SELECT unnest(range(1600)) AS i, 'r' || i AS id)"
+    ).fetchall()
+    assert sorted(got) == sorted((v, rid) for rid, v in want)
+
+
+def test_statistics_split_their_windows_when_duckdb_runs_out_of_memory(
+    registry: Registry,
+    logs: Logs,
+    make_monitor: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    """A wide model can need more than ``duckdb_memory_limit`` for ``CHUNK_WINDOWS`` windows
+    at once: the windows are then computed in halves, with the same results."""
+    import duckdb
+
+    from monitor import compute
+
+    est, ref = fit_classifier(d=8, rows=5_000, seed=3)
+    mv = registry.register("split", est, reference=ref)
+    rng = np.random.default_rng(11)
+    logs.predictions(mv, rng.normal(size=(8000, 8)), estimator=est)
+    expected = make_monitor()
+    expected.run_once()
+    want = _summaries(expected)
+    expected.close()
+    for path in tmp_path.glob("monitor.duckdb*"):  # start over: compute every window again
+        path.unlink()
+
+    real = compute.window_statistics
+    calls: list[int] = []
+
+    def at_most_two_windows(store: Any, window_ids: list[int]) -> dict[str, np.ndarray]:
+        calls.append(len(window_ids))
+        if len(window_ids) > 2:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return real(store, window_ids)
+
+    monkeypatch.setattr(compute, "window_statistics", at_most_two_windows)
+    split = make_monitor()
+    split.run_once()
+    assert _summaries(split) == want and len(want) == 8
+    assert calls[0] == 8 and max(n for n in calls if n <= 2) == 2
