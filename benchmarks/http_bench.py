@@ -113,7 +113,14 @@ def verify(server: ServerProcess, target: Target, model: Any, bodies: Sequence[B
     with httpx.Client(timeout=30.0) as client:
         for b in bodies:
             for rows, body in list(zip(b.rows, b.encoded, strict=True))[:8]:
-                resp = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                # a new connection each time, so that with --workers N every process is asked;
+                # each loads the model itself, and one may be ready while another still loads
+                headers = {"Content-Type": "application/json", "Connection": "close"}
+                resp = client.post(url, content=body, headers=headers)
+                deadline = time.monotonic() + 90
+                while resp.status_code == 503 and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    resp = client.post(url, content=body, headers=headers)
                 if resp.status_code != 200:
                     return f"answer check: HTTP {resp.status_code}: {resp.text[:300]}"
                 try:
