@@ -43,6 +43,19 @@ class AlertSender(Protocol):
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> Delivery: ...
 
 
+MESSAGE_FIELDS = ("id", "endpoint", "event_type", "status", "attempts", "last_error",
+                  "created_at", "delivered_at")  # fmt: skip
+
+
+def messages(store: MonitorStore, model: str | None = None) -> list[dict[str, Any]]:
+    """The outbox's messages (``MESSAGE_FIELDS``), oldest first; only ``model``'s if given."""
+    where, args = (" WHERE subject LIKE ?", [f"%|{model}|%"]) if model else ("", [])
+    rows = store.con.execute(
+        f"SELECT {', '.join(MESSAGE_FIELDS)} FROM outbox{where} ORDER BY seq", args
+    ).fetchall()
+    return [dict(zip(MESSAGE_FIELDS, r, strict=True)) for r in rows]
+
+
 class HttpSender:
     """POSTs with httpx and a hard timeout; any 2xx is a delivery.
 
@@ -206,18 +219,4 @@ class Outbox:
         return int(row[0]) if row else 0
 
     def messages(self) -> list[dict[str, Any]]:
-        rows = self.store.con.execute(
-            "SELECT id, endpoint, event_type, status, attempts, last_error, created_at,"
-            " delivered_at FROM outbox ORDER BY seq"
-        ).fetchall()
-        keys = (
-            "id",
-            "endpoint",
-            "event_type",
-            "status",
-            "attempts",
-            "last_error",
-            "created_at",
-            "delivered_at",
-        )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return messages(self.store)

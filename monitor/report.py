@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from monitor import outbox
 from monitor.webhooks import iso
 
 if TYPE_CHECKING:
@@ -181,27 +182,10 @@ def problem_summary(store: MonitorStore, model: str) -> dict[str, Any]:
 
 
 def alerts(store: MonitorStore, model: str) -> list[dict[str, Any]]:
-    rows = store.con.execute(
-        "SELECT id, endpoint, event_type, status, attempts, last_error, created_at,"
-        " delivered_at FROM outbox WHERE subject LIKE ? ORDER BY seq",
-        [f"%|{model}|%"],
-    ).fetchall()
-    keys = (
-        "id",
-        "endpoint",
-        "event_type",
-        "status",
-        "attempts",
-        "last_error",
-        "created_at",
-        "delivered_at",
-    )
-    out = []
-    for r in rows:
-        item = dict(zip(keys, r, strict=True))
+    out = outbox.messages(store, model)
+    for item in out:
         item["created_at"] = iso(item["created_at"])
         item["delivered_at"] = iso(item["delivered_at"]) if item["delivered_at"] else None
-        out.append(item)
     return out
 
 

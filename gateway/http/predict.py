@@ -86,8 +86,8 @@ class Staged:
 
 class Operation:
     """One predict endpoint with its path parameters: ``admit`` (token, model: before the
-    body is read), then ``stage`` (decode, validate, queue). ``await op(gw, request)`` runs
-    both and waits; the HTTP protocol calls them itself and waits with a done-callback."""
+    body is read), ``decode``, then ``queue`` (validate, batch). ``await op(gw, request)``
+    runs them and waits; the HTTP protocol calls them itself and answers from a callback."""
 
     __slots__ = ("kind", "model", "version", "version_text")
 
@@ -117,29 +117,11 @@ class Operation:
 
     def queue(self, gw: Gateway, request: BaseRequest, model: str, payload: Payload,
               start: int) -> Staged:  # fmt: skip
-        """Validate the payload against the routed version and queue it for a batch."""
-        request_id = request.header(gw.settings.request_id_header_lower)
-        if isinstance(payload, oip.OipPayload) and payload.id:
-            request_id = payload.id
-        pending = gw.submit(
-            model,
-            payload,
-            version=self.version,
-            request_id=request_id,
-            routing_key=request.header(gw.settings.routing_header_lower),
-            started_ns=start,
-        )
+        """Validate the payload against the routed version and queue it for a batch; the
+        answer is ``staged.reply()`` once ``staged.pending.future`` is done."""
+        pending = gw.submit(model, payload, version=self.version, started_ns=start,
+                            **self._identity(gw, request, payload))  # fmt: skip
         return Staged(gw, pending, functools.partial(_ENCODERS[self.kind], payload, model))
-
-    def stage(self, gw: Gateway, request: BaseRequest, model: str, body: bytes,
-              start: int) -> Staged:  # fmt: skip
-        """``decode`` then ``queue``, on the event loop."""
-        try:
-            payload = self.decode(request, body)
-        except GatewayError as exc:
-            gw.rejected(model, exc)
-            raise
-        return self.queue(gw, request, model, payload, start)
 
     async def __call__(self, gw: Gateway, request: BaseRequest) -> Reply:
         start = time.perf_counter_ns()
@@ -153,15 +135,20 @@ class Operation:
         except GatewayError as exc:
             gw.rejected(model, exc)
             raise
-        staged = self.queue(gw, request, model, payload, start)
-        try:
-            await staged.pending.future
-        except GatewayError:
-            pass  # reply() counts it and raises it
-        except asyncio.CancelledError:
-            staged.pending.timer.cancel()
-            raise
-        return staged.reply()
+        prediction = await gw.predict(model, payload, version=self.version, started_ns=start,
+                                      **self._identity(gw, request, payload))  # fmt: skip
+        return _ENCODERS[self.kind](payload, model, prediction)
+
+    @staticmethod
+    def _identity(gw: Gateway, request: BaseRequest, payload: Payload) -> dict[str, str | None]:
+        """``request_id`` (the OIP body's ``id``, else the header) and ``routing_key``."""
+        request_id = request.header(gw.settings.request_id_header_lower)
+        if isinstance(payload, oip.OipPayload) and payload.id:
+            request_id = payload.id
+        return {
+            "request_id": request_id,
+            "routing_key": request.header(gw.settings.routing_header_lower),
+        }
 
 
 def _oip_reply(payload: oip.OipPayload, model: str, prediction: Prediction) -> Reply:

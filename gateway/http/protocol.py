@@ -32,6 +32,7 @@ from gateway.http.raw import JSON, BufferedRequest, too_large_message
 from gateway.http.responses import error_parts
 
 if TYPE_CHECKING:
+    from gateway.codecs import Payload
     from gateway.http.predict import Operation, Staged
 
 log = logging.getLogger(__name__)
@@ -235,8 +236,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # a while: close the connection after the 413 rather than guess which bytes are
             # body (without Expect the body is on its way; it is read and dropped)
             cycle.keep_alive = False
-        exc = PayloadTooLarge(too_large_message(self._limit(), cycle.length if cycle.length
-                                                and cycle.length.isdigit() else None))  # fmt: skip
+        length = cycle.length if cycle.length and cycle.length.isdigit() else None
+        exc = PayloadTooLarge(too_large_message(self._limit(), length))
         self._answer_error(cycle, exc)
 
     def _run(self, cycle: PredictCycle) -> None:
@@ -257,15 +258,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 self.tasks.add(task)
                 return
             try:
-                payload = operation.decode(request, request.read(gw.settings.max_body_bytes))
+                payload = operation.decode(request, body)  # not compressed: read as is
             except GatewayError as exc:
                 gw.rejected(model, exc)
                 raise
-            staged = operation.queue(gw, request, model, payload, cycle.start)
         except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
             self._answer_error(cycle, exc)
             return
-        staged.pending.future.add_done_callback(functools.partial(self._done, cycle, staged))
+        self._queue(cycle, request, model, payload)
 
     async def _decode_off_loop(self, cycle: PredictCycle, request: BufferedRequest,
                                model: str) -> None:  # fmt: skip
@@ -282,7 +282,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             except GatewayError as exc:
                 gw.rejected(model, exc)
                 raise
-            staged = operation.queue(gw, request, model, payload, cycle.start)
+        except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
+            self._answer_error(cycle, exc)
+            return
+        self._queue(cycle, request, model, payload)
+
+    def _queue(self, cycle: PredictCycle, request: BufferedRequest, model: str,
+               payload: Payload) -> None:  # fmt: skip
+        """Queue the decoded request; the batch future's done-callback answers it."""
+        assert self.fastpath is not None
+        try:
+            staged = cycle.operation.queue(self.fastpath.gateway, request, model, payload,
+                                           cycle.start)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
             self._answer_error(cycle, exc)
             return

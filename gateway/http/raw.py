@@ -133,8 +133,7 @@ class BufferedRequest(BaseRequest):
 
 
 def too_large_message(limit: int, length: str | None) -> str:
-    got = f"{length}" if length is not None else "more"
-    return f"body: expected at most max_body_bytes={limit} bytes, got {got}"
+    return f"body: expected at most max_body_bytes={limit} bytes, got {length or 'more'}"
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
