@@ -110,9 +110,14 @@ def prepare(max_rows: int) -> dict[str, Any]:
         cols["batch_rows"] = pl.Series(np.full(n, 16), dtype=pl.Int64)
         cols["status"] = pl.Series(np.full(n, 200), dtype=pl.Int64)
         tmp = path.with_suffix(".tmp")
-        pl.DataFrame(cols).write_parquet(tmp, row_group_size=131_072)
+        # compressed as the gateway's log writer does
+        pl.DataFrame(cols).write_parquet(
+            tmp, row_group_size=131_072, compression=logschema.SEGMENT_COMPRESSION
+        )
         os.replace(tmp, path)
 
+    if meta.get("compression") != logschema.SEGMENT_COMPRESSION:  # written by an older writer
+        meta.update(segments=[], new_window=None, compression=logschema.SEGMENT_COMPRESSION)
     while len(meta["segments"]) * SEGMENT_ROWS < max_rows:
         k = len(meta["segments"])
         path = seg_dir / f"w1-{k:06d}.parquet"

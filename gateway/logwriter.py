@@ -30,6 +30,8 @@ from registry.logschema import (
     PREDICTION_LEADING,
     PREDICTION_TRAILING,
     PREDICTIONS,
+    SEGMENT_CODECS,
+    SEGMENT_COMPRESSION,
     feature_column,
     proba_column,
     segment_dir,
@@ -138,6 +140,7 @@ class LogWriter:
         flush_rows: int = 50_000,
         flush_interval_s: float = 5.0,
         buffer_rows: int = 500_000,
+        compression: str = SEGMENT_COMPRESSION,
         storage_options: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -146,6 +149,9 @@ class LogWriter:
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self.buffer_rows = buffer_rows
+        if compression not in SEGMENT_CODECS:
+            raise ValueError(f"compression: expected one of {SEGMENT_CODECS}, got {compression!r}")
+        self.compression = compression
         self.storage_options = storage_options or {}
         self.clock = clock
         self._reset()
@@ -265,13 +271,13 @@ class LogWriter:
             os.makedirs(directory, exist_ok=True)
             final = os.path.join(directory, name)
             temp = os.path.join(directory, f".{name}.tmp")
-            frame.write_parquet(temp)
+            frame.write_parquet(temp, compression=self.compression)  # type: ignore[arg-type]
             os.replace(temp, final)
         else:
             assert self._fs is not None
             directory = segment_dir(self.logs_url, kind, model, day)
             buffer = io.BytesIO()
-            frame.write_parquet(buffer)
+            frame.write_parquet(buffer, compression=self.compression)  # type: ignore[arg-type]
             # one PUT: object stores make it visible all at once
             self._fs.pipe_file(f"{directory}/{name}", buffer.getvalue())
         self.segments_written += 1

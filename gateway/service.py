@@ -146,6 +146,7 @@ class Gateway:
                 flush_rows=settings.log_flush_rows,
                 flush_interval_s=settings.log_flush_interval_s,
                 buffer_rows=settings.log_buffer_rows,
+                compression=settings.log_compression,
                 storage_options=log_storage_options,
             )
         # generated request ids: a random per-process prefix and a counter (unique, and far

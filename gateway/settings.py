@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from registry.logschema import SEGMENT_CODECS
+
 
 class SettingsError(ValueError):
     """A gateway setting has a value we cannot use."""
@@ -57,6 +59,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     log_flush_rows: int = 50_000
     log_flush_interval_s: float = 5.0
     log_buffer_rows: int = 500_000  # past it rows are dropped and counted
+    log_compression: str = "lz4"  # segment codec: lz4 | zstd | snappy | uncompressed
     worker_id: str | None = None  # default: <host>-<pid>-<random>
     # shadows
     shadow_max_inflight_rows: int = 4_096  # past it shadow copies are dropped and counted
@@ -90,6 +93,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         }.items():
             if value < 0:
                 raise SettingsError(f"gateway setting {name!r}: expected >= 0, got {value!r}")
+        if self.log_compression not in SEGMENT_CODECS:
+            raise SettingsError(
+                f"gateway setting 'log_compression': expected one of {', '.join(SEGMENT_CODECS)},"
+                f" got {self.log_compression!r}"
+            )
         if self.backend not in ("auto", "numba", "onnx", "sklearn"):
             raise SettingsError(
                 f"gateway setting 'backend': expected auto, numba, onnx or sklearn, "

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from monitor.binning import NumericBinner
 from monitor.profile import (
@@ -57,7 +58,7 @@ class RegistryReader(Protocol):
 
     def load_reference_arrow(self, mv: Any) -> Any: ...
 
-    def load_reference_predictions(self, mv: Any) -> Any: ...
+    def load_reference_predictions_arrow(self, mv: Any) -> Any: ...
 
     def load_model(self, mv: Any, *, trust_pickle: bool = False) -> object: ...
 
@@ -194,15 +195,10 @@ def build_context(
     return ctx
 
 
-def _reference_frame(registry: RegistryReader, mv: Any) -> Any:
-    """The reference as a polars frame over Arrow memory (zero copy for numbers): Arrow's
-    pool gives it back after the profiles are built, polars' own allocator would keep it."""
-    table = registry.load_reference_arrow(mv)
-    if table is None:
-        return None
-    import polars as pl
-
-    return pl.from_arrow(table)
+def _reference_frame(registry: RegistryReader, mv: Any) -> pa.Table | None:
+    """The reference as a pyarrow Table: Arrow's pool gives the memory back after the
+    profiles are built (polars' allocator would keep it, and polars costs ~30 MiB to load)."""
+    return registry.load_reference_arrow(mv)  # type: ignore[no-any-return]
 
 
 class _Inline:
@@ -219,35 +215,51 @@ class _Inline:
         return future
 
 
+def _is_number(t: pa.DataType) -> bool:
+    """Profiled as numeric (booleans are categories, as in polars' ``is_numeric``)."""
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def as_floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN."""
+    out = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(out, dtype=np.float64)
+
+
+def as_texts(column: pa.ChunkedArray | pa.Array) -> list[object]:
+    """Values rendered with ``str()``, nulls as None (how the gateway logs categories)."""
+    return [None if v is None else str(v) for v in column.to_pylist()]
+
+
 def feature_profile(
-    profile_id: str, reference: Any, features: list[Any], *, config: MonitorConfig
+    profile_id: str, reference: pa.Table, features: list[Any], *, config: MonitorConfig
 ) -> ReferenceProfile:
-    """Profile every manifest feature found in the reference frame (polars).
+    """Profile every manifest feature found in the reference table.
 
     Columns are profiled on two threads: numeric ones are mostly ``np.sort``, which
     releases the GIL.
     """
 
     def one(feat: Any) -> ColumnProfile:
-        series = reference.get_column(feat.name)
-        if feat.categories is not None or series.dtype.is_numeric() is False:
+        column = reference.column(feat.name)
+        if feat.categories is not None or not _is_number(column.type):
             cats = None if feat.categories is None else [str(c) for c in feat.categories]
-            values: list[object] = [None if v is None else str(v) for v in series.to_list()]
-            return categorical_profile(feat.name, values, categories=cats)
-        x = series.cast(float).to_numpy()
+            return categorical_profile(feat.name, as_texts(column), categories=cats)
+        x = as_floats(column)
         return numeric_profile(feat.name, x, bins=config.bins, fine_bins=config.fine_bins)
 
-    present = [f for f in features if f.name in reference.columns]
+    names = set(reference.column_names)
+    present = [f for f in features if f.name in names]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlgate-profile-cols") as pool:
         cols = list(pool.map(one, present))
-    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
+    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.num_rows)
 
 
 def prediction_profile(
     profile_id: str,
     registry: RegistryReader,
     mv: Any,
-    reference: Any,
+    reference: pa.Table,
     ctx: VersionContext,
     *,
     config: MonitorConfig,
@@ -287,7 +299,7 @@ def prediction_profile(
                 role=ROLE_PREDICTION,
             )
         )
-    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.height)
+    return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.num_rows)
 
 
 def stored_outputs(
@@ -296,18 +308,18 @@ def stored_outputs(
     """``(predictions, probabilities or None)`` from the registry's stored reference
     predictions; ``(None, None)`` when the version has none. A stored file that fails its
     hash check raises (``ArtifactCorrupt``): ``settle`` records it, nothing falls back."""
-    frame = registry.load_reference_predictions(mv)
-    if frame is None or "prediction" not in frame.columns:
+    table = registry.load_reference_predictions_arrow(mv)
+    if table is None or "prediction" not in table.column_names:
         return None, None
-    series = frame.get_column("prediction")
+    column = table.column("prediction")
     if ctx.task == "classification":
-        pred = np.asarray(series.cast(str).to_list(), dtype=object)
+        pred = np.asarray(as_texts(column), dtype=object)
     else:
-        pred = series.cast(float).to_numpy()
+        pred = as_floats(column)
     names = ctx.proba_columns()
     proba = None
-    if names and all(n in frame.columns for n in names):
-        proba = frame.select(names).cast(float).to_numpy()
+    if names and all(n in table.column_names for n in names):
+        proba = np.column_stack([as_floats(table.column(n)) for n in names])
     return pred, proba
 
 

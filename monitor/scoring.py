@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 def score_reference(
     registry: RegistryReader, mv: Any, reference: Any, feature_names: list[str]
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return ``(predictions, probabilities or None)`` of ``mv`` on the reference frame."""
+    """Return ``(predictions, probabilities or None)`` of ``mv`` on the reference (a pyarrow
+    Table)."""
+    import polars as pl  # this fallback only: versions registered without stored outputs
+
     model = registry.load_model(mv)
-    frame = reference.select(feature_names)
+    frame = pl.from_arrow(reference).select(feature_names)  # type: ignore[union-attr]
     numeric = all(dt.is_numeric() for dt in frame.dtypes)
     if isinstance(model, bytes | bytearray):
         return _score_onnx(bytes(model), frame.to_numpy().astype(np.float32))

@@ -19,11 +19,12 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from registry import logschema
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from registry.model import OutputSchema
 
 FILE_NAME = "reference_predictions.parquet"
@@ -45,11 +46,14 @@ def score(
 
     >>> from sklearn.linear_model import LinearRegression
     >>> from registry.model import OutputSchema
+    >>> import polars as pl
     >>> ref = pl.DataFrame({"a": [0.0, 1.0, 2.0]})
     >>> est = LinearRegression().fit(ref.to_numpy(), [1.0, 3.0, 5.0])
     >>> score(est, ref, ["a"], OutputSchema("regression"))["prediction"].round(6).to_list()
     [1.0, 3.0, 5.0]
     """
+    import polars as pl
+
     x = _inputs(reference, feature_names)
     classifier = output.task == "classification"
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -83,4 +87,6 @@ def to_parquet(frame: pl.DataFrame) -> bytes:
 
 
 def from_parquet(data: bytes) -> pl.DataFrame:
+    import polars as pl
+
     return pl.read_parquet(io.BytesIO(data))

@@ -3,6 +3,9 @@
 Accepts a polars (or pandas) DataFrame, a 2-D array, or a CSV / Parquet path; stores it as
 ``reference.parquet`` with the model's feature columns first, in feature order (any other
 columns, such as a label, follow them unchanged).
+
+polars is imported where it is used: the monitor imports the registry to read references
+with pyarrow and would otherwise carry polars (~30 MiB resident) for nothing.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from registry.errors import InvalidReference
 
+if TYPE_CHECKING:
+    import polars as pl
+
 
 def _read_file(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -37,6 +44,8 @@ def _read_file(path: Path) -> pl.DataFrame:
 
 def to_frame(reference: object, *, feature_names: list[str] | None) -> pl.DataFrame:
     """Reference data as a polars DataFrame; arrays get ``feature_names`` (else x0…) columns."""
+    import polars as pl
+
     if isinstance(reference, (str, Path)):
         frame = _read_file(Path(reference).expanduser())
     elif isinstance(reference, pl.LazyFrame):
@@ -87,10 +96,13 @@ def to_parquet(frame: pl.DataFrame) -> bytes:
 def fingerprint(frame: pl.DataFrame) -> str:
     """sha256 of the data in a canonical form (names, dtypes, values; not the file bytes).
 
+    >>> import polars as pl
     >>> a = pl.DataFrame({"x": [1.0, 2.0], "c": ["a", None]})
     >>> fingerprint(a) == fingerprint(a.clone()), fingerprint(a) == fingerprint(a.reverse())
     (True, False)
     """
+    import polars as pl
+
     h = hashlib.sha256()
     header = [[name, str(dtype)] for name, dtype in frame.schema.items()]
     h.update(json.dumps(header).encode())
@@ -111,6 +123,8 @@ def fingerprint(frame: pl.DataFrame) -> str:
 
 def categories(series: pl.Series) -> list[Any] | None:
     """Sorted distinct non-null values of a string/categorical column; None for numbers."""
+    import polars as pl
+
     if series.dtype in (pl.String, pl.Categorical) or isinstance(series.dtype, pl.Enum):
         return sorted(series.cast(pl.String).drop_nulls().unique().to_list())
     return None
@@ -118,6 +132,8 @@ def categories(series: pl.Series) -> list[Any] | None:
 
 def numpy_dtype_name(dtype: pl.DataType) -> str:
     """numpy's name for a polars column dtype (``object`` for strings and categories)."""
+    import polars as pl
+
     if dtype == pl.Boolean:
         return "bool"
     if dtype.is_numeric():

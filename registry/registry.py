@@ -432,6 +432,17 @@ class Registry:
         data = self._verified(mv, mv.reference_predictions, mv.reference_predictions_sha256 or "")
         return refpreds.from_parquet(data)
 
+    def load_reference_predictions_arrow(self, mv: ModelVersion) -> pa.Table | None:
+        """``load_reference_predictions`` as a pyarrow Table (verified), or None (the
+        monitor's reader: no polars import in its process)."""
+        if mv.reference_predictions is None:
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self._verified(mv, mv.reference_predictions, mv.reference_predictions_sha256 or "")
+        return pq.read_table(pa.BufferReader(data))
+
     # -- routes and events ------------------------------------------------------------------
     def route(self, name: str) -> Route:
         """The current route; ``Route()`` (generation 0) when there is none yet."""

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
+import pytest
 
 from gateway.logwriter import FeedbackRecord, LogLayout, LogWriter, PredictionRecord
 from gateway.schema import InputSpec, OutputSpec
+from gateway.settings import GatewaySettings, SettingsError
 from registry.logschema import FEEDBACK_COLUMNS
 from registry.model import Feature, OutputSchema
 
@@ -64,6 +67,26 @@ def test_segments_have_the_logschema_columns_and_nulls_for_failures(tmp_path: Pa
     assert frame["ts"].dtype == pl.Datetime("us", "UTC")
     path = next(tmp_path.glob("predictions/model=m/date=2026-11-18/*.parquet"))
     assert path.name == "w1-000001.parquet"
+
+
+@pytest.mark.parametrize(("codec", "stored"), [(None, "LZ4"), ("zstd", "ZSTD")])
+def test_segments_are_compressed_with_the_configured_codec(
+    tmp_path: Path, codec: str | None, stored: str
+) -> None:
+    writer = LogWriter(str(tmp_path), **({} if codec is None else {"compression": codec}))
+    writer.append(record("a", rows=3))
+    writer.flush()
+    meta = pq.ParquetFile(next(tmp_path.glob("predictions/model=m/date=*/*.parquet"))).metadata
+    codecs = {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    assert codecs == {stored}
+    assert read(tmp_path)["request_id"].to_list() == ["a/0", "a/1", "a/2"]
+
+
+def test_unknown_codec_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="compression.*'gzip'"):
+        LogWriter("/nonexistent", compression="gzip")
+    with pytest.raises(SettingsError, match="log_compression.*lz4, zstd"):
+        GatewaySettings(log_compression="gzip")
 
 
 def test_rows_go_to_the_segment_of_their_utc_day(tmp_path: Path) -> None:
