@@ -9,10 +9,19 @@ Public surface::
     build_report(store, model, version=None, window="latest") -> dict
 """
 
-from monitor.clock import Clock, ManualClock, SystemClock
-from monitor.config import MonitorConfig, MonitorConfigError, WebhookEndpoint
-from monitor.monitor import Monitor, PassResult, from_locations
-from monitor.outbox import AlertSender, Delivery, HttpSender
+import os
+import sys
+
+# Arrow's C++ default pool is chosen when pyarrow is first imported: jemalloc gives freed
+# segment batches back on its own (see ``monitor.memory.prefer_jemalloc``). A value the user
+# set is kept; Linux only, where pyarrow's wheels always have jemalloc.
+if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+from monitor.clock import Clock, ManualClock, SystemClock  # noqa: E402
+from monitor.config import MonitorConfig, MonitorConfigError, WebhookEndpoint  # noqa: E402
+from monitor.monitor import Monitor, PassResult, from_locations  # noqa: E402
+from monitor.outbox import AlertSender, Delivery, HttpSender  # noqa: E402
 
 __all__ = [
     "AlertSender",

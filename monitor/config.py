@@ -17,10 +17,12 @@ Defaults and why:
   and chi-square p-values are reported as supporting evidence only: with large windows they
   reject for effects nobody cares about.
 - Dataset drift when the share of drifted features reaches ``dataset_drift_share = 0.5``.
-- DuckDB runs on ``duckdb_threads = 2`` with ``duckdb_memory_limit = "128MB"`` (it spills
+- DuckDB runs on ``duckdb_threads = 2`` with ``duckdb_memory_limit = "64MB"`` (it spills
   to disk past that rather than growing; its buffer pool otherwise keeps the prediction rows
-  of a whole pass cached, ~16 MiB per 1M rows; the statistics, computed 20 windows at a
-  time, need ~60 MiB for 35 columns: 64MB was too little);
+  of a whole pass cached, ~16 MiB per 1M rows, and the 10M-row benchmark peaked at 536
+  instead of 477 MiB with 128MB). The statistics query takes as many windows at a time as
+  the limit allows (~256 bytes per reference bin of a window, see
+  ``monitor.compute.chunk_windows``);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
 - Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
@@ -111,7 +113,7 @@ class MonitorConfig:
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 86400.0
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "128MB"
+    duckdb_memory_limit: str = "64MB"
     release_between_passes: bool = True
     webhooks: tuple[WebhookEndpoint, ...] = field(default_factory=tuple)
 

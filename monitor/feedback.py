@@ -81,7 +81,8 @@ def _feed_errors(store: MonitorStore, model: str) -> list[Detection]:
     """Feed the classification errors of newly labelled rows to each route's DDM."""
     rows = store.con.execute(
         "SELECT w.version, w.route, p.window_id,"
-        " (v.classes[p.prediction::INTEGER] IS DISTINCT FROM f.label)"
+        " ((CASE WHEN p.prediction >= 1 THEN v.classes[p.prediction::INTEGER] END)"
+        " IS DISTINCT FROM f.label)"
         " FROM _fb f JOIN prediction_rows p ON p.rid = f.rid"
         " JOIN windows w ON w.window_id = p.window_id AND w.model = ?"
         " JOIN versions v ON v.model = w.model AND v.version = w.version"

@@ -334,3 +334,30 @@ def test_statistics_split_their_windows_when_duckdb_runs_out_of_memory(
     split.run_once()
     assert _summaries(split) == want and len(want) == 8
     assert calls[0] == 8 and max(n for n in calls if n <= 2) == 2
+
+
+def test_statistics_take_as_many_windows_as_the_memory_limit_allows(
+    registry: Registry, logs: Logs, make_monitor: Any
+) -> None:
+    """Chunks are sized from ``duckdb_memory_limit`` and the widest version's reference bins
+    (the statistics query needs ~``BYTES_PER_BIN`` a bin), so the usual pass never has to
+    fall back to splitting on an out-of-memory error."""
+    from monitor import compute
+
+    assert compute.parse_bytes("64MB") == 64_000_000
+    assert compute.parse_bytes("1.5 GiB") == 1_610_612_736
+    assert compute.parse_bytes("80%") is None and compute.parse_bytes(None) is None
+    est, ref = fit_classifier(d=8, rows=5_000, seed=3)
+    mv = registry.register("chunks", est, reference=ref)
+    logs.predictions(mv, np.random.default_rng(12).normal(size=(1000, 8)), estimator=est)
+    m = make_monitor()
+    m.run_once()
+    (bins,) = m.store.con.execute(
+        "SELECT sum(coalesce(len(ref_cum), 0) + coalesce(len(ref_coarse), 0)) FROM profile_columns"
+    ).fetchone() or (0,)
+    assert bins > 8 * 1000  # 8 features of ~1,000 fine bins, the score, the classes
+    per_chunk = 64_000_000 // (compute.BYTES_PER_BIN * bins)
+    assert compute.chunk_windows(m.store, "64MB") == per_chunk
+    assert compute.chunk_windows(m.store, "1MB") == 1  # always at least one window
+    assert compute.chunk_windows(m.store, "64GB") == compute.MAX_CHUNK_WINDOWS
+    assert compute.chunk_windows(m.store, "80%") == compute.MAX_CHUNK_WINDOWS // 2

@@ -32,6 +32,8 @@ def _x(frame: pl.DataFrame) -> np.ndarray:
 def _stored(reg: Registry, mv: ModelVersion) -> pl.DataFrame:
     out = reg.load_reference_predictions(mv)
     assert out is not None
+    arrow = reg.load_reference_predictions_arrow(mv)  # the monitor's reader: the same data
+    assert arrow is not None and pl.from_arrow(arrow).equals(out)
     return out
 
 
@@ -91,6 +93,8 @@ def test_corrupted_predictions_are_refused(registry_url: str, frame: pl.DataFram
     reg.store.write(key, good[:-9] + b"\x00" * 9)
     with pytest.raises(ArtifactCorrupt, match="reference_predictions.parquet: sha256 mismatch"):
         reg.load_reference_predictions(mv)
+    with pytest.raises(ArtifactCorrupt, match="reference_predictions.parquet: sha256 mismatch"):
+        reg.load_reference_predictions_arrow(mv)
 
 
 def test_manifest_without_the_field_still_loads(frame: pl.DataFrame, tmp_path: Path) -> None:
@@ -104,6 +108,7 @@ def test_manifest_without_the_field_still_loads(frame: pl.DataFrame, tmp_path: P
     mv = reg.get("old", 1)
     assert mv.reference_predictions is None and mv.reference_predictions_sha256 is None
     assert reg.load_reference_predictions(mv) is None
+    assert reg.load_reference_predictions_arrow(mv) is None
     assert reg.load_reference(mv) is not None
     assert msgspec.json.decode(msgspec.json.encode(mv), type=ModelVersion) == mv
 
