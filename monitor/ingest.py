@@ -74,7 +74,8 @@ class _Stream:
     cutter: WindowCutter
     detector: ConfidenceMonitor
     stash: list[_Stashed] = field(default_factory=list)
-    window_ids: set[int] = field(default_factory=set)  # windows this segment's rows went to
+    # (window id, rows) of this segment's rows in order, consecutive ids merged
+    runs: list[list[int]] = field(default_factory=list)
 
 
 # prediction and score values counted once the predictions' profile exists
@@ -208,10 +209,16 @@ class PredictionIngestor:
     ) -> tuple[int, list[str]]:
         problems: list[str] = []
         streams = self._streams(segment, source, contexts, problems)
-        # the window of each file row (-1: not counted), for the prediction rows
+        # the window of each file row (-1: not counted), for the prediction rows; not needed
+        # for a segment that is one stream in row windows (its runs say each row's window)
+        by_runs = (
+            len(streams) == 1
+            and streams[0].group.rows == source.rows
+            and self.config.window_seconds is None
+        )
         row_windows = (
             np.full(source.rows, -1, dtype=np.int64)
-            if streams and self.config.keep_prediction_rows
+            if streams and not by_runs and self.config.keep_prediction_rows
             else None
         )
         total = 0
@@ -342,7 +349,10 @@ class PredictionIngestor:
             contiguous = len(idx) > 0 and idx[-1] - idx[0] + 1 == len(idx)
             sel: slice | np.ndarray = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
             window_ids[sel] = part.window_id
-            stream.window_ids.add(part.window_id)
+            if stream.runs and stream.runs[-1][0] == part.window_id:
+                stream.runs[-1][1] += len(idx)
+            else:
+                stream.runs.append([part.window_id, len(idx)])
             part.span(ts[sel])
             jobs = [(cols[n], x[sel], part) for n, x in arrays.items()]
             list(self.pool.map(lambda job: self._count(ctx, *job), jobs))
@@ -395,7 +405,7 @@ class PredictionIngestor:
             for s in streams:
                 s.cutter.write({c.name: c for c in s.ctx.columns()})
                 s.detector.save(self.store)
-            if row_windows is not None and total:
+            if self.config.keep_prediction_rows and total:
                 self._insert_prediction_rows(source, streams, row_windows)
             con.execute(
                 "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -417,22 +427,47 @@ class PredictionIngestor:
             raise
 
     def _insert_prediction_rows(
-        self, source: SegmentFile, streams: list[_Stream], row_windows: np.ndarray
+        self, source: SegmentFile, streams: list[_Stream], row_windows: np.ndarray | None
     ) -> None:
-        """``prediction_rows`` of the segment, by DuckDB from the file: the i-th row read is
-        paired with ``row_windows[i]`` (POSITIONAL JOIN), rows of no window are left out."""
+        """``prediction_rows`` of the segment, by DuckDB from the file.
+
+        A segment that is one stream in row windows (``row_windows`` None, the usual case):
+        each row's window is arithmetic on its row number, and the scan runs on DuckDB's
+        threads. Otherwise the i-th row read is paired with ``row_windows[i]`` (POSITIONAL
+        JOIN, one thread), and rows of no window are left out.
+        """
         con = self.store.con
+        present = set(source.types)
+        if row_windows is None:  # one stream in row windows: its runs are in row order
+            (stream,) = streams
+            window = _runs_formula(stream.runs)
+            if window is not None:
+                # the rows' order in the table does not matter, and keeping it made DuckDB
+                # insert on one thread under the 64MB memory limit
+                con.execute("SET preserve_insertion_order = false")
+                try:
+                    con.execute(
+                        f"INSERT INTO prediction_rows SELECT {window},"
+                        f" hash(p.request_id::VARCHAR), {_prediction_sql(stream.ctx, present)},"
+                        f" {_probas_sql(stream.ctx, present)} FROM read_parquet("
+                        f"{_sql_list([source.path])}, hive_partitioning = false,"
+                        " file_row_number = true) p"
+                    )
+                finally:
+                    con.execute("RESET preserve_insertion_order")
+                return
+            ids, counts = np.array(stream.runs, dtype=np.int64).reshape(-1, 2).T
+            row_windows = np.repeat(ids, counts)
         by_version: dict[int, tuple[VersionContext, set[int]]] = {}
         for s in streams:
-            ctx, ids = by_version.setdefault(id(s.ctx), (s.ctx, set()))
-            ids |= s.window_ids
-        present = set(source.types)
+            ctx, ids_of = by_version.setdefault(id(s.ctx), (s.ctx, set()))
+            ids_of.update(wid for wid, _ in s.runs)
         con.register("_row_windows", pa.table({"window_id": row_windows}))
         try:
-            for ctx, ids in by_version.values():
+            for ctx, ids_of in by_version.values():
                 where = "w.window_id >= 0"
                 if len(by_version) > 1:  # the rows of this version only
-                    where = f"list_contains({sorted(ids)}, w.window_id)"
+                    where = f"list_contains({sorted(ids_of)}, w.window_id)"
                 con.execute(
                     f"INSERT INTO prediction_rows SELECT w.window_id,"
                     f" hash(p.request_id::VARCHAR), {_prediction_sql(ctx, present)},"
@@ -442,6 +477,42 @@ class PredictionIngestor:
                 )
         finally:
             con.unregister("_row_windows")
+
+
+def _window_formula(row_windows: np.ndarray) -> str | None:
+    """``_runs_formula`` of a per-row window array (None when a row has no window).
+
+    >>> _window_formula(np.array([7, 7, 8, 8, 8, 9]))
+    '(CASE WHEN file_row_number < 2 THEN 7 ELSE 8 + (file_row_number - 2) // 3 END)'
+    >>> _window_formula(np.array([7, 9, 8])) is None
+    True
+    """
+    if len(row_windows) == 0 or int(row_windows.min()) < 0:
+        return None
+    starts = np.flatnonzero(np.diff(row_windows)) + 1
+    bounds = [0, *starts.tolist(), len(row_windows)]
+    runs = [[int(row_windows[a]), b - a] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return _runs_formula(runs)
+
+
+def _runs_formula(runs: list[list[int]]) -> str | None:
+    """The window of each row as SQL over ``file_row_number``, for runs ``[id, rows]`` that
+    have the shape of one stream cut into row windows: a first window of ``a`` rows, then
+    windows of ``w`` rows with consecutive ids, the last one possibly shorter (a gateway
+    worker's usual segment). None for any other shape."""
+    if not runs or any(wid < 0 or n <= 0 for wid, n in runs):
+        return None
+    first, a = runs[0]
+    if len(runs) == 1:
+        return f"{first}::BIGINT"
+    start, w = runs[1]
+    rest = runs[1:]
+    for i, (wid, n) in enumerate(rest):
+        last = i == len(rest) - 1
+        if wid != start + i or (n > w if last else n != w):
+            return None
+    after = f"{start} + (file_row_number - {a}) // {w}"
+    return f"(CASE WHEN file_row_number < {a} THEN {first} ELSE {after} END)"
 
 
 def _ident(name: str) -> str:

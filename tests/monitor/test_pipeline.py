@@ -361,3 +361,35 @@ def test_statistics_take_as_many_windows_as_the_memory_limit_allows(
     assert compute.chunk_windows(m.store, "1MB") == 1  # always at least one window
     assert compute.chunk_windows(m.store, "64GB") == compute.MAX_CHUNK_WINDOWS
     assert compute.chunk_windows(m.store, "80%") == compute.MAX_CHUNK_WINDOWS // 2
+
+
+def test_prediction_rows_of_time_windows_keep_each_rows_window(
+    registry: Registry, logs: Logs, make_monitor: Any
+) -> None:
+    """Rows of two minutes interleaved out of order in one segment: each prediction row is
+    stored with the window of its own minute (and its own request id's hash)."""
+    import duckdb
+
+    est, ref = fit_classifier(d=4)
+    mv = registry.register("shuffled", est, reference=ref)
+    rng = np.random.default_rng(13)
+    minute = 60_000_000
+    path = logs.predictions(mv, rng.normal(size=(900, 4)), estimator=est,
+                            request_ids=[f"t{i}" for i in range(900)])  # fmt: skip
+    frame = pl.read_parquet(path)
+    order = rng.permutation(900)
+    ts = (T0_US + (order % 3) * minute // 2).astype(np.int64)  # minutes 0, 0.5, 1 shuffled
+    frame = frame.with_columns(pl.Series("ts", ts).cast(pl.Datetime("us", "UTC")))
+    path.unlink()
+    logs.write(frame, "predictions", "shuffled", T0_US, "w9")
+    m = make_monitor(MonitorConfig(window_seconds=60, lateness_seconds=0, min_rows=100))
+    assert m.run_once().rows == 900
+    got = m.store.con.execute(
+        "SELECT p.rid, w.time_key FROM prediction_rows p JOIN windows w USING (window_id)"
+    ).fetchall()
+    keys = (ts // minute).tolist()
+    want = duckdb.sql(
+        "SELECT hash(id::VARCHAR), k FROM (SELECT unnest(?) AS id, unnest(?) AS k)",
+        params=[[f"t{i}" for i in range(900)], keys],
+    ).fetchall()
+    assert sorted(got) == sorted(want) and len(got) == 900

@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import MonitorConfig
 from monitor.binning import NumericBinner
@@ -186,3 +188,48 @@ def test_empty_and_one_row_segments(registry: Registry, logs: Logs, make_monitor
         m.store.con.execute("SELECT name, nulls FROM window_counts WHERE name LIKE 'f%'").fetchall()
     )
     assert nulls == {"f00": 0, "f01": 1, "f02": 1}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=st.integers(1, 50),
+    head=st.integers(0, 300),
+    width=st.integers(1, 100),
+    tail=st.integers(0, 700),
+    start=st.integers(1, 10**6),
+)
+def test_row_window_formula_matches_the_windows_it_replaces(
+    first: int, head: int, width: int, tail: int, start: int
+) -> None:
+    """The SQL over ``file_row_number`` that stands in for the per-row window array gives
+    every row the same window as the array, or is refused (None) when it cannot."""
+    import duckdb
+
+    from monitor.ingest import _window_formula
+
+    rows = np.concatenate(
+        [np.full(head, first), start + np.arange(tail, dtype=np.int64) // width]
+    ).astype(np.int64)
+    if len(rows) == 0:
+        assert _window_formula(rows) is None
+        return
+    expr = _window_formula(rows)
+    assert expr is not None
+    got = duckdb.sql(
+        f"SELECT {expr} FROM (SELECT unnest(range({len(rows)})) AS file_row_number)"
+    ).fetchnumpy()
+    assert np.array_equal(next(iter(got.values())), rows)
+    if len(rows) > 2:
+        shuffled = rows.copy()
+        shuffled[[0, -1]] = shuffled[[-1, 0]]
+        if not np.array_equal(shuffled, rows):
+            formula = _window_formula(shuffled)
+            assert formula is None or np.array_equal(
+                next(iter(duckdb.sql(
+                    f"SELECT {formula} FROM (SELECT unnest(range({len(rows)})) AS file_row_number)"
+                ).fetchnumpy().values())),
+                shuffled,
+            )  # fmt: skip
+    with_gap = rows.copy()
+    with_gap[len(rows) // 2] = -1  # a row no window took
+    assert _window_formula(with_gap) is None or len(rows) == 1
