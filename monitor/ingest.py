@@ -93,6 +93,13 @@ class _Chunk:
     proba: np.ndarray | None
 
 
+_TRANSIENT = (duckdb.OutOfMemoryException, duckdb.InterruptException)
+
+
+class StoreFailed(RuntimeError):
+    """A segment counted whole could not be committed to the monitor's store (retried)."""
+
+
 class PredictionIngestor:
     """Counts prediction segments into windows for the versions it is given."""
 
@@ -143,8 +150,8 @@ class PredictionIngestor:
                     f" got {list(source.types)[:8]}",
                 )
             return self._ingest_groups(cur, segment, source, contexts, now)
-        except (duckdb.OutOfMemoryException, duckdb.InterruptException):
-            raise  # transient: the segment is retried on the next pass
+        except _TRANSIENT:
+            raise  # the segment is retried on the next pass
         except duckdb.Error as exc:
             raise SegmentError("corrupt_segment", f"{segment.path}: read failed: {exc}") from exc
         finally:
@@ -422,8 +429,15 @@ class PredictionIngestor:
                 ],
             )
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            con.execute("RESET preserve_insertion_order")  # the setting outlives a rollback
+            if isinstance(exc, duckdb.Error) and not isinstance(exc, _TRANSIENT):
+                # the segment was read whole: a failure to store it (a full disk, say) is
+                # not the segment's fault, and it is read again on the next pass
+                raise StoreFailed(
+                    f"{segment.path}: not stored ({exc}); read again next pass"
+                ) from exc
             raise
 
     def _insert_prediction_rows(
@@ -443,18 +457,17 @@ class PredictionIngestor:
             window = _runs_formula(stream.runs)
             if window is not None:
                 # the rows' order in the table does not matter, and keeping it made DuckDB
-                # insert on one thread under the 64MB memory limit
+                # insert on one thread under the 64MB memory limit (a failed insert aborts
+                # the transaction, where RESET fails too: _commit resets after ROLLBACK)
                 con.execute("SET preserve_insertion_order = false")
-                try:
-                    con.execute(
-                        f"INSERT INTO prediction_rows SELECT {window},"
-                        f" hash(p.request_id::VARCHAR), {_prediction_sql(stream.ctx, present)},"
-                        f" {_probas_sql(stream.ctx, present)} FROM read_parquet("
-                        f"{_sql_list([source.path])}, hive_partitioning = false,"
-                        " file_row_number = true) p"
-                    )
-                finally:
-                    con.execute("RESET preserve_insertion_order")
+                con.execute(
+                    f"INSERT INTO prediction_rows SELECT {window},"
+                    f" hash(p.request_id::VARCHAR), {_prediction_sql(stream.ctx, present)},"
+                    f" {_probas_sql(stream.ctx, present)} FROM read_parquet("
+                    f"{_sql_list([source.path])}, hive_partitioning = false,"
+                    " file_row_number = true) p"
+                )
+                con.execute("RESET preserve_insertion_order")
                 return
             ids, counts = np.array(stream.runs, dtype=np.int64).reshape(-1, 2).T
             row_windows = np.repeat(ids, counts)

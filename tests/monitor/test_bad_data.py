@@ -113,3 +113,32 @@ def test_failed_requests_are_not_counted_as_drift(
     logs.predictions(mv, rng.normal(size=(1500, 4)), estimator=est, status=status, start_us=T0_US)
     m = make_monitor()
     assert m.run_once().rows == 1000  # 500 failed rows left out
+
+
+def test_a_failed_prediction_rows_insert_rolls_the_segment_back(
+    registry: Registry, logs: Logs, make_monitor: Any, monkeypatch: Any
+) -> None:
+    """DuckDB failing mid-insert (here: an expression that raises; a full disk in life)
+    leaves no trace of the segment, restores the insertion-order setting the insert relaxed,
+    and does not brand the segment corrupt: it is read again, whole, on the next pass."""
+    from monitor import ingest
+
+    est, ref = fit_classifier(d=4)
+    mv = registry.register("flaky", est, reference=ref)
+    logs.predictions(mv, np.random.default_rng(14).normal(size=(1500, 4)), estimator=est)
+    real = ingest._prediction_sql
+    monkeypatch.setattr(ingest, "_prediction_sql", lambda ctx, present: "error('disk on fire')")
+    m = make_monitor()
+    first = m.run_once()
+    assert first.segments == 0 and first.problems == 1
+    ((kind, detail),) = [(p["kind"], p["detail"]) for p in m.store.problems()]
+    assert kind == "segment_failed" and "disk on fire" in detail and "read again" in detail
+    con = m.store.con
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (True,)
+    assert con.execute("SELECT count(*) FROM windows").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM prediction_rows").fetchone() == (0,)
+    monkeypatch.setattr(ingest, "_prediction_sql", real)
+    again = m.run_once()
+    assert again.rows == 1500 and again.windows == 1
+    rows = m.store.con.execute("SELECT count(*) FROM prediction_rows").fetchone()
+    assert rows == (1500,)
