@@ -7,7 +7,8 @@ committed segment is never read again.
 
 The prediction rows kept for the feedback join (request-id hash, window, prediction and
 probabilities) are inserted by DuckDB itself, in the same transaction, straight from the
-segment file: Python only hands it the window of each file row (8 bytes a row). Building
+segment file: Python only tells it each row's window, as arithmetic on the row number for
+the usual segment (one stream in row windows), else as an array of 8 bytes a row. Building
 them in Python cost ~0.25 s and ~90 MiB a million rows; DuckDB's scan, hash and insert are
 cheaper and stay within its memory limit. (Inserting each counted batch from Arrow on a
 writer thread, overlapped with the counting, was measured slower: DuckDB's scan of a Python
@@ -492,27 +493,17 @@ class PredictionIngestor:
             con.unregister("_row_windows")
 
 
-def _window_formula(row_windows: np.ndarray) -> str | None:
-    """``_runs_formula`` of a per-row window array (None when a row has no window).
-
-    >>> _window_formula(np.array([7, 7, 8, 8, 8, 9]))
-    '(CASE WHEN file_row_number < 2 THEN 7 ELSE 8 + (file_row_number - 2) // 3 END)'
-    >>> _window_formula(np.array([7, 9, 8])) is None
-    True
-    """
-    if len(row_windows) == 0 or int(row_windows.min()) < 0:
-        return None
-    starts = np.flatnonzero(np.diff(row_windows)) + 1
-    bounds = [0, *starts.tolist(), len(row_windows)]
-    runs = [[int(row_windows[a]), b - a] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    return _runs_formula(runs)
-
-
 def _runs_formula(runs: list[list[int]]) -> str | None:
     """The window of each row as SQL over ``file_row_number``, for runs ``[id, rows]`` that
     have the shape of one stream cut into row windows: a first window of ``a`` rows, then
     windows of ``w`` rows with consecutive ids, the last one possibly shorter (a gateway
-    worker's usual segment). None for any other shape."""
+    worker's usual segment). None for any other shape.
+
+    >>> _runs_formula([[7, 2], [8, 3], [9, 1]])
+    '(CASE WHEN file_row_number < 2 THEN 7 ELSE 8 + (file_row_number - 2) // 3 END)'
+    >>> _runs_formula([[7, 1], [9, 1], [8, 1]]) is None
+    True
+    """
     if not runs or any(wid < 0 or n <= 0 for wid, n in runs):
         return None
     first, a = runs[0]
