@@ -21,7 +21,7 @@ Defaults and why:
   to disk past that rather than growing; its buffer pool otherwise keeps the prediction rows
   of a whole pass cached, ~16 MiB per 1M rows, and the 10M-row benchmark peaked at 536
   instead of 477 MiB with 128MB). The statistics query takes as many windows at a time as
-  the limit allows (~256 bytes per reference bin of a window, see
+  the limit allows (~180 bytes per reference bin of a window, see
   ``monitor.compute.chunk_windows``);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
