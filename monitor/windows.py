@@ -237,19 +237,26 @@ class WindowCutter:
 
 def _list_array(arrays: list[np.ndarray]) -> pa.ListArray:
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int32)
-    values = np.concatenate(arrays).astype(np.int32) if arrays else np.zeros(0, np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+    values = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(np.int32)))
+
+
+# list values per insert: a segment of many small windows (1M rows in windows of 1,000 is
+# 36,000 lists of ~1,000 bins) is written in pieces of ~4 MiB, not all at once (+540 MiB)
+WRITE_VALUES = 1 << 20
 
 
 def write_counts(
     store: MonitorStore, parts: list[WindowPart], columns: dict[str, ColumnProfile]
 ) -> None:
-    """One ``window_counts`` row per (window, column), all parts in one insert."""
+    """One ``window_counts`` row per (window, column), ~``WRITE_VALUES`` list values per
+    insert."""
     ids: list[int] = []
     names: list[str] = []
     cums: list[np.ndarray] = []
     coarse: list[np.ndarray] = []
     scalars: list[tuple[int, float, float, float, float]] = []
+    values = 0
     for part in parts:
         for name, acc in part.counts.items():
             col = columns.get(name)
@@ -257,9 +264,24 @@ def write_counts(
                 continue
             ids.append(part.window_id)
             names.append(name)
-            cums.append(np.cumsum(acc.counts))
-            coarse.append(coarse_counts(acc.counts, col.coarse))
+            cums.append(np.cumsum(acc.counts).astype(np.int32))
+            coarse.append(coarse_counts(acc.counts, col.coarse).astype(np.int32))
             scalars.append((acc.nulls, acc.under_sum, acc.over_sum, acc.total, acc.total_sq))
+            values += len(acc.counts)
+        if values >= WRITE_VALUES:
+            _insert_counts(store, ids, names, cums, coarse, scalars)
+            ids, names, cums, coarse, scalars, values = [], [], [], [], [], 0
+    _insert_counts(store, ids, names, cums, coarse, scalars)
+
+
+def _insert_counts(
+    store: MonitorStore,
+    ids: list[int],
+    names: list[str],
+    cums: list[np.ndarray],
+    coarse: list[np.ndarray],
+    scalars: list[tuple[int, float, float, float, float]],
+) -> None:
     if not ids:
         return
     nulls, under, over, total, total_sq = (list(c) for c in zip(*scalars, strict=True))
