@@ -9,6 +9,7 @@ import numpy as np
 
 from monitor.detectors import ErrorMonitor
 from monitor.ingest import SegmentError, _sql_list
+from monitor.segment import request_hash_sql
 
 if TYPE_CHECKING:
     from monitor.logstore import Segment
@@ -49,7 +50,7 @@ def ingest_feedback(
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _fb AS SELECT request_id::VARCHAR AS request_id,"
-            f" hash(request_id::VARCHAR) AS rid,"
+            f" {request_hash_sql('request_id')} AS rid,"
             f" label::VARCHAR AS label, {value} AS label_value, {ts} AS ts_us FROM {src}"
             " WHERE request_id IS NOT NULL"
             " QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts_us DESC) = 1"

@@ -46,6 +46,7 @@ from monitor.segment import (
     category_codes,
     epoch_us,
     group_mask,
+    request_hash_sql,
 )
 from monitor.windows import WindowCutter, WindowPart
 from registry import logschema
@@ -219,11 +220,10 @@ class PredictionIngestor:
         streams = self._streams(segment, source, contexts, problems)
         # the window of each file row (-1: not counted), for the prediction rows; not needed
         # for a segment that is one stream in row windows (its runs say each row's window)
-        by_runs = (
-            len(streams) == 1
-            and streams[0].group.rows == source.rows
-            and self.config.window_seconds is None
-        )
+        # one stream holding every row of the segment: no filtering at all, and the
+        # version, route and status columns need not be read
+        whole = len(streams) == 1 and streams[0].group.rows == source.rows
+        by_runs = whole and self.config.window_seconds is None
         row_windows = (
             np.full(source.rows, -1, dtype=np.int64)
             if streams and not by_runs and self.config.keep_prediction_rows
@@ -231,7 +231,7 @@ class PredictionIngestor:
         )
         total = 0
         if streams:
-            total = self._count_segment(cur, segment, source, streams, row_windows)
+            total = self._count_segment(cur, segment, source, streams, whole, row_windows)
             for s in streams:
                 s.cutter.close_time_windows()
                 self._count_stashed(s, now)
@@ -244,11 +244,9 @@ class PredictionIngestor:
         segment: Segment,
         source: SegmentFile,
         streams: list[_Stream],
+        whole: bool,
         row_windows: np.ndarray | None,
     ) -> int:
-        # one stream holding every row of the segment: no filtering at all, and the
-        # version, route and status columns need not be read
-        whole = len(streams) == 1 and streams[0].group.rows == source.rows
         needed = {"ts"} if whole else {"ts", "version", "route", "status"}
         for s in streams:
             needed |= self._sources(s.ctx, source)
@@ -453,6 +451,14 @@ class PredictionIngestor:
         """
         con = self.store.con
         present = set(source.types)
+        path = _sql_list([source.path])
+
+        def values(ctx: VersionContext) -> str:
+            return (
+                f"{request_hash_sql('p.request_id')}, {_prediction_sql(ctx, present)},"
+                f" {_probas_sql(ctx, present)}"
+            )
+
         if row_windows is None:  # one stream in row windows: its runs are in row order
             (stream,) = streams
             window = _runs_formula(stream.runs)
@@ -462,10 +468,8 @@ class PredictionIngestor:
                 # the transaction, where RESET fails too: _commit resets after ROLLBACK)
                 con.execute("SET preserve_insertion_order = false")
                 con.execute(
-                    f"INSERT INTO prediction_rows SELECT {window},"
-                    f" hash(p.request_id::VARCHAR), {_prediction_sql(stream.ctx, present)},"
-                    f" {_probas_sql(stream.ctx, present)} FROM read_parquet("
-                    f"{_sql_list([source.path])}, hive_partitioning = false,"
+                    f"INSERT INTO prediction_rows SELECT {window}, {values(stream.ctx)}"
+                    f" FROM read_parquet({path}, hive_partitioning = false,"
                     " file_row_number = true) p"
                 )
                 con.execute("RESET preserve_insertion_order")
@@ -483,10 +487,8 @@ class PredictionIngestor:
                 if len(by_version) > 1:  # the rows of this version only
                     where = f"list_contains({sorted(ids_of)}, w.window_id)"
                 con.execute(
-                    f"INSERT INTO prediction_rows SELECT w.window_id,"
-                    f" hash(p.request_id::VARCHAR), {_prediction_sql(ctx, present)},"
-                    f" {_probas_sql(ctx, present)}"
-                    f" FROM read_parquet({_sql_list([source.path])}, hive_partitioning = false) p"
+                    f"INSERT INTO prediction_rows SELECT w.window_id, {values(ctx)}"
+                    f" FROM read_parquet({path}, hive_partitioning = false) p"
                     f" POSITIONAL JOIN _row_windows w WHERE {where}"
                 )
         finally:

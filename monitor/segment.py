@@ -3,8 +3,8 @@
 The 32-odd numeric feature columns are the bulk of a segment; pyarrow decodes them straight
 into numpy (zero copy for DOUBLE), which is several times cheaper than exporting them from a
 DuckDB query. Batches of ``batch_rows`` keep memory bounded by a batch, not a segment or a row
-group. The few columns that need SQL semantics (``hash`` of the request id, the join key with
-feedback; casts of non-numeric types) are computed by DuckDB over the batch itself.
+group. The few columns that need SQL semantics (casts of non-numeric types) are computed by
+DuckDB over the batch itself.
 """
 
 from __future__ import annotations
@@ -217,9 +217,14 @@ def category_codes(
     return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def request_hash(column: pa.Array, cur: duckdb.DuckDBPyConnection) -> pa.Array:
-    """DuckDB's ``hash(request_id::VARCHAR)``: the join key with feedback (same hash there)."""
-    return _sql(cur, column, "hash(c::VARCHAR)").cast(pa.uint64())
+def request_hash_sql(column: str) -> str:
+    """The join key of predictions and feedback, as SQL over a request-id column: both
+    sides must hash the same way (``prediction_rows.rid``, ``feedback.rid``).
+
+    >>> request_hash_sql("p.request_id")
+    'hash(p.request_id::VARCHAR)'
+    """
+    return f"hash({column}::VARCHAR)"
 
 
 def _sql(cur: duckdb.DuckDBPyConnection, column: pa.Array, expr: str) -> pa.Array:
