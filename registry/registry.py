@@ -290,6 +290,26 @@ class Registry:
             self._key(event.model, "events.jsonl"), msgspec.json.encode(event) + b"\n"
         )
 
+    def record_event(
+        self,
+        name: str,
+        kind: str,
+        *,
+        version: int | None = None,
+        detail: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Event:
+        """Append one event to ``name``'s audit trail (``events.jsonl``) and return it.
+
+        The parts that are not the registry (the monitor's alerts, the trainer's runs and
+        rollout decisions) write their events through this, so every part reads one trail.
+        """
+        check_name(name)
+        event = Event(ts=utc_now(), model=name, kind=kind, version=version,
+                      detail=detail or {}, actor=actor)  # fmt: skip
+        self._append_event(event)
+        return event
+
     # -- reading ----------------------------------------------------------------------------
     def list(self) -> list[str]:
         """Names of the registered models, sorted."""

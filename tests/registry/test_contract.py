@@ -218,3 +218,17 @@ def test_from_env_prefers_registry_then_home(
 def test_manifest_roundtrips_through_msgspec(reg: Registry, classifier: LogisticRegression) -> None:
     mv = reg.register("m", classifier)
     assert msgspec.json.decode(msgspec.json.encode(mv), type=ModelVersion) == mv
+
+
+def test_recorded_events_join_the_audit_trail(reg: Registry, classifier: LogisticRegression) -> None:
+    reg.register("m", classifier)
+    event = reg.record_event(
+        "m", "model.drift.detected", version=1, detail={"alert_id": "a1"}, actor="monitor"
+    )
+    last = reg.events("m")[-1]
+    assert last == event
+    assert (last.kind, last.version, last.detail, last.actor) == (
+        "model.drift.detected", 1, {"alert_id": "a1"}, "monitor",
+    )  # fmt: skip
+    with pytest.raises(InvalidName):
+        reg.record_event("../x", "model.drift.detected")
