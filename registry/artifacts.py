@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import trust
 from registry.errors import PickleRefused, UnsupportedArtifact
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 MODEL_SUFFIXES = (".skops", ".onnx", *PICKLE_SUFFIXES)
@@ -62,7 +65,7 @@ def _parse_onnx(data: bytes, what: str) -> Any:
     return model
 
 
-def _from_path(path: Path, *, trust_pickle: bool) -> Source:
+def _from_path(path: Path, *, trust_pickle: bool, trusted_types: Sequence[str]) -> Source:
     what = str(path)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
@@ -84,7 +87,7 @@ def _from_path(path: Path, *, trust_pickle: bool) -> Source:
     if suffix == ".onnx":
         return Source(what=what, onnx_model=_parse_onnx(data, what), raw=data)
     if suffix == ".skops":
-        estimator = trust.load_skops(data, what=what)
+        estimator = trust.load_skops(data, what=what, extra=trusted_types)
         _check_estimator(estimator, what)
         return Source(what=what, estimator=estimator, raw=data)
     import joblib
@@ -97,10 +100,13 @@ def _from_path(path: Path, *, trust_pickle: bool) -> Source:
     return Source(what=what, estimator=estimator)
 
 
-def load_source(model_or_path: object, *, trust_pickle: bool = False) -> Source:
+def load_source(
+    model_or_path: object, *, trust_pickle: bool = False, trusted_types: Sequence[str] = ()
+) -> Source:
     """Read what the user offered, refusing pickles unless trusted."""
     if isinstance(model_or_path, (str, Path)):
-        return _from_path(Path(model_or_path).expanduser(), trust_pickle=trust_pickle)
+        path = Path(model_or_path).expanduser()
+        return _from_path(path, trust_pickle=trust_pickle, trusted_types=trusted_types)
     if is_onnx_model(model_or_path):
         return Source(what="onnx model", onnx_model=model_or_path)
     what = f"{type(model_or_path).__name__} object"
@@ -118,7 +124,9 @@ def choose_flavor(source: Source, flavor: str | None) -> str:
     return flavor
 
 
-def encode(source: Source, *, flavor: str, feature_names: list[str]) -> bytes:
+def encode(
+    source: Source, *, flavor: str, feature_names: list[str], trusted_types: Sequence[str] = ()
+) -> bytes:
     """The artifact bytes to store for ``flavor``."""
     if flavor == "onnx":
         if source.onnx_model is not None:
@@ -131,4 +139,4 @@ def encode(source: Source, *, flavor: str, feature_names: list[str]) -> bytes:
         return data
     if source.raw is not None:
         return source.raw  # a .skops file already checked against the trusted list
-    return trust.dump_skops(source.estimator, what=source.what)
+    return trust.dump_skops(source.estimator, what=source.what, extra=trusted_types)

@@ -67,6 +67,8 @@ class ModelVersion(msgspec.Struct, frozen=True):
     # the model's outputs on the reference (the log's prediction/proba_* columns), when stored
     reference_predictions: str | None = None  # "reference_predictions.parquet"
     reference_predictions_sha256: str | None = None
+    # type names beyond mlgate's allowlist that the user trusted explicitly at registration
+    trusted_types: list[str] = []
 
 
 class Canary(msgspec.Struct, frozen=True):

@@ -41,7 +41,7 @@ from registry.store import Store, open_store
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import polars as pl
     import pyarrow as pa
@@ -121,6 +121,7 @@ class Registry:
         tags: dict[str, str] | None = None,
         flavor: str | None = None,
         trust_pickle: bool = False,
+        trusted_types: Sequence[str] = (),
         metrics: dict[str, float] | None = None,
         parent_version: int | None = None,
         trigger: str = "manual",
@@ -130,12 +131,14 @@ class Registry:
 
         The first version of a name becomes its champion; ``promote=True`` makes this one
         champion at once (the previous champion is remembered in the route).
+        ``trusted_types``: type names beyond mlgate's allowlist (``registry.trust``) that the
+        user has reviewed; recorded in the manifest and trusted for this version only.
         """
         check_name(name)
         manifest, data, ref_bytes, pred_bytes = self._prepare(
             name, model_or_path, reference=reference, flavor=flavor, trust_pickle=trust_pickle,
             lineage_info={"metrics": metrics, "parent_version": parent_version, "trigger": trigger},
-            tags=tags,
+            tags=tags, trusted_types=sorted(set(trusted_types)),
         )  # fmt: skip
         version = self._commit(manifest, data, ref_bytes, pred_bytes)
         return self._after_commit(version, promote=promote)
@@ -150,10 +153,13 @@ class Registry:
         trust_pickle: bool,
         lineage_info: dict[str, Any],
         tags: dict[str, str] | None,
+        trusted_types: builtins.list[str],
     ) -> tuple[ModelVersion, bytes, bytes | None, bytes | None]:
         """Everything a version needs before storage is touched: (manifest, artifact,
         reference, the model's predictions on the reference)."""
-        source = artifacts.load_source(model_or_path, trust_pickle=trust_pickle)
+        source = artifacts.load_source(
+            model_or_path, trust_pickle=trust_pickle, trusted_types=trusted_types
+        )
         chosen = artifacts.choose_flavor(source, flavor)
         est, onnx_model = source.estimator, source.onnx_model
         metrics = lineage_info["metrics"]
@@ -167,7 +173,9 @@ class Registry:
         names = schema.feature_names(estimator=est, onnx_model=onnx_model, reference=frame)
         if frame is not None:
             frame = refdata.align(frame, names)
-        data = artifacts.encode(source, flavor=chosen, feature_names=names)
+        data = artifacts.encode(
+            source, flavor=chosen, feature_names=names, trusted_types=trusted_types
+        )
         ref_bytes = refdata.to_parquet(frame) if frame is not None else None
         output = schema.output_schema(estimator=est, onnx_model=onnx_model)
         pred_bytes = None
@@ -192,6 +200,7 @@ class Registry:
             ),
             created_at="",
             tags={str(k): str(v) for k, v in (tags or {}).items()},
+            trusted_types=trusted_types,
             reference="reference.parquet" if ref_bytes is not None else None,
             reference_sha256=_sha256(ref_bytes) if ref_bytes is not None else None,
             reference_predictions=refpreds.FILE_NAME if pred_bytes is not None else None,
@@ -415,12 +424,13 @@ class Registry:
 
     def load_model(self, mv: ModelVersion, *, trust_pickle: bool = False) -> object:
         """sklearn flavor: the fitted estimator (trusted types only, unless ``trust_pickle``
-        widens trust to every type in the file); onnx flavor: the model bytes."""
+        widens trust to every type in the file; the manifest's ``trusted_types`` are trusted
+        too); onnx flavor: the model bytes."""
         data = self.artifact_bytes(mv)
         if mv.flavor == "onnx":
             return data
         what = f"{mv.name} v{mv.version} {mv.artifact}"
-        return trust.load_skops(data, what=what, trust_all=trust_pickle)
+        return trust.load_skops(data, what=what, trust_all=trust_pickle, extra=mv.trusted_types)
 
     def load_reference(self, mv: ModelVersion) -> pl.DataFrame | None:
         """The stored reference sample (verified), or None when the version has none."""

@@ -75,6 +75,14 @@ def register(
         bool,
         typer.Option("--trust-pickle", help="Allow a .pkl/.joblib file (runs its code!)."),
     ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-type",
+            help="A type name outside mlgate's allowlist that you have reviewed, e.g. your own "
+            "transformer class or function (repeatable; recorded in the manifest).",
+        ),
+    ] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="KEY=VALUE tag (repeatable).")
     ] = None,
@@ -95,7 +103,8 @@ def register(
     reg = open_registry(home, registry)
     mv = registry_call(
         lambda: reg.register(name, path, reference=reference, tags=tags, flavor=flavor,
-                             trust_pickle=trust_pickle, promote=promote)
+                             trust_pickle=trust_pickle, trusted_types=trust_type or (),
+                             promote=promote)
     )  # fmt: skip
     if fmt is OutputFormat.json:
         print_json(msgspec.to_builtins(mv))

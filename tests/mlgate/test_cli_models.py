@@ -145,3 +145,23 @@ def test_real_cli_process_on_s3(
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "'nope' is not registered" in bad.stderr
     assert Registry(s3_registry_url).list() == ["churn"]
+
+
+def scale(values: np.ndarray) -> np.ndarray:
+    """A user function a FunctionTransformer calls: outside the allowlist until trusted."""
+    return values / 10.0
+
+
+def test_trust_type_admits_a_reviewed_function(tmp_path: Path, local_registry_url: str) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = make_pipeline(FunctionTransformer(scale), LogisticRegression()).fit(FRAME, TARGET)
+    path = tmp_path / "custom.skops"
+    sio.dump(model, path)
+    name = f"{scale.__module__}.scale"
+    code, _, err = mlgate("models", "register", "churn", path, "--registry", local_registry_url)
+    assert code == 1 and name in " ".join(err.split()) and "--trust-type" in err
+    code, out, _ = mlgate("models", "register", "churn", path, "--trust-type", name,
+                          "--registry", local_registry_url, "--format", "json")  # fmt: skip
+    assert code == 0 and json.loads(out)["trusted_types"] == [name]

@@ -220,7 +220,9 @@ def test_manifest_roundtrips_through_msgspec(reg: Registry, classifier: Logistic
     assert msgspec.json.decode(msgspec.json.encode(mv), type=ModelVersion) == mv
 
 
-def test_recorded_events_join_the_audit_trail(reg: Registry, classifier: LogisticRegression) -> None:
+def test_recorded_events_join_the_audit_trail(
+    reg: Registry, classifier: LogisticRegression
+) -> None:
     reg.register("m", classifier)
     event = reg.record_event(
         "m", "model.drift.detected", version=1, detail={"alert_id": "a1"}, actor="monitor"
