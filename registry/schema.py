@@ -116,10 +116,39 @@ def input_schema(
     for name in names:
         if reference is not None and name in reference.columns:
             column = reference[name]
-            features.append(Feature(name, numpy_dtype_name(column.dtype), categories(column)))
+            values = categories(column)
+            if values is not None:
+                check_categorical(name, values)
+            features.append(Feature(name, numpy_dtype_name(column.dtype), values))
         else:
             features.append(Feature(name, graph_dtypes.get(name, "float64")))
     return InputSchema(features)
+
+
+def check_categorical(name: str, values: list[Any]) -> None:
+    """Refuse a reference column of strings that are all numbers: the schema would make the
+    feature categorical (each distinct number a category), and every real request sending
+    the number would then fail with 400.
+
+    >>> check_categorical("plan", ["basic", "pro"])
+    >>> check_categorical("age", ["31", "42.5"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    registry.errors.InvalidReference: reference column 'age': numbers stored as strings ...
+    """
+    if values and all(_is_number(v) for v in values):
+        raise InvalidReference(
+            f"reference column {name!r}: numbers stored as strings (e.g. {values[0]!r}); store "
+            "the column as a number type, or it would become a categorical input"
+        )
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def output_schema(*, estimator: Any = None, onnx_model: Any = None) -> OutputSchema:

@@ -202,3 +202,16 @@ def test_sklearn_estimator_exported_as_onnx(reg: Registry) -> None:
     session = ort.InferenceSession(reg.load_model(mv), providers=["CPUExecutionProvider"])  # type: ignore[arg-type]
     outputs = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})
     np.testing.assert_array_equal(np.asarray(outputs[0]).ravel(), model.predict(X))
+
+
+def test_a_reference_with_numbers_stored_as_strings_is_refused(reg: Registry) -> None:
+    """A numeric column read as strings would become a categorical input with one category
+    per distinct number, and every real request would then fail: refuse it at registration."""
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"age": rng.normal(40, 9, 200), "tenure": rng.normal(5, 2, 200)})
+    model = LogisticRegression().fit(frame, (frame["age"] > 40).cast(pl.Int8))
+    bad = frame.with_columns(pl.col("tenure").round(2).cast(pl.String))
+    with pytest.raises(InvalidReference, match=r"'tenure': numbers stored as strings"):
+        reg.register("m", model, reference=bad)
+    assert reg.list() == []
+    assert reg.register("m", model, reference=frame).input_schema.features[1].categories is None
