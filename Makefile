@@ -1,17 +1,21 @@
 # Two commands set everything up on a fresh clone: `make demo` and `make test`.
+# Both install from requirements.lock (exact versions, resolved from pyproject.toml's ranges),
+# so a fresh clone measures and tests what we measured and tested; `make upgrade` moves the lock.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench lint docs lock upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,9 +31,25 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check registry gateway monitor trainer mlgate tests benchmarks
-	$(VENV)/bin/ruff format --check registry gateway monitor trainer mlgate tests benchmarks
+	$(VENV)/bin/ruff check registry gateway monitor trainer mlgate kernels tests benchmarks
+	$(VENV)/bin/ruff format --check registry gateway monitor trainer mlgate kernels tests benchmarks
 	$(VENV)/bin/mypy
+
+docs: $(STAMP)
+	$(PY) -m mlgate.reference
+
+# Re-resolve every pinned version within pyproject.toml's ranges (uv, from PyPI).
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--upgrade --quiet --output-file $(LOCK)
+
+# Move to the newest versions the ranges allow, reinstall, and rerun the tests and benchmarks,
+# so that a dependency that moves a figure is caught here, not by a user.
+upgrade: lock
+	$(PY) -m pip install -q -r $(LOCK)
+	touch $(STAMP)
+	$(MAKE) test
+	$(MAKE) bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mlgate
