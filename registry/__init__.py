@@ -52,6 +52,7 @@ __all__ = [
 
 # rollout actions and gateway liveness (issue 5)
 from registry.gateways import GatewayState, failed_versions, gateway_states, report_gateway
+from registry.lease import Lease, LeaseRecord  # single-instance roles (issue 17)
 from registry.rollout import (
     advance_rollout,
     clear_shadow,
@@ -64,6 +65,8 @@ from registry.rollout import (
 
 __all__ += [
     "GatewayState",
+    "Lease",
+    "LeaseRecord",
     "advance_rollout",
     "clear_shadow",
     "failed_versions",

@@ -57,29 +57,116 @@ def run(
     interval: Annotated[
         float | None, typer.Option("--interval", help="Seconds between passes.", min=0.1)
     ] = None,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            envvar="MLGATE_LEASE_TTL_S",
+            min=1.0,
+            help="Seconds the single-monitor lease lasts without renewal (a standby takes "
+            "over after it).",
+        ),
+    ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="MLGATE_MONITOR_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve Prometheus /metrics on this port (default: off).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", envvar="MLGATE_MONITOR_METRICS_HOST", help="Address for /metrics."
+        ),
+    ] = "127.0.0.1",
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
 ) -> None:
-    """Read new log segments, compute drift per window, send alerts."""
-    from monitor import MonitorService
+    """Read new log segments, compute drift per window, send alerts.
+
+    Only the process holding the registry lease ``monitor`` works; a second one waits."""
+    from mlgate.leader import LeaderLoop
+    from registry import Lease, RegistryError
 
     mon = _monitor(home, registry, logs)
+    lease = Lease(mon.registry, "monitor", ttl_s=lease_ttl)
     if once:
         try:
-            result = mon.run_once()
+            _run_once(mon, lease)
         finally:
             mon.close()
-        print_json(result.__dict__)
         return
+    _log_to_stderr()
+    loop = LeaderLoop(
+        lease, mon.run_once, interval_s=interval or mon.config.interval_seconds, role="monitor"
+    )
+    mon.collector_registry.register(_Collector(loop))
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr=metrics_host, registry=mon.collector_registry)
+        except OSError as exc:
+            mon.close()
+            fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    console.print(
-        f"monitor: watching {mon.logs.url} every"
-        f" {interval or mon.config.interval_seconds:g}s; state in {mon.store.path}"
-    )
-    MonitorService(mon, interval_s=interval).run(stop)
+    try:
+        console.print(
+            f"monitor: watching {mon.logs.url} every {loop.interval_s:g}s; state in"
+            f" {mon.store.path}; lease {lease.key} (ttl {lease.ttl_s:g}s) as {lease.holder}"
+            + (
+                f"; metrics on http://{metrics_host}:{metrics_port}/metrics" if metrics_port else ""
+            ),
+            highlight=False,
+        )
+        loop.run(stop)
+    except RegistryError as exc:
+        fail(str(exc))
+    finally:
+        mon.close()
+
+
+def _run_once(mon: Any, lease: Any) -> None:
+    """One pass under the lease: refused while another monitor holds it."""
+    from registry import RegistryError
+
+    try:
+        if not lease.acquire():
+            fail(f"another monitor is running ({lease.describe()}); stop it or wait for expiry")
+    except (RegistryError, OSError) as exc:
+        fail(str(exc))
+    try:
+        result = mon.run_once()
+    finally:
+        lease.release()
+    print_json(result.__dict__)
+
+
+class _Collector:
+    """Adapter: the loop's ``collect`` as a Prometheus collector object."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+
+    def collect(self) -> Any:
+        return self.loop.collect()
+
+
+def _log_to_stderr() -> None:
+    """Lease hand-overs and failed passes reach the process's stderr (its container log)."""
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlgate").setLevel(logging.INFO)
 
 
 @group.command("report")

@@ -58,6 +58,15 @@ def serve(
         Server, typer.Option("--server", help="ASGI server for the gateway.")
     ] = Server.uvicorn,
     log_level: Annotated[str, typer.Option("--log-level", help="Server log level.")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Prometheus /metrics port of the monitor companion (the gateway's is on --port).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry's models over HTTP (OIP V2, KServe V1, MLflow) with hot-loading."""
     where = locations(home, registry, logs)
@@ -70,6 +79,8 @@ def serve(
         ENV_LOGS: where.logs,
         ENV_SETTINGS: settings.to_json().decode(),
     }
+    if metrics_port is not None:
+        env["MLGATE_MONITOR_METRICS_PORT"] = str(metrics_port)
     os.environ.update(env)
     if role in (Role.monitor, Role.trainer):
         code = _run_companion(role.value, wait=True)
