@@ -30,7 +30,14 @@ column                    polars dtype       meaning
 ``latency_us``            Int64              total server time for the request
 ``batch_rows``            Int64              rows in the batch the row was computed in
 ``status``                Int64              HTTP-like status: 200, 4xx, 5xx
+``traffic``               String             null for real traffic; ``loadtest`` when the
+                                             request carried ``X-Mlgate-Traffic: loadtest``
+                                             (``mlgate loadtest`` sends it). Older segments
+                                             have no such column: read it as null.
 ========================  =================  ==============================================
+
+Rows whose ``traffic`` is not null are synthetic: ``/metrics`` and the log count them, the
+monitor's statistics and the trainer's data leave them out.
 
 The partition columns ``model`` and ``date`` also appear in the path (hive style); readers use
 ``hive_partitioning`` and must prefer the in-file ``model`` column.
@@ -57,6 +64,11 @@ FEEDBACK = "feedback"
 
 FEATURE_PREFIX = "in_"
 PROBA_PREFIX = "proba_"
+
+# synthetic traffic: the request header that marks it, the column that records it
+TRAFFIC_HEADER: Final = "X-Mlgate-Traffic"
+TRAFFIC_COLUMN: Final = "traffic"
+LOADTEST_TRAFFIC: Final = "loadtest"
 
 ROUTE_CHAMPION = "champion"
 ROUTE_CANARY = "canary"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -13,11 +15,43 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"mlgate {version('mlgate')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("mlgate (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),  # fmt: skip
+    ] = False,
+) -> None:
+    """Serve, monitor, retrain and roll out models."""
+
+
 def _register_groups() -> None:
     # Imported here so that each group module can import ``app``-free helpers without cycles.
     import importlib
 
-    for module in ("models", "serve", "rollout", "monitor", "trainer", "demo"):
+    for module in (
+        "models",
+        "serve",
+        "rollout",
+        "monitor",
+        "trainer",
+        "loadtest",
+        "webhooks",
+        "demo",
+    ):
         try:
             mod = importlib.import_module(f"mlgate.cli.{module}")
         except ModuleNotFoundError as exc:
