@@ -213,10 +213,15 @@ def promoted(route: Route, *, known: Known) -> Route:
 
 
 def rolled_back(route: Route, *, known: Known) -> Route:
-    """Remove the canary (all its keys back on the champion); with no canary, restore the
-    previous champion at once."""
+    """Remove the canary (all its keys back on the champion); during the shadow phase of an
+    analysed rollout, remove its shadow; otherwise restore the previous champion at once."""
     if route.canary is not None:
         return msgspec.structs.replace(route, canary=None, rollout=None)
+    if route.rollout and route.rollout.get("analysed"):
+        # an analysed rollout still in shadow: stop it, the champion stays
+        version = route.rollout.get("version")
+        shadows = [s for s in route.shadows if s.version != version]
+        return msgspec.structs.replace(route, shadows=shadows, rollout=None)
     if route.previous_champion is not None:
         if route.previous_champion not in known.versions:
             raise InvalidRoute(
