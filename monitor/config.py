@@ -28,10 +28,16 @@ Defaults and why:
 - Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
   after their window ends; metrics of a window with fewer than ``min_labels`` labels are
   reported but flagged ``enough_labels: false``.
+- Every alert is also appended to the model's registry audit trail (``events.jsonl``, actor
+  ``monitor``, ``detail.alert_id`` = the ``webhook-id``), through the same outbox, exactly once
+  and never subject to the cooldown. Registry events of kinds ``rollout.*`` and ``trainer.*``
+  go the other way: each is forwarded once to the endpoints that want it (a cursor per model
+  in the monitor's DuckDB file).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -40,6 +46,9 @@ EVENT_DRIFT_DETECTED = "model.drift.detected"
 EVENT_DRIFT_RESOLVED = "model.drift.resolved"
 EVENT_PERFORMANCE_DEGRADED = "model.performance.degraded"
 EVENT_TYPES = (EVENT_DRIFT_DETECTED, EVENT_DRIFT_RESOLVED, EVENT_PERFORMANCE_DEGRADED)
+# registry events the monitor forwards to the webhooks (written by the trainer and the rollout
+# controller through ``Registry.record_event``); an endpoint names them by pattern or exactly
+FORWARDED_PATTERNS = ("rollout.*", "trainer.*")
 
 FORMATS = ("standard", "alertmanager")
 
@@ -50,12 +59,17 @@ class MonitorConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WebhookEndpoint:
-    """One alert receiver: Standard Webhooks (signed) or Alertmanager ``/api/v2/alerts``."""
+    """One alert receiver: Standard Webhooks (signed) or Alertmanager ``/api/v2/alerts``.
+
+    ``events`` defaults to the monitor's alerts plus the forwarded registry events
+    (``rollout.*``, ``trainer.*``) for the standard format, and to the monitor's alerts only
+    for Alertmanager (which models firing conditions, not a log of rollout steps).
+    """
 
     url: str
     secret: str | None = None
     format: str = "standard"
-    events: tuple[str, ...] = EVENT_TYPES
+    events: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -71,14 +85,45 @@ class WebhookEndpoint:
                 secret_key(self.secret)
             except WebhookSecretError as exc:
                 raise MonitorConfigError(f"webhook {self.url}: {exc}") from exc
-        unknown = [e for e in self.events if e not in EVENT_TYPES]
+        if self.events is None:
+            default = (
+                EVENT_TYPES if self.format == "alertmanager" else EVENT_TYPES + FORWARDED_PATTERNS
+            )
+            object.__setattr__(self, "events", default)
+        unknown = [e for e in self.subscribed if not _known_event(e)]
         if unknown:
             raise MonitorConfigError(
-                f"webhook {self.url}: unknown event types {unknown}; known: {EVENT_TYPES}"
+                f"webhook {self.url}: unknown event types {unknown};"
+                f" known: {EVENT_TYPES + FORWARDED_PATTERNS}"
             )
 
+    @property
+    def subscribed(self) -> tuple[str, ...]:
+        """The event types and patterns this endpoint receives."""
+        return self.events or ()
+
     def wants(self, event_type: str) -> bool:
-        return event_type in self.events
+        """Whether ``event_type`` goes to this endpoint.
+
+        >>> WebhookEndpoint(url="http://127.0.0.1/h").wants("rollout.step")
+        True
+        >>> WebhookEndpoint(url="http://127.0.0.1/h", format="alertmanager").wants("trainer.run")
+        False
+        """
+        return any(fnmatch.fnmatchcase(event_type, e) for e in self.subscribed)
+
+
+def _known_event(name: str) -> bool:
+    return name in EVENT_TYPES or name in FORWARDED_PATTERNS or is_forwarded(name)
+
+
+def is_forwarded(kind: str) -> bool:
+    """Whether a registry event of this ``kind`` is forwarded to the webhooks.
+
+    >>> is_forwarded("rollout.step"), is_forwarded("trainer.run.finished"), is_forwarded("promote")
+    (True, True, False)
+    """
+    return any(fnmatch.fnmatchcase(kind, p) for p in FORWARDED_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -170,12 +215,12 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 def _endpoint(raw: Any) -> WebhookEndpoint:
     if not isinstance(raw, dict) or "url" not in raw:
         raise MonitorConfigError(f"[[monitor.webhooks]]: expected a table with url, got {raw!r}")
-    events = raw.get("events", list(EVENT_TYPES))
+    events = raw.get("events")
     if isinstance(events, str):
         events = [events]
     return WebhookEndpoint(
         url=str(raw["url"]),
         secret=raw.get("secret"),
         format=str(raw.get("format", "standard")),
-        events=tuple(events),
+        events=tuple(events) if events is not None else None,
     )

@@ -18,6 +18,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.compute import WindowSummary, compute_windows, refresh_performance
 from monitor.config import EVENT_PERFORMANCE_DEGRADED, MonitorConfig
 from monitor.feedback import ingest_feedback
+from monitor.forward import forward_events
 from monitor.ingest import PredictionIngestor, SegmentError
 from monitor.logstore import LogStore, Segment
 from monitor.metrics import MonitorMetrics
@@ -44,6 +45,8 @@ class PassResult:
     events: list[str] = field(default_factory=list)
     problems: int = 0
     delivered: int = 0
+    recorded: int = 0
+    forwarded: list[str] = field(default_factory=list)
     pending_alerts: int = 0
 
 
@@ -73,7 +76,9 @@ class Monitor:
         self.sender: AlertSender = sender or HttpSender(
             timeout_s=self.config.webhook_timeout_seconds
         )
-        self.outbox = Outbox(self.store, self.config, clock=self.clock, sender=self.sender)
+        self.outbox = Outbox(
+            self.store, self.config, clock=self.clock, sender=self.sender, recorder=registry
+        )
         self.ingestor = PredictionIngestor(self.store, self.config)
         self._contexts: dict[tuple[str, int], VersionContext] = {}
         # builds predictions' profiles (model load + scoring) while segments are counted
@@ -130,6 +135,7 @@ class Monitor:
             self._ingest_kind(logschema.PREDICTIONS, models, result)
             self._ingest_kind(logschema.FEEDBACK, models, result)
             self._compute(result)
+            self._forward(models, result)
             self._deliver(result)
             self._prune()
             if self.config.release_between_passes:
@@ -314,12 +320,25 @@ class Monitor:
             self.outbox.enqueue(event_type, data)
             result.events.append(event_type)
 
+    def _forward(self, models: set[str], result: PassResult) -> None:
+        """Queue the registry's new ``rollout.*`` / ``trainer.*`` events for the webhooks."""
+        for model in sorted(models):
+            try:
+                kinds = forward_events(self.registry, self.store, self.outbox, [model])
+            except Exception as exc:  # noqa: BLE001 - registry outage: the cursor stays put
+                self._problem(
+                    "forward_failed", f"{model}: {type(exc).__name__}: {exc}", result, model=model
+                )
+                continue
+            result.forwarded.extend(kinds)
+
     def _deliver(self, result: PassResult) -> None:
         outcome = self.outbox.deliver_due()
         for name, n in outcome.items():
             if n:
                 self.metrics.deliveries.labels(name).inc(n)
         result.delivered += outcome["delivered"]
+        result.recorded += outcome["recorded"]
         result.pending_alerts = self.outbox.pending()
         self.metrics.outbox_pending.set(result.pending_alerts)
 

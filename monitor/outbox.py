@@ -43,6 +43,75 @@ class AlertSender(Protocol):
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> Delivery: ...
 
 
+REGISTRY_DESTINATION = "registry:events.jsonl"
+MONITOR_ACTOR = "monitor"
+
+
+class EventRecorder(Protocol):
+    """The part of ``registry.Registry`` that writes and reads a model's audit trail."""
+
+    def record_event(
+        self,
+        name: str,
+        kind: str,
+        *,
+        version: int | None = None,
+        detail: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Any: ...
+
+    def events(self, name: str) -> list[Any]: ...
+
+
+class RegistrySink:
+    """Delivers alerts to the registry audit trail, at most once per alert id.
+
+    The trail is read once per model per delivery round (``begin``) to learn which alert ids
+    it already holds: only one monitor writes ``actor = "monitor"`` events.
+    """
+
+    def __init__(self, registry: EventRecorder) -> None:
+        self.registry = registry
+        self._seen: dict[str, set[str]] = {}
+
+    def begin(self) -> None:
+        self._seen.clear()
+
+    def _recorded(self, model: str) -> set[str]:
+        seen = self._seen.get(model)
+        if seen is None:
+            seen = {
+                str(e.detail.get("alert_id"))
+                for e in self.registry.events(model)
+                if e.actor == MONITOR_ACTOR and isinstance(e.detail, dict)
+            }
+            self._seen[model] = seen
+        return seen
+
+    def send(self, alert_id: str, body: bytes) -> Delivery:
+        message = json.loads(body)
+        data = message["data"]
+        model = str(data["model"])
+        try:
+            seen = self._recorded(model)
+            if alert_id not in seen:
+                detail = {"alert_id": alert_id}
+                detail.update({k: v for k, v in data.items() if k not in ("model", "version")})
+                version = data.get("version")
+                self.registry.record_event(
+                    model,
+                    str(message["type"]),
+                    version=int(version) if version is not None else None,
+                    detail=detail,
+                    actor=MONITOR_ACTOR,
+                )
+                seen.add(alert_id)
+        except Exception as exc:  # noqa: BLE001 - a registry outage: retried like a webhook
+            self._seen.pop(model, None)
+            return Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
+        return Delivery(ok=True)
+
+
 MESSAGE_FIELDS = ("id", "endpoint", "event_type", "status", "attempts", "last_error",
                   "created_at", "delivered_at")  # fmt: skip
 
@@ -92,16 +161,22 @@ class HttpSender:
             self._client = None
 
 
-def fingerprint(event_type: str, data: dict[str, Any]) -> str:
-    """Identity of an event: type, model, version, route and window."""
-    key = [
-        event_type,
-        data.get("model"),
-        data.get("version"),
-        data.get("route"),
-        (data.get("window") or {}).get("id"),
-    ]
+def fingerprint(event_type: str, data: dict[str, Any], key: list[Any] | None = None) -> str:
+    """Identity of an event: type, model, version, route and window (or an explicit key)."""
+    if key is None:
+        key = [
+            event_type,
+            data.get("model"),
+            data.get("version"),
+            data.get("route"),
+            (data.get("window") or {}).get("id"),
+        ]
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
+
+
+def alert_id(fp: str) -> str:
+    """The id of an alert in every destination: ``webhook-id`` and ``detail.alert_id``."""
+    return "msg_" + fp[:24]
 
 
 class Outbox:
@@ -115,6 +190,7 @@ class Outbox:
         clock: Clock,
         sender: AlertSender,
         rng: random.Random | None = None,
+        recorder: EventRecorder | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -122,39 +198,62 @@ class Outbox:
         self.sender = sender
         self.rng = rng or random.Random()
         self.endpoints = {e.url: e for e in config.webhooks}
+        self.sink = RegistrySink(recorder) if recorder is not None else None
 
-    def enqueue(self, event_type: str, data: dict[str, Any]) -> list[str]:
-        """Queue ``event_type`` for every endpoint that wants it; returns new message ids."""
+    def enqueue(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        key: list[Any] | None = None,
+        audit: bool = True,
+        cooldown: bool = True,
+    ) -> list[str]:
+        """Queue ``event_type`` for every endpoint that wants it; returns new message ids.
+
+        ``audit``: also queue it for the registry audit trail (when the outbox has one);
+        ``cooldown``: hold back a repeat of the same subject within ``cooldown_seconds``;
+        ``key``: the event's identity when it is not the type, model, version, route and
+        window of a monitor alert.
+        """
         now = self.clock.time()
-        fp = fingerprint(event_type, data)
+        fp = fingerprint(event_type, data, key)
         subject = f"{event_type}|{data.get('model')}|{data.get('version')}|{data.get('route')}"
         ids: list[str] = []
-        for ep in self.config.webhooks:
-            if not ep.wants(event_type):
-                continue
-            msg_id = "msg_" + hashlib.sha256(f"{ep.url}|{fp}".encode()).hexdigest()[:24]
+        destinations: list[tuple[str, WebhookEndpoint | None]] = [
+            (ep.url, ep) for ep in self.config.webhooks if ep.wants(event_type)
+        ]
+        if audit and self.sink is not None:
+            destinations.append((REGISTRY_DESTINATION, None))
+        for url, ep in destinations:
+            msg_id = "msg_" + hashlib.sha256(f"{url}|{fp}".encode()).hexdigest()[:24]
             con = self.store.con
             if con.execute("SELECT 1 FROM outbox WHERE id = ?", [msg_id]).fetchone():
                 continue  # dedupe: this exact event was already queued for this endpoint
-            recent = con.execute(
-                "SELECT 1 FROM outbox WHERE endpoint = ? AND status <> 'suppressed'"
-                " AND subject = ? AND created_at > ?",
-                [ep.url, subject, now - self.config.cooldown_seconds],
-            ).fetchone()
+            recent = None
+            if cooldown and ep is not None:
+                recent = con.execute(
+                    "SELECT 1 FROM outbox WHERE endpoint = ? AND status <> 'suppressed'"
+                    " AND subject = ? AND created_at > ?",
+                    [url, subject, now - self.config.cooldown_seconds],
+                ).fetchone()
             status = "suppressed" if recent else "pending"
             body = self._body(ep, event_type, data, now)
             con.execute(
                 "INSERT INTO outbox SELECT ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL,"
-                " coalesce(max(seq), 0) + 1 FROM outbox",
-                [msg_id, ep.url, event_type, fp, subject, body.decode(), now, now, status],
-            )
+                " coalesce(max(seq), 0) + 1, ? FROM outbox",
+                [msg_id, url, event_type, fp, subject, body.decode(), now, now, status,
+                 alert_id(fp)],
+            )  # fmt: skip
             if status == "pending":
                 ids.append(msg_id)
         return ids
 
     @staticmethod
-    def _body(ep: WebhookEndpoint, event_type: str, data: dict[str, Any], now: float) -> bytes:
-        if ep.format == "alertmanager":
+    def _body(
+        ep: WebhookEndpoint | None, event_type: str, data: dict[str, Any], now: float
+    ) -> bytes:
+        if ep is not None and ep.format == "alertmanager":
             return webhooks.alertmanager_body(event_type, data, created_at=now)
         return webhooks.standard_body(event_type, data, created_at=now)
 
@@ -166,23 +265,37 @@ class Outbox:
         return float(cap / 2 + self.rng.uniform(0, cap / 2))
 
     def deliver_due(self) -> dict[str, int]:
-        """Try every due message once; returns counts by outcome."""
+        """Try every due message once; returns counts by outcome.
+
+        ``delivered`` counts webhooks, ``recorded`` alerts appended to the registry trail.
+        """
         now = self.clock.time()
         rows = self.store.con.execute(
-            "SELECT id, endpoint, body, created_at, attempts FROM outbox"
+            "SELECT id, endpoint, body, created_at, attempts, coalesce(alert_id, id) FROM outbox"
             " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY seq",
             [now],
         ).fetchall()
-        outcome = {"delivered": 0, "retry": 0, "failed": 0}
+        outcome = {"delivered": 0, "recorded": 0, "retry": 0, "failed": 0}
         blocked: set[str] = set()
-        for msg_id, url, body, created_at, attempts in rows:
+        if self.sink is not None:
+            self.sink.begin()
+        for msg_id, url, body, created_at, attempts, public_id in rows:
             if url in blocked:
                 continue
-            ep = self.endpoints.get(url)
-            secret = ep.secret if ep else None
             raw = body.encode()
-            result = self.sender.send(url, raw, webhooks.headers(secret, msg_id, int(now), raw))
-            outcome[self._settle(msg_id, result, created_at, attempts, now)] += 1
+            if url == REGISTRY_DESTINATION:
+                if self.sink is None:
+                    continue  # queued by a monitor that had a registry; kept for one that has
+                result = self.sink.send(public_id, raw)
+            else:
+                ep = self.endpoints.get(url)
+                secret = ep.secret if ep else None
+                hdrs = webhooks.headers(secret, public_id, int(now), raw)
+                result = self.sender.send(url, raw, hdrs)
+            settled = self._settle(msg_id, result, created_at, attempts, now)
+            if settled == "delivered" and url == REGISTRY_DESTINATION:
+                settled = "recorded"
+            outcome[settled] += 1
             if not result.ok:
                 blocked.add(url)
         return outcome

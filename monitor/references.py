@@ -62,6 +62,18 @@ class RegistryReader(Protocol):
 
     def load_model(self, mv: Any, *, trust_pickle: bool = False) -> object: ...
 
+    def events(self, name: str) -> builtins.list[Any]: ...
+
+    def record_event(
+        self,
+        name: str,
+        kind: str,
+        *,
+        version: int | None = None,
+        detail: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Any: ...
+
 
 @dataclass
 class VersionContext:

@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject VARCHAR,
     body VARCHAR, created_at DOUBLE, attempts INTEGER, next_attempt_at DOUBLE,
     status VARCHAR, last_error VARCHAR, delivered_at DOUBLE, seq BIGINT);
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS alert_id VARCHAR;
+CREATE TABLE IF NOT EXISTS event_cursor (model VARCHAR PRIMARY KEY, position BIGINT);
 """
 
 
@@ -275,6 +277,17 @@ class MonitorStore:
             "UPDATE versions SET prediction_profile_id = ? WHERE model = ? AND version = ?",
             [profile_id, model, version],
         )
+
+    # -- registry event cursor ---------------------------------------------------------------
+    def event_cursor(self, model: str) -> int:
+        """How many lines of ``model``'s registry trail were already looked at."""
+        row = self.con.execute(
+            "SELECT position FROM event_cursor WHERE model = ?", [model]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_event_cursor(self, model: str, position: int) -> None:
+        self.con.execute("INSERT OR REPLACE INTO event_cursor VALUES (?, ?)", [model, position])
 
     # -- generic ----------------------------------------------------------------------------
     def insert_arrow(self, table_name: str, table: pa.Table) -> None:

@@ -133,7 +133,7 @@ def test_500_and_hanging_receivers_are_retried(
     outbox = _outbox(store, clock, receiver.url, webhook_timeout_seconds=0.3)
     outbox.enqueue("model.drift.detected", _event())
     receiver.mode = "error"
-    assert outbox.deliver_due() == {"delivered": 0, "retry": 1, "failed": 0}
+    assert outbox.deliver_due() == {"delivered": 0, "recorded": 0, "retry": 1, "failed": 0}
     assert outbox.messages()[0]["last_error"] == "HTTP 500"
     doc = build_report(store, "churn")
     assert doc["alerts"][0]["last_error"] == "HTTP 500"  # shown in the report
