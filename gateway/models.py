@@ -8,6 +8,11 @@ a mix. Versions no longer routed drain their queue and are released. A version t
 load or warm never takes traffic: the champion that was serving keeps serving, and the failure is
 kept (visible in ``/admin/models``, counted in a metric) until the route changes again or an
 admin asks for a reload.
+
+When the registry cannot be reached (an object-store outage), the gateway keeps serving the
+routes it has, stays ready, logs each failed poll and exports ``mlgate_registry_reachable`` (0)
+and ``mlgate_registry_errors_total``; the next poll that succeeds picks up every change made
+meanwhile.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from gateway import router
 from gateway.batcher import Batcher
 from gateway.errors import NotReady, UnknownModel, UnknownVersion
 from gateway.logwriter import LogLayout
-from gateway.metrics import gauge
+from gateway.metrics import counter, gauge
 from gateway.schema import InputSpec, OutputSpec
 from registry.logschema import ROUTE_CHAMPION, ROUTE_EXPLICIT
 
@@ -186,6 +191,9 @@ class ModelManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        self.registry_errors = 0  # failed registry calls of the watcher, ever
+        self.registry_reachable = True  # the last poll reached the registry for every model
+        self.last_poll_ok_at: float | None = None  # Unix seconds of the last clean poll
 
     # -- request path (event loop) ------------------------------------------------------------
     def get(self, name: str) -> ModelState:
@@ -242,6 +250,7 @@ class ModelManager:
     def _watch(self) -> None:
         last_list = -float("inf")
         while not self._stop.is_set():
+            errors_before = self.registry_errors
             try:
                 if self.clock() - last_list >= self.settings.list_interval_s or "*" in self._force:
                     self._names = list(self.registry.list())
@@ -255,10 +264,14 @@ class ModelManager:
                     if self.reporter is not None and state is not None:
                         self.reporter.observe(state)  # on change, else every heartbeat_s
                 self._synced_once = True
-                self.last_error = None
+                if self.registry_errors == errors_before:
+                    self.last_error = None
+                    self.last_poll_ok_at = time.time()
             except Exception as exc:  # noqa: BLE001 - the registry may be down: keep serving
+                self.registry_errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("watcher: registry poll failed: %s", self.last_error)
+            self.registry_reachable = self.registry_errors == errors_before
             self._poke.wait(self.settings.poll_interval_s)
             self._poke.clear()
 
@@ -266,6 +279,8 @@ class ModelManager:
         try:
             stamp = self.registry.route_stamp(name)
         except Exception as exc:  # noqa: BLE001
+            self.registry_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("watcher: route_stamp(%r) failed: %s", name, exc)
             return
         state = self._states.get(name)
@@ -411,3 +426,18 @@ class ModelManager:
         yield depth
         yield ready
         yield failed
+        reachable = gauge(
+            "mlgate_registry_reachable", "1 when the last registry poll succeeded.", []
+        )
+        reachable.add_metric([], 1.0 if self.registry_reachable else 0.0)
+        yield reachable
+        errors = counter("mlgate_registry_errors", "Registry polls (list, route) that failed.", [])
+        errors.add_metric([], float(self.registry_errors))
+        yield errors
+        last_ok = gauge(
+            "mlgate_registry_last_success_timestamp_seconds",
+            "Unix time of the last registry poll that succeeded (0: none yet).",
+            [],
+        )
+        last_ok.add_metric([], self.last_poll_ok_at or 0.0)
+        yield last_ok

@@ -1,7 +1,8 @@
 """Where things live: home, registry and log store URLs, and ``mlgate.toml``.
 
 Precedence, highest first: command-line flag, environment variable, ``mlgate.toml`` in the
-working directory, built-in default. ``MLGATE_HOME`` (default ``./.mlgate``) holds the
+working directory (or the file ``MLGATE_CONFIG`` names, as in the container image), built-in
+default. ``MLGATE_HOME`` (default ``./.mlgate``) holds the
 registry (``<home>/registry``), the log store (``<home>/logs``) and the monitor's state
 (``<home>/monitor.duckdb``) unless they are set apart.
 """
@@ -34,8 +35,9 @@ def to_url(location: str) -> str:
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
-    """Read ``mlgate.toml`` (from the working directory unless ``path`` is given)."""
-    path = path or Path.cwd() / CONFIG_FILE
+    """Read ``mlgate.toml``: ``path``, else the file ``MLGATE_CONFIG`` names, else the one in
+    the working directory. A missing file is an empty configuration."""
+    path = path or Path(os.environ.get("MLGATE_CONFIG") or Path.cwd() / CONFIG_FILE)
     if not path.exists():
         return {}
     try:

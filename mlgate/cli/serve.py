@@ -169,5 +169,9 @@ def _run_companion(name: str, *, wait: bool) -> subprocess.Popen[bytes] | int | 
         return None
     command = [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", *COMPANIONS[name]]
     if wait:
-        return subprocess.call(command)
+        # become the companion: as a container's PID 1 it receives SIGTERM itself and shuts
+        # down cleanly (the monitor releases its lease), instead of dying with a parent
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, command)
     return subprocess.Popen(command)
