@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: demo test test-fast bench lint docs lock upgrade clean
+.PHONY: demo test test-fast bench lint docs proto lock upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m mlgate.reference
+
+# Regenerate the OIP gRPC messages from gateway/grpc/proto/oip.proto. Built into a private
+# descriptor pool, so that other `inference` protos (tritonclient's, KServe's) can share a process.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Igateway/grpc/proto --python_out=gateway/grpc --pyi_out=gateway/grpc \
+		gateway/grpc/proto/oip.proto
+	sed -i 's/_descriptor_pool\.Default()\.AddSerializedFile(/_descriptor_pool.DescriptorPool().AddSerializedFile(/' \
+		gateway/grpc/oip_pb2.py
 
 # Re-resolve every pinned version within pyproject.toml's ranges (uv, from PyPI).
 lock: $(STAMP)

@@ -90,7 +90,7 @@ def _mlgate(
         port = free_port()
         serve = [_mlgate_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         serve += ["--role", "gateway", "--server", server, "--workers", str(workers)]
-        serve += ["--log-level", "warning"]
+        serve += ["--grpc-port", str(free_port()), "--log-level", "warning"]
         return ServerProcess(
             name=label,
             argv=serve,

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway import router
 from gateway.errors import (
@@ -67,6 +67,15 @@ class Prediction:
     @property
     def version(self) -> int:
         return self.loaded.version
+
+
+class Service(Protocol):
+    """A companion front of the gateway (the gRPC server): ``Gateway.start`` starts it on the
+    worker's event loop once the models are loading, ``Gateway.aclose`` closes it first."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Pending:
@@ -156,6 +165,7 @@ class Gateway:
         self._shadow_rows = 0
         self._shadow_tasks: set[asyncio.Future[Any]] = set()
         self._closing = False
+        self._services: list[Service] = []
         self.started = False
         self.metrics.add_collector(self._collect)
 
@@ -164,6 +174,10 @@ class Gateway:
         return self._closing
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def add_service(self, service: Service) -> None:
+        """Run ``service`` with this gateway: same loop, batchers, limits, log and metrics."""
+        self._services.append(service)
+
     async def start(self) -> None:
         if self.settings.gil_switch_interval_s > 0:
             sys.setswitchinterval(self.settings.gil_switch_interval_s)
@@ -176,13 +190,18 @@ class Gateway:
         if self.log is not None:
             self.log.start()
         await self.models.start()
+        for service in self._services:
+            await service.start()
         if self.settings.gc_freeze:
             gc.collect()
             gc.freeze()
         self.started = True
 
     async def aclose(self) -> None:
-        """Drain: finish queued requests and shadows, stop watching, flush the log."""
+        """Drain: close the companion fronts (they finish their in-flight requests), finish
+        queued requests and shadows, stop watching, flush the log."""
+        for service in reversed(self._services):
+            await service.aclose()
         self._closing = True
         if self._shadow_tasks:
             await asyncio.wait(self._shadow_tasks, timeout=self.settings.drain_timeout_s)

@@ -63,6 +63,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     worker_id: str | None = None  # default: <host>-<pid>-<random>
     # shadows
     shadow_max_inflight_rows: int = 4_096  # past it shadow copies are dropped and counted
+    # OIP over gRPC (gateway.grpc), beside HTTP on every worker of `mlgate serve`; 0: no gRPC
+    grpc_port: int = 8081
+    grpc_host: str | None = None  # None: the address HTTP listens on (`mlgate serve --host`)
+    grpc_reuse_port: bool = False  # workers share the port (`mlgate serve --workers N` sets it)
     # security
     admin_token: str | None = None  # None: the admin API is disabled (403)
     predict_token: str | None = None  # None: predict endpoints are open
@@ -93,6 +97,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         }.items():
             if value < 0:
                 raise SettingsError(f"gateway setting {name!r}: expected >= 0, got {value!r}")
+        if not 0 <= self.grpc_port <= 65535:
+            raise SettingsError(
+                f"gateway setting 'grpc_port': expected 0 (off) to 65535, got {self.grpc_port!r}"
+            )
         if self.log_compression not in SEGMENT_CODECS:
             raise SettingsError(
                 f"gateway setting 'log_compression': expected one of {', '.join(SEGMENT_CODECS)},"

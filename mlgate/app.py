@@ -32,9 +32,12 @@ def create_gateway_app(
     *,
     registry: Any = None,
     load_runtime: Callable[..., Any] | None = None,
+    grpc: bool = False,
 ) -> FastPath | Litestar:
     """A gateway app serving the models of ``registry_url`` (or of the given ``registry``),
-    logging predictions under ``logs_url`` (``None``: no prediction log)."""
+    logging predictions under ``logs_url`` (``None``: no prediction log); with ``grpc``, OIP
+    over gRPC on ``settings.grpc_host:grpc_port`` too (unless the port is 0), started and
+    stopped with the app."""
     # imported here: the CLI imports this module for its constants, and every `mlgate`
     # command would otherwise pay for Litestar and the runtimes at start-up
     from gateway.http import create_app
@@ -46,6 +49,17 @@ def create_gateway_app(
 
         registry = Registry(registry_url) if registry_url else Registry.from_env()
     gateway = Gateway(registry, settings=settings, logs_url=logs_url, load_runtime=load_runtime)
+    if grpc and settings.grpc_port:
+        from gateway.grpc import GrpcServer
+
+        gateway.add_service(
+            GrpcServer(
+                gateway,
+                host=settings.grpc_host or "127.0.0.1",
+                port=settings.grpc_port,
+                reuse_port=settings.grpc_reuse_port,
+            )
+        )
     return create_app(gateway)  # app.state.gateway is the Gateway
 
 
@@ -57,4 +71,5 @@ def app_from_env() -> FastPath | Litestar:
         settings,
         registry_url=os.environ.get(ENV_REGISTRY),
         logs_url=os.environ.get(ENV_LOGS),
+        grpc=True,
     )

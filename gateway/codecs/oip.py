@@ -13,7 +13,11 @@ from gateway.codecs.datatypes import NUMPY, binary_tensor, json_tensor, to_bytes
 from gateway.errors import BadRequest
 
 if TYPE_CHECKING:
+    from gateway.models import LoadedVersion, ModelState
     from gateway.schema import InputSpec, OutputSpec
+
+SERVER_NAME = "mlgate"
+EXTENSIONS = ["binary_tensor_data"]
 
 
 class RequestInput(msgspec.Struct):
@@ -221,3 +225,22 @@ def output_metadata(spec: OutputSpec) -> list[dict[str, Any]]:
         {"name": name, "datatype": spec.datatypes[name], "shape": spec.shapes[name]}
         for name in spec.names
     ]
+
+
+def model_metadata(state: ModelState, loaded: LoadedVersion) -> dict[str, Any]:
+    """OIP model metadata (``GET /v2/models/{m}``, gRPC ``ModelMetadata``) of ``loaded``."""
+    return {
+        "name": state.name,
+        "versions": [str(v) for v in sorted(state.versions)],
+        "platform": f"mlgate-{loaded.backend}",
+        "inputs": tensor_metadata(loaded.inputs),
+        "outputs": output_metadata(loaded.outputs),
+        "parameters": {
+            "version": str(loaded.version),
+            "features": loaded.inputs.names,
+            "task": loaded.outputs.task,
+            "classes": loaded.outputs.classes.tolist()
+            if loaded.outputs.classes is not None
+            else None,
+        },
+    }

@@ -9,7 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 import gateway
-from gateway.codecs import oip
+from gateway.codecs.oip import EXTENSIONS, SERVER_NAME, model_metadata
 from gateway.codecs.tabular import decode_json_object
 from gateway.errors import BadRequest
 from gateway.http import predict
@@ -17,29 +17,7 @@ from gateway.http.auth import require_predict
 from gateway.http.predict import parse_version
 from gateway.http.raw import RawRequest
 from gateway.http.responses import json_response
-from gateway.models import LoadedVersion, ModelState
 from gateway.service import Gateway
-
-SERVER_NAME = "mlgate"
-EXTENSIONS = ["binary_tensor_data"]
-
-
-def model_metadata(state: ModelState, loaded: LoadedVersion) -> dict[str, Any]:
-    return {
-        "name": state.name,
-        "versions": [str(v) for v in sorted(state.versions)],
-        "platform": f"mlgate-{loaded.backend}",
-        "inputs": oip.tensor_metadata(loaded.inputs),
-        "outputs": oip.output_metadata(loaded.outputs),
-        "parameters": {
-            "version": str(loaded.version),
-            "features": loaded.inputs.names,
-            "task": loaded.outputs.task,
-            "classes": loaded.outputs.classes.tolist()
-            if loaded.outputs.classes is not None
-            else None,
-        },
-    }
 
 
 def metadata_routes(gw: Gateway) -> list[HTTPRouteHandler]:

@@ -15,6 +15,7 @@ import sys
 from enum import StrEnum
 from typing import Annotated
 
+import msgspec
 import typer
 
 from gateway.settings import GatewaySettings, SettingsError
@@ -52,6 +53,15 @@ def serve(
     logs: LogsOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            min=0,
+            max=65535,
+            help="Port of OIP over gRPC (default: [gateway] grpc_port, 8081); 0: no gRPC.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Gateway processes.")] = 1,
     role: Annotated[Role, typer.Option("--role", help="What this process runs.")] = Role.all,
     server: Annotated[
@@ -74,6 +84,12 @@ def serve(
         settings = GatewaySettings.from_mapping(where.section("gateway"))
     except SettingsError as exc:
         fail(str(exc))
+    settings = msgspec.structs.replace(
+        settings,
+        grpc_port=settings.grpc_port if grpc_port is None else grpc_port,
+        grpc_host=settings.grpc_host or host,
+        grpc_reuse_port=workers > 1,
+    )
     env = {
         ENV_REGISTRY: where.registry,
         ENV_LOGS: where.logs,
@@ -91,8 +107,9 @@ def serve(
             child = _run_companion(name, wait=False)
             if isinstance(child, subprocess.Popen):
                 children.append(child)
+    grpc_text = f", gRPC on {settings.grpc_host}:{settings.grpc_port}" if settings.grpc_port else ""
     err_console.print(
-        f"mlgate gateway on http://{host}:{port} ({server.value}, {workers} worker(s)); "
+        f"mlgate gateway on http://{host}:{port}{grpc_text} ({server.value}, {workers} worker(s)); "
         f"registry {where.registry}; logs {where.logs}",
         highlight=False,
     )

@@ -77,6 +77,7 @@ class Demo:
         self.out = out
         self.registry_url = "file://" + str(home / "registry")
         self.port = _free_port()
+        self.grpc_port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
         self.server: subprocess.Popen[bytes] | None = None
@@ -102,8 +103,11 @@ class Demo:
 
     def start_server(self) -> None:
         cmd = [*MLGATE, "serve", "--role", "gateway", "--home", str(self.home)]
-        cmd += ["--port", str(self.port), "--log-level", "warning"]
-        self.out.print(f"[dim]$ mlgate serve --role gateway --port {self.port}[/]")
+        cmd += ["--port", str(self.port), "--grpc-port", str(self.grpc_port)]
+        cmd += ["--log-level", "warning"]
+        self.out.print(
+            f"[dim]$ mlgate serve --role gateway --port {self.port} --grpc-port {self.grpc_port}[/]"
+        )
         self.server = subprocess.Popen(cmd, cwd=self.home, start_new_session=True)
         self.wait_until(lambda: self.get("/v2/health/ready") == 200, "the gateway to be ready")
 

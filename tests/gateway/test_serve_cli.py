@@ -36,6 +36,7 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
          "--role", "gateway", "--server", server, "--port", str(port), "--log-level", "warning",
+         "--grpc-port", str(free_port()),
          "--registry", str(tmp_path / "registry"), "--logs", str(tmp_path / "logs")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
