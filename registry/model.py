@@ -47,6 +47,13 @@ class Lineage(msgspec.Struct, frozen=True):
     code_version: str | None = None
     parent_version: int | None = None
     trigger: str | None = None  # "manual" | "drift" | "schedule" | …
+    # how to retrain it: "clone" (of this estimator), "builtin:<name>" or "package.module:fn"
+    recipe: str | None = None
+    # a retrained version's training rows: first/last timestamps, the run that made it, and
+    # the gate's figures (both models' metrics, interval, margin)
+    time_range: dict[str, str | None] = {}
+    run_id: str | None = None
+    gate: dict[str, Any] = {}
 
 
 class ModelVersion(msgspec.Struct, frozen=True):

@@ -126,6 +126,8 @@ class Registry:
         parent_version: int | None = None,
         trigger: str = "manual",
         promote: bool = False,
+        recipe: str | None = None,
+        lineage_fields: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store a new version of ``name``; returns its committed manifest.
 
@@ -133,11 +135,16 @@ class Registry:
         champion at once (the previous champion is remembered in the route).
         ``trusted_types``: type names beyond mlgate's allowlist (``registry.trust``) that the
         user has reviewed; recorded in the manifest and trusted for this version only.
+        ``recipe``: how the trainer retrains this model (``package.module:function``, called
+        as ``function(frame, target) -> fitted estimator``); ``lineage_fields``: lineage
+        fields set over the ones computed here (the trainer's ``data_fingerprint``, ``rows``,
+        ``time_range``, ``run_id``, ``gate``).
         """
         check_name(name)
         manifest, data, ref_bytes, pred_bytes = self._prepare(
             name, model_or_path, reference=reference, flavor=flavor, trust_pickle=trust_pickle,
-            lineage_info={"metrics": metrics, "parent_version": parent_version, "trigger": trigger},
+            lineage_info={"metrics": metrics, "parent_version": parent_version, "trigger": trigger,
+                          "recipe": recipe, "extra": lineage_fields or {}},
             tags=tags, trusted_types=sorted(set(trusted_types)),
         )  # fmt: skip
         version = self._commit(manifest, data, ref_bytes, pred_bytes)
@@ -197,6 +204,7 @@ class Registry:
                 code_version=self._code(),
                 parent_version=lineage_info["parent_version"],
                 trigger=lineage_info["trigger"],
+                recipe=lineage_info.get("recipe"),
             ),
             created_at="",
             tags={str(k): str(v) for k, v in (tags or {}).items()},
@@ -206,6 +214,15 @@ class Registry:
             reference_predictions=refpreds.FILE_NAME if pred_bytes is not None else None,
             reference_predictions_sha256=_sha256(pred_bytes) if pred_bytes is not None else None,
         )
+        extra = lineage_info.get("extra") or {}
+        if extra:
+            try:
+                merged = msgspec.convert(
+                    {**msgspec.to_builtins(manifest.lineage), **extra}, Lineage
+                )
+            except msgspec.ValidationError as exc:
+                raise RegistryError(f"model {name!r}: lineage: {exc}") from exc
+            manifest = msgspec.structs.replace(manifest, lineage=merged)
         return manifest, data, ref_bytes, pred_bytes
 
     @staticmethod

@@ -43,6 +43,11 @@ def _tags(raw: list[str] | None) -> dict[str, str]:
     return tags
 
 
+def _is_entry_point(value: str) -> bool:
+    module, sep, func = value.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and func.isidentifier()
+
+
 def _role(version: int, route: Route) -> str:
     if version == route.champion:
         return "champion"
@@ -92,19 +97,29 @@ def register(
     promote: Annotated[
         bool, typer.Option("--promote", help="Route all traffic to this version at once.")
     ] = False,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="How the trainer retrains it: package.module:function, called as "
+            "function(frame, target) -> fitted estimator (recorded in the manifest).",
+        ),
+    ] = None,
     registry: RegistryOption = None,
     home: HomeOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Register a model file as the next version of NAME; prints the new version."""
     tags = _tags(tag)
+    if recipe is not None and not _is_entry_point(recipe):
+        fail(f"--recipe: expected package.module:function, got {recipe!r}")
     if flavor is not None and flavor not in ("sklearn", "onnx"):
         fail(f"--flavor: expected 'sklearn' or 'onnx', got {flavor!r}")
     reg = open_registry(home, registry)
     mv = registry_call(
         lambda: reg.register(name, path, reference=reference, tags=tags, flavor=flavor,
                              trust_pickle=trust_pickle, trusted_types=trust_type or (),
-                             promote=promote)
+                             promote=promote, recipe=recipe)
     )  # fmt: skip
     if fmt is OutputFormat.json:
         print_json(msgspec.to_builtins(mv))

@@ -1,0 +1,130 @@
+"""``mlgate trainer run``: the long-running trainer.
+
+Every ``poll_interval_s`` it reads each model's audit trail from the registry (so alerts
+raised while no trainer was running are still seen), decides through the model's state
+(:func:`trainer.triggers.plan` inside a compare-and-swap, so any number of trainers make one
+run per alert), runs what it won, and advances the timed rollouts it started.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from registry import RegistryError
+from trainer import triggers
+from trainer.records import RunRecord, new_run_id, utc_now
+from trainer.run import RunContext, execute, new_record
+
+if TYPE_CHECKING:
+    import threading
+
+    from trainer.claims import ModelState
+    from trainer.run import Progress
+
+log = logging.getLogger(__name__)
+
+
+class TrainerService:
+    """Polls the registry and runs retrains; ``tick()`` is one poll (tests call it)."""
+
+    def __init__(self, ctx: RunContext, *, progress: Progress | None = None) -> None:
+        self.ctx = ctx
+        self.progress = progress
+        self.runs: list[RunRecord] = []  # the runs this process made, oldest first
+
+    def tick(self) -> list[RunRecord]:
+        """One poll of every model; returns the runs it made."""
+        made = []
+        try:
+            models = self.ctx.registry.list()
+        except (RegistryError, OSError) as exc:
+            log.warning("trainer: cannot list the registry's models: %s", exc)
+            return []
+        for model in models:
+            try:
+                record = self.tick_model(model)
+            except (RegistryError, OSError) as exc:
+                log.warning("trainer: model %r skipped this poll: %s", model, exc)
+                continue
+            if record is not None:
+                made.append(record)
+        return made
+
+    def tick_model(self, model: str) -> RunRecord | None:
+        """Decide for one model and run what this trainer won."""
+        ctx = self.ctx
+        settings = ctx.settings.for_model(model)
+        events = ctx.registry.events(model)
+        decision = triggers.Decision()
+        now = ctx.clock()
+
+        def change(state: ModelState) -> ModelState:
+            return triggers.plan(
+                state,
+                events,
+                now=now,
+                settings=settings,
+                owner=ctx.owner,
+                new_run_id=new_run_id,
+                decision=decision,
+            )
+
+        _old, new = ctx.states.update(model, change)
+        self._advance_rollout(model)
+        if new is None:
+            return None
+        for aid, why in decision.absorbed:
+            log.info("trainer: alert %s of %r absorbed: %s", aid, model, why)
+        if decision.abandoned is not None:
+            self._close_abandoned(model, decision)
+        lease = decision.start
+        if lease is None:
+            return None
+        record = new_record(
+            model, lease.trigger, owner=ctx.owner, attempt=lease.attempt, run_id=lease.run_id
+        )
+        execute(ctx, record, progress=self.progress)
+        self.runs.append(record)
+        return record
+
+    def _close_abandoned(self, model: str, decision: triggers.Decision) -> None:
+        old = decision.abandoned
+        assert old is not None
+        record = self.ctx.runs.get(model, old.run_id)
+        if record is None or record.ended:
+            return
+        taken = decision.start is not None and decision.start.trigger == old.trigger
+        record.status = "failed"
+        record.reason = f"abandoned: its trainer {old.owner} stopped renewing the lease" + (
+            f"; taken over by run {decision.start.run_id}"
+            if taken and decision.start
+            else f"; given up after {old.attempt} attempt(s)"
+        )
+        record.finished_at = utc_now()
+        self.ctx.runs.save(record)
+        self.ctx.registry.record_event(
+            model,
+            "trainer.run.failed",
+            detail={"run_id": record.run_id, "status": "failed", "reason": record.reason},
+            actor="trainer",
+        )
+
+    def _advance_rollout(self, model: str) -> None:
+        """Take the due step of a timed plan (the plain rollout this trainer starts)."""
+        if self.ctx.start_rollout is not None:
+            return  # an analysed controller drives its own rollouts
+        from registry import advance_rollout
+
+        route = self.ctx.registry.route(model)
+        if route.rollout and route.canary is not None and route.rollout.get("interval_s"):
+            try:
+                advance_rollout(self.ctx.registry, model, actor="trainer")
+            except RegistryError as exc:
+                log.warning("trainer: advancing the rollout of %r failed: %s", model, exc)
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set."""
+        while not stop.is_set():
+            self.tick()
+            stop.wait(self.ctx.settings.poll_interval_s)
