@@ -14,18 +14,21 @@ from trainer.run import RunContext, execute, new_record
 from trainer.settings import TrainerSettings, TrainerSettingsError
 
 if TYPE_CHECKING:
+    from trainer.promotion import RolloutPlan
     from trainer.run import Progress
 
 
-def _settings_from_file(path: Path) -> TrainerSettings:
+def _section(path: Path, name: str) -> dict[str, Any]:
     if not path.exists():
-        return TrainerSettings()
+        return {}
     try:
         with path.open("rb") as f:
-            section = tomllib.load(f).get("trainer", {})
+            section = tomllib.load(f).get(name, {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise TrainerSettingsError(f"{path}: cannot read configuration: {exc}") from exc
-    return TrainerSettings.from_mapping(section)
+    if not isinstance(section, dict):
+        raise TrainerSettingsError(f"{path}: [{name}] must be a table")
+    return section
 
 
 def _logs_url(registry: Registry) -> str:
@@ -41,30 +44,31 @@ def context(
     *,
     logs: str | None = None,
     settings: TrainerSettings | None = None,
+    plan: RolloutPlan | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> RunContext:
     """A run context: ``registry`` (a Registry, a URL, or ``MLGATE_REGISTRY``/home),
-    ``logs`` (URL, else ``MLGATE_LOGS``, else ``$MLGATE_HOME/logs``), settings (else the
-    ``[trainer]`` table of ``./mlgate.toml``, else the defaults)."""
+    ``logs`` (URL, else ``MLGATE_LOGS``, else ``$MLGATE_HOME/logs``), settings and rollout
+    plan (else the ``[trainer]`` and ``[rollout]`` tables of ``./mlgate.toml``, else the
+    defaults)."""
+    from trainer.promotion import RolloutController, RolloutPlan
+
+    config = Path.cwd() / "mlgate.toml"
     if registry is None:
         reg = Registry.from_env(storage_options=storage_options)
     elif isinstance(registry, str):
         reg = Registry(registry, storage_options=storage_options)
     else:
         reg = registry
+    logs_url = logs or _logs_url(reg)
+    plan = plan or RolloutPlan.from_mapping(_section(config, "rollout"))
     return RunContext(
         registry=reg,
-        logs_url=logs or _logs_url(reg),
-        settings=settings or _settings_from_file(Path.cwd() / "mlgate.toml"),
+        logs_url=logs_url,
+        settings=settings or TrainerSettings.from_mapping(_section(config, "trainer")),
         storage_options=storage_options,
-        start_rollout=_analysed_rollout(),
+        controller=RolloutController(reg, logs_url, plan, actor="trainer"),
     )
-
-
-def _analysed_rollout() -> Any:
-    """The analysed rollout controller's start function when it is installed, else None
-    (the run then starts a timed canary plan itself)."""
-    return None
 
 
 def retrain(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from registry import ModelVersion, Registry
+    from trainer.promotion import RolloutController
     from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,17 @@ class RunContext:
     storage_options: dict[str, Any] | None = None
     clock: Callable[[], float] = time.time
     owner: str = field(default_factory=owner_id)
-    # starts the rollout of a registered version; returns what the record keeps about it
-    start_rollout: Callable[[Registry, str, int, TrainerSettings], dict[str, Any]] | None = None
+    # the analysed rollout controller (trainer.promotion); built on first use with the
+    # default plan when not given
+    controller: RolloutController | None = None
+
+    @property
+    def rollouts(self) -> RolloutController:
+        if self.controller is None:
+            from trainer.promotion import RolloutController
+
+            self.controller = RolloutController(self.registry, self.logs_url, actor=ACTOR)
+        return self.controller
 
     @property
     def states(self) -> claims.StateStore:
@@ -407,36 +417,21 @@ def _trigger_text(trigger: Trigger) -> str:
 def _rollout(
     ctx: RunContext, settings: TrainerSettings, model: str, version: int
 ) -> dict[str, Any]:
+    """Start the analysed rollout of the new version (shadow, canary steps, champion)."""
     if not settings.rollout:
         return {"started": False, "reason": "rollout = false in [trainer]"}
-    start = ctx.start_rollout or plain_rollout
+    from trainer.promotion import PromotionError
+
     try:
-        return start(ctx.registry, model, version, settings)
-    except RegistryError as exc:
+        route = ctx.rollouts.begin(model, version)
+    except (PromotionError, RegistryError) as exc:
         # the version is registered and takes no traffic: the run has done its part
         return {"started": False, "reason": f"rollout not started: {exc}"}
-
-
-def plain_rollout(
-    reg: Registry, model: str, version: int, settings: TrainerSettings
-) -> dict[str, Any]:
-    """A canary plan advanced by time (``registry.start_rollout``): the rollout used when no
-    analysed rollout controller is installed."""
-    from registry import start_rollout
-
-    route = start_rollout(
-        reg,
-        model,
-        version,
-        steps=settings.rollout_steps,
-        interval_s=settings.rollout_interval_s,
-        actor=ACTOR,
-    )
+    state = route.rollout or {}
     return {
         "started": True,
-        "mode": "timed",
-        "steps": list(settings.rollout_steps),
-        "interval_s": settings.rollout_interval_s,
+        "mode": "analysed",
+        "phase": state.get("phase"),
         "generation": route.generation,
     }
 

@@ -34,7 +34,13 @@ class TrainerService:
         self.runs: list[RunRecord] = []  # the runs this process made, oldest first
 
     def tick(self) -> list[RunRecord]:
-        """One poll of every model; returns the runs it made."""
+        """One poll of every model (then one step of every rollout in progress); returns
+        the runs it made."""
+        made = self._poll()
+        self.ctx.rollouts.tick()
+        return made
+
+    def _poll(self) -> list[RunRecord]:
         made = []
         try:
             models = self.ctx.registry.list()
@@ -71,7 +77,6 @@ class TrainerService:
             )
 
         _old, new = ctx.states.update(model, change)
-        self._advance_rollout(model)
         if new is None:
             return None
         for aid, why in decision.absorbed:
@@ -109,19 +114,6 @@ class TrainerService:
             detail={"run_id": record.run_id, "status": "failed", "reason": record.reason},
             actor="trainer",
         )
-
-    def _advance_rollout(self, model: str) -> None:
-        """Take the due step of a timed plan (the plain rollout this trainer starts)."""
-        if self.ctx.start_rollout is not None:
-            return  # an analysed controller drives its own rollouts
-        from registry import advance_rollout
-
-        route = self.ctx.registry.route(model)
-        if route.rollout and route.canary is not None and route.rollout.get("interval_s"):
-            try:
-                advance_rollout(self.ctx.registry, model, actor="trainer")
-            except RegistryError as exc:
-                log.warning("trainer: advancing the rollout of %r failed: %s", model, exc)
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set."""

@@ -89,11 +89,11 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     confidence: float = 0.9
     # holdout rows used by the bootstrap (a random subset past this; all for the point figure)
     bootstrap_max_rows: int = 50_000
-    # -- rollout (the plain plan used until an analysed rollout controller is available) -----
-    # start a rollout of a registered candidate; false: register it and leave routing alone
+    # -- rollout ----------------------------------------------------------------------------
+    # start an analysed rollout (shadow -> canary steps -> champion, planned by the
+    # [rollout] table, see trainer.promotion.RolloutPlan) of a registered candidate;
+    # false: register it and leave routing alone
     rollout: bool = True
-    rollout_steps: tuple[float, ...] = (10.0, 50.0, 100.0)
-    rollout_interval_s: float = 30.0
     # per-model overrides: [trainer.models.<name>] with any of the keys above
     models: dict[str, dict[str, Any]] = {}
 
@@ -109,7 +109,6 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "fit_threads": self.fit_threads,
             "bootstrap_rounds": self.bootstrap_rounds,
             "bootstrap_max_rows": self.bootstrap_max_rows,
-            "rollout_interval_s": self.rollout_interval_s,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -156,11 +155,6 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         if self.recipe is not None and not _is_entry_point(self.recipe):
             raise TrainerSettingsError(
                 f"trainer setting 'recipe': expected 'package.module:function', got {self.recipe!r}"
-            )
-        if not self.rollout_steps or any(not 0 < s <= 100 for s in self.rollout_steps):
-            raise TrainerSettingsError(
-                "trainer setting 'rollout_steps': expected weights in (0, 100], "
-                f"got {self.rollout_steps!r}"
             )
 
     @classmethod

@@ -31,6 +31,7 @@ group = typer.Typer(
 )
 
 STAGES = ("data", "fit", "evaluate", "register", "rollout")
+ENDED = ("promoted", "rolled back", "aborted", "not routed")
 
 
 def attach(app: typer.Typer) -> None:
@@ -40,14 +41,16 @@ def attach(app: typer.Typer) -> None:
 def _context(home: str | None, registry: str | None, logs: str | None) -> Any:
     from registry import Registry
     from trainer import TrainerSettings, TrainerSettingsError, context
+    from trainer.promotion import RolloutPlan, RolloutPlanError
 
     where = locations(home, registry, logs)
     try:
         settings = TrainerSettings.from_mapping(where.section("trainer"))
-    except TrainerSettingsError as exc:
+        plan = RolloutPlan.from_mapping(where.section("rollout"))
+    except (TrainerSettingsError, RolloutPlanError) as exc:
         fail(str(exc))
     reg = registry_call(lambda: Registry(where.registry))
-    return context(reg, logs=where.logs, settings=settings)
+    return context(reg, logs=where.logs, settings=settings, plan=plan)
 
 
 class _Stages:
@@ -130,7 +133,9 @@ def retrain(
     if wait and record.version is not None and (record.rollout or {}).get("started"):
         record.rollout = {
             **(record.rollout or {}),
-            "outcome": _wait_rollout(ctx, name, record.version, timeout),
+            "outcome": _wait_rollout(
+                ctx, name, record.version, timeout, show=fmt is OutputFormat.table
+            ),
         }
     if fmt is OutputFormat.json:
         print_json(_json(record, ctx.registry))
@@ -140,18 +145,25 @@ def retrain(
         raise typer.Exit(1)
 
 
-def _wait_rollout(ctx: Any, name: str, version: int, timeout_s: float) -> str:
-    from registry import RegistryError, advance_rollout
+def _wait_rollout(ctx: Any, name: str, version: int, timeout_s: float, *, show: bool) -> str:
+    """Drive the rollout from here (the controller is safe to run beside a trainer service:
+    each step is a compare-and-swap) until it ends or ``timeout_s`` passes."""
+    from registry import RegistryError
 
     deadline = time.monotonic() + timeout_s
+    last = None
     while time.monotonic() < deadline:
-        if ctx.start_rollout is None:
-            try:
-                advance_rollout(ctx.registry, name, actor="trainer")
-            except RegistryError as exc:
-                return f"stopped: {exc}"
+        try:
+            decision = ctx.rollouts.tick_model(name)
+        except RegistryError as exc:
+            return f"stopped: {exc}"
+        if decision is not None and decision.reason != last and show:
+            last = decision.reason
+            err_console.print(
+                f"  rollout {decision.phase}: {decision.reason}", highlight=False, markup=False
+            )
         outcome = _outcome(ctx.registry, name, version)
-        if outcome in ("promoted", "rolled back", "not routed"):
+        if outcome in ENDED:
             return outcome
         time.sleep(1.0)
     return f"still {_outcome(ctx.registry, name, version)} after {timeout_s:g} s"
@@ -168,11 +180,13 @@ def _outcome(reg: Any, name: str, version: int | None) -> str:
         return f"canary {route.canary.weight:g}%"
     if any(s.version == version for s in route.shadows):
         return "shadow"
-    for event in reg.events(name):
-        if event.kind == "rollback" and event.detail.get("canary") == version:
+    for event in reversed(reg.events(name)):
+        if event.detail.get("version") != version and event.detail.get("canary") != version:
+            continue
+        if event.kind in ("rollout.rolled_back", "rollback"):
             return "rolled back"
-        if event.kind == "rollback" and event.detail.get("version") == version:
-            return "rolled back"
+        if event.kind == "rollout.aborted":
+            return "aborted"
     return "not routed"
 
 
