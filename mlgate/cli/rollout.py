@@ -26,6 +26,7 @@ from mlgate.cli.common import (
     print_json,
     registry_call,
 )
+from mlgate.settings import Locations
 from registry import Registry, rollout
 from registry.errors import InvalidRoute
 from registry.model import Route
@@ -102,6 +103,22 @@ def start(
     wait: Annotated[
         bool, typer.Option("--wait", help="Stay and drive the plan's steps until it ends.")
     ] = False,
+    analysed: Annotated[
+        bool,
+        typer.Option(
+            "--analysed",
+            help="Shadow, then canary steps, each passed only on evidence from the log store "
+            "(errors, p99 latency, agreement, labelled metric); rolled back on a failed check. "
+            "Plan from [rollout] in mlgate.toml, --steps, --interval and --plan.",
+        ),
+    ] = False,
+    plan_overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plan",
+            help="With --analysed: a plan setting KEY=VALUE (e.g. max_wait_s=120), repeatable.",
+        ),
+    ] = None,
     gateway_timeout: Annotated[
         float,
         typer.Option(
@@ -115,9 +132,18 @@ def start(
     logs: LogsOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Start VERSION as a canary taking PCT% of routing keys (or the first of --steps)."""
+    """Start VERSION as a canary taking PCT% of routing keys (or the first of --steps);
+    with --analysed, an analysed rollout (shadow, canary steps, champion)."""
     reg = open_registry(home, registry)
     v = _version(name, version)
+    if analysed:
+        loc = locations(home=home, registry=registry, logs=logs)
+        _start_analysed(
+            reg, loc, name, v, steps, interval, plan_overrides or [], wait, gateway_timeout, fmt
+        )
+        return
+    if plan_overrides:
+        fail(f"model '{name}': --plan applies to --analysed rollouts only")
     pct = _percent(name, "weight", weight)
     plan: list[float] | None = None
     if steps is not None:
@@ -142,6 +168,46 @@ def start(
     _done(name, route, fmt)
     if wait and plan is not None and interval is not None:
         _drive(reg, name, fmt)
+
+
+def _start_analysed(
+    reg: Registry,
+    loc: Locations,
+    name: str,
+    version: int,
+    steps: str | None,
+    interval: float | None,
+    overrides: list[str],
+    wait: bool,
+    gateway_timeout: float,
+    fmt: OutputFormat,
+) -> None:
+    from mlgate.cli import rollout_analysed as analysed
+
+    weights: list[float] | None = None
+    if steps is not None:
+        try:
+            weights = rollout.check_steps(name, [s.strip() for s in steps.split(",") if s.strip()])
+        except InvalidRoute as exc:
+            fail(str(exc))
+    plan = analysed.build_plan(loc, name, steps=weights, interval=interval, overrides=overrides)
+    ctl = analysed.controller(reg, loc, plan)
+    route = analysed.begin(ctl, name, version, plan)
+    if gateway_timeout > 0:
+        behind, failure = _act(
+            rollout.await_gateways, reg, name, route.generation, version=version,
+            timeout_s=gateway_timeout,
+        )  # fmt: skip
+        if failure is not None:
+            ctl.cancel(name, reason=f"gateway could not load version {version}: {failure}")
+            fail(
+                f"model '{name}': version {version} failed to load on gateway {failure}; "
+                "the rollout was withdrawn"
+            )
+    if not wait:
+        _done(name, route, fmt)
+        return
+    analysed.drive(ctl, name, fmt)
 
 
 def _confirm_loaded(
@@ -256,6 +322,17 @@ def status(
     window: Annotated[
         float, typer.Option("--window", help="Seconds of prediction log to summarize.")
     ] = DEFAULT_WINDOW_S,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Show an analysed rollout's plan, current step and each check's figures "
+            "live, until it ends (Ctrl-C to leave).",
+        ),
+    ] = False,
+    every: Annotated[
+        float, typer.Option("--every", help="Seconds between refreshes of --watch.")
+    ] = 2.0,
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
@@ -264,13 +341,27 @@ def status(
     """Route, generation, per-route traffic, errors, latency, agreement and live gateways."""
     if not window > 0:
         fail(f"--window must be a positive number of seconds, got {window!r}")
+    if not every > 0:
+        fail(f"--every must be a positive number of seconds, got {every!r}")
+    from mlgate.cli import rollout_analysed as analysed
+
     loc = locations(home=home, registry=registry, logs=logs)
     reg = open_registry(home, loc.registry)
     report = _act(collect_status, reg, name, logs=loc.logs, window_s=window)
+    plan = analysed.build_plan(loc, name, steps=None, interval=None, overrides=[])
+    ctl = analysed.controller(reg, loc, plan)
+    if watch:
+        if fmt is OutputFormat.json:
+            fail("--watch shows a live table; use it without --format json")
+        analysed.watch(ctl, name, every_s=every)
+        return
+    report["analysis"] = analysed.analysis_json(ctl, name)
     if fmt is OutputFormat.json:
         print_json(report)
     else:
         _print_status(report)
+        if report["analysis"]["active"]:
+            console.print(analysed.render(report["analysis"]))
 
 
 def _pct(x: float | None) -> str:
@@ -280,7 +371,7 @@ def _pct(x: float | None) -> str:
 def _print_status(report: dict[str, Any]) -> None:
     route, stats = report["route"], report["stats"]
     console.print(f"[bold]{report['model']}[/]: {report['summary']}", highlight=False)
-    if route.get("rollout"):
+    if route.get("rollout") and not route["rollout"].get("analysed"):
         plan = route["rollout"]
         console.print(
             f"plan: steps {plan.get('steps')} at step {int(plan.get('step', 0)) + 1}, "

@@ -10,7 +10,7 @@ Public surface::
 from trainer.promotion.checks import CHECKS, Verdict
 from trainer.promotion.controller import EVENTS, Decision, RolloutController, is_analysed
 from trainer.promotion.errors import PromotionError, RolloutPlanError, RolloutRefused
-from trainer.promotion.plan import RolloutPlan
+from trainer.promotion.plan import RolloutPlan, parse_overrides, plan_from_config
 
 __all__ = [
     "CHECKS",
@@ -23,4 +23,6 @@ __all__ = [
     "RolloutRefused",
     "Verdict",
     "is_analysed",
+    "parse_overrides",
+    "plan_from_config",
 ]

@@ -40,6 +40,7 @@ from trainer.promotion.metrics import RolloutMetrics
 from trainer.promotion.plan import RolloutPlan
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
     from prometheus_client import CollectorRegistry
@@ -324,6 +325,35 @@ class RolloutController:
             self.metrics.clear(name)
         log.info("rollout %s v%d: %s (%s)", name, decision.version, kind, decision.reason)
         return new
+
+    def cancel(self, name: str, *, reason: str) -> Route | None:
+        """Stop ``name``'s analysed rollout now (all traffic back on the champion), recording
+        ``rollout.aborted`` with ``reason``; None when there was none to stop."""
+        detail: dict[str, Any] = {"reason": reason}
+
+        def change(route: Route) -> Route:
+            if not is_analysed(route):
+                raise _Stale(name)
+            state = route.rollout or {}
+            detail.update(version=state.get("version"), champion=state.get("champion"),
+                          phase=state.get("phase"), step=state.get("step"))  # fmt: skip
+            return _withdrawn(route, int(state["version"]))
+
+        try:
+            new = self.registry.update_route(
+                name, change, kind=EVENT_ABORTED, detail=detail, actor=self.actor
+            )
+        except _Stale:
+            return None
+        self.metrics.clear(name)
+        return new
+
+    def run(self, stop: threading.Event, *, interval_s: float = 1.0) -> None:
+        """Tick every ``interval_s`` seconds until ``stop`` is set (the trainer's loop, or
+        ``mlgate rollout start --analysed --wait``)."""
+        while not stop.is_set():
+            self.tick()
+            stop.wait(interval_s)
 
     # -- status -------------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:

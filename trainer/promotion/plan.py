@@ -152,3 +152,42 @@ def _check(plan: RolloutPlan) -> None:
         raise bad("steps", "a non-empty list of weights in (0, 100]", steps)
     if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
         raise bad("steps", "strictly increasing weights", steps)
+
+
+def plan_from_config(config: dict[str, Any] | None, model: str | None = None) -> RolloutPlan:
+    """The plan of ``mlgate.toml``'s ``[rollout]`` table (defaults when absent), with the
+    model's ``[rollout.models.<name>]`` overrides when ``model`` is given.
+
+    >>> plan_from_config({"rollout": {"steps": [25, 100], "models": {"m": {"max_wait_s": 60}}}},
+    ...                  "m").max_wait_s
+    60.0
+    """
+    table = (config or {}).get("rollout", {})
+    if not isinstance(table, dict):
+        raise RolloutPlanError(
+            f"mlgate.toml: [rollout] must be a table, got {type(table).__name__}"
+        )
+    plan = RolloutPlan.from_mapping(table)
+    return plan.for_model(model) if model is not None else plan
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``--plan`` flags) as a mapping; values are read as TOML
+    (numbers, booleans, lists, quoted strings), else kept as text.
+
+    >>> parse_overrides(["max_wait_s=60", "steps=[20, 100]", "labels=off"])
+    {'max_wait_s': 60, 'steps': [20, 100], 'labels': 'off'}
+    """
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RolloutPlanError(f"rollout plan override: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
