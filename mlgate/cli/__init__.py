@@ -51,6 +51,7 @@ def _register_groups() -> None:
         "loadtest",
         "webhooks",
         "demo",
+        "ui",
     ):
         try:
             mod = importlib.import_module(f"mlgate.cli.{module}")

@@ -1,0 +1,401 @@
+"""The JSON document behind each page. The HTML pages render exactly these documents, and
+``/api/...`` returns them, so a script sees the figures the page shows.
+
+Sources: routes, versions, lineage, gateway reports and the audit trail from the registry;
+request rate, errors, latency and agreement from the prediction log; drift, alerts and the
+webhook outbox from the monitor's state. Trainer runs are the ``trainer.run.*`` events of the
+audit trail, rollout analyses the ``rollout.*`` ones, and the monitor's alerts its ``model.*``
+events and outbox messages.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from dashboard.logstats import champion_first
+from dashboard.sources import MonitorUnavailable
+from monitor import overview
+from registry import ModelNotFound, VersionNotFound, gateway_states
+from registry.gateways import failures
+
+if TYPE_CHECKING:
+    from dashboard.sources import Sources
+    from registry import Event, ModelVersion, Route
+
+
+class BadQuery(ValueError):
+    """A page or API parameter is not one we can use (becomes a 400)."""
+
+
+RUN_PREFIX = "trainer.run"
+ROLLOUT_PREFIX = "rollout."
+ALERT_PREFIX = "model."
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _event(e: Event) -> dict[str, Any]:
+    return msgspec.to_builtins(e)  # type: ignore[no-any-return]
+
+
+def _route_doc(route: Route) -> dict[str, Any]:
+    return msgspec.to_builtins(route)  # type: ignore[no-any-return]
+
+
+def is_run(e: Event) -> bool:
+    return e.kind.startswith(RUN_PREFIX)
+
+
+def is_alert(e: Event) -> bool:
+    return e.kind.startswith(ALERT_PREFIX)
+
+
+def _monitor_or_none(sources: Sources, key: tuple[Any, ...], read: Any) -> tuple[Any, str | None]:
+    try:
+        return sources.read_monitor(key, read), None
+    except MonitorUnavailable as exc:
+        return None, str(exc)
+
+
+# ----------------------------------------------------------------------------------- models
+
+
+def _gateways(sources: Sources, name: str, route: Route) -> dict[str, Any]:
+    states = gateway_states(sources.registry, name, max_age_s=sources.settings.gateway_max_age_s)
+    behind = [g.gateway_id for g in states if g.generation != route.generation]
+    failed = {str(v): reason for v, reason in failures(states).items()}
+    return {
+        "live": len(states),
+        "behind": behind,
+        # None: no live gateway reported, so nothing to say either way
+        "all_loaded": (not behind and not failed) if states else None,
+        "failed": failed,
+        "states": [{**msgspec.to_builtins(g), "age_s": round(g.age_s(), 1)} for g in states],
+    }
+
+
+def models_document(sources: Sources) -> dict[str, Any]:
+    """One row per model: route, traffic per route, drift, last alert, last run, gateways."""
+    settings = sources.settings
+    reg = sources.registry
+    names = reg.list()
+    figures = sources.cache.get(
+        ("figures", None, settings.traffic_window_s),
+        lambda: sources.logs.route_figures(window_s=settings.traffic_window_s),
+    )
+    drift, note = _monitor_or_none(sources, ("latest",), overview.latest_windows)
+    alerts, _ = _monitor_or_none(sources, ("latest_alerts",), overview.latest_alerts)
+    rows = []
+    for name in names:
+        route = reg.route(name)
+        events = reg.events(name)
+        runs = [e for e in events if is_run(e)]
+        alert_events = [e for e in events if is_alert(e)]
+        last_alert = (alerts or {}).get(name)
+        if alert_events and (last_alert is None or alert_events[-1].ts > str(last_alert["at"])):
+            last_alert = {"event_type": alert_events[-1].kind, "at": alert_events[-1].ts}
+        rows.append(
+            {
+                "name": name,
+                "route": _route_doc(route),
+                "routes": [f.to_dict() for f in champion_first(figures.get(name, []))],
+                "drift": (drift or {}).get(name),
+                "last_alert": last_alert,
+                "last_run": _event(runs[-1]) if runs else None,
+                "gateways": _gateways(sources, name, route),
+            }
+        )
+    return {
+        "at": _now(),
+        "window_s": settings.traffic_window_s,
+        "monitor_note": note,
+        "models": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------ model
+
+
+def _version_doc(mv: ModelVersion, route: Route) -> dict[str, Any]:
+    roles = []
+    if route.champion == mv.version:
+        roles.append("champion")
+    if route.canary is not None and route.canary.version == mv.version:
+        roles.append(f"canary {route.canary.weight:g}%")
+    roles += [f"shadow {s.percent:g}%" for s in route.shadows if s.version == mv.version]
+    if route.previous_champion == mv.version:
+        roles.append("previous champion")
+    return {
+        "version": mv.version,
+        "created_at": mv.created_at,
+        "flavor": mv.flavor,
+        "features": len(mv.input_schema.features),
+        "task": mv.output_schema.task,
+        "tags": dict(mv.tags),
+        "lineage": msgspec.to_builtins(mv.lineage),
+        "roles": roles,
+    }
+
+
+def _rollout_doc(route: Route, events: list[Event]) -> dict[str, Any] | None:
+    """The plan of the rollout in progress, its current step, and the analyses' figures."""
+    if route.canary is None and not route.rollout:
+        return None
+    plan = dict(route.rollout or {})
+    started = plan.get("started_at")
+    start_event = next(
+        (e for e in reversed(events) if e.kind == "rollout" and e.detail.get("action") == "start"),
+        None,
+    )
+    since = started or (start_event.ts if start_event else "")
+    analyses = [
+        _event(e) for e in events if e.kind.startswith(ROLLOUT_PREFIX) and e.ts >= str(since)
+    ]
+    steps = plan.get("steps")
+    step = plan.get("step")
+    return {
+        "canary": msgspec.to_builtins(route.canary) if route.canary else None,
+        "plan": plan or None,
+        "steps": steps,
+        "step": step,
+        "step_label": (
+            f"step {int(step) + 1} of {len(steps)}" if steps and step is not None else None
+        ),
+        "started_at": since or None,
+        "analyses": analyses[-50:],
+        "checks": _latest_checks(analyses),
+    }
+
+
+def _latest_checks(analyses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The checks of the newest analysis that has any (whatever the analysis names them)."""
+    for e in reversed(analyses):
+        checks = e.get("detail", {}).get("checks")
+        if isinstance(checks, list) and checks:
+            return [c if isinstance(c, dict) else {"check": c} for c in checks]
+        if isinstance(checks, dict) and checks:
+            return [
+                {"name": k, **(v if isinstance(v, dict) else {"value": v})}
+                for k, v in checks.items()
+            ]
+    return []
+
+
+def model_document(sources: Sources, name: str) -> dict[str, Any]:
+    """A model: versions with lineage, rollout, per-route traffic over time, agreement."""
+    reg = sources.registry
+    settings = sources.settings
+    versions = reg.versions(name)
+    if not versions:
+        raise ModelNotFound(f"model '{name}' is not registered")
+    route = reg.route(name)
+    events = reg.events(name)
+    figures = sources.cache.get(
+        ("figures", name, settings.traffic_window_s),
+        lambda: sources.logs.route_figures(window_s=settings.traffic_window_s, model=name),
+    ).get(name, [])
+    series = sources.cache.get(
+        ("series", name),
+        lambda: sources.logs.series(
+            name, window_s=settings.series_window_s, buckets=settings.series_buckets
+        ),
+    )
+    champion = next((v for v in versions if v.version == route.champion), versions[-1])
+    agreement = sources.cache.get(
+        ("agreement", name, route.champion),
+        lambda: sources.logs.agreement(
+            name,
+            champion=route.champion,
+            numeric=champion.output_schema.task != "classification",
+            window_s=settings.series_window_s,
+            buckets=settings.series_buckets,
+        ),
+    )
+    return {
+        "at": _now(),
+        "name": name,
+        "route": _route_doc(route),
+        "versions": [_version_doc(mv, route) for mv in reversed(versions)],
+        "rollout": _rollout_doc(route, events),
+        "window_s": settings.traffic_window_s,
+        "routes": [f.to_dict() for f in champion_first(figures)],
+        "series": series,
+        "agreement": agreement,
+        "gateways": _gateways(sources, name, route),
+        "runs": [_event(e) for e in events if is_run(e)][-20:][::-1],
+        "events": [_event(e) for e in events][-20:][::-1],
+    }
+
+
+def diff_document(sources: Sources, name: str, a: int, b: int) -> dict[str, Any]:
+    """Metrics, parameters and lineage of versions ``a`` and ``b`` side by side."""
+    reg = sources.registry
+    try:
+        va, vb = reg.get(name, a), reg.get(name, b)
+    except VersionNotFound as exc:
+        raise BadQuery(str(exc)) from exc
+    la, lb = va.lineage, vb.lineage
+    metrics = []
+    for key in sorted(set(la.metrics) | set(lb.metrics)):
+        x, y = la.metrics.get(key), lb.metrics.get(key)
+        delta = y - x if isinstance(x, int | float) and isinstance(y, int | float) else None
+        metrics.append({"name": key, "a": x, "b": y, "delta": delta})
+    params = []
+    for key in sorted(set(la.params) | set(lb.params)):
+        x, y = la.params.get(key), lb.params.get(key)
+        params.append({"name": key, "a": x, "b": y, "changed": x != y})
+    fields = ("data_fingerprint", "rows", "code_version", "parent_version", "trigger")
+    lineage = [
+        {
+            "name": f,
+            "a": getattr(la, f),
+            "b": getattr(lb, f),
+            "changed": getattr(la, f) != getattr(lb, f),
+        }
+        for f in fields
+    ]
+    return {"name": name, "a": a, "b": b, "metrics": metrics, "params": params, "lineage": lineage}
+
+
+# ------------------------------------------------------------------------------------ drift
+
+
+def drift_document(
+    sources: Sources,
+    name: str,
+    *,
+    version: int | None = None,
+    route: str | None = None,
+    metric: str = "psi",
+    window: int | None = None,
+    feature: str | None = None,
+) -> dict[str, Any]:
+    """Window x feature grid, one window's distributions, prediction drift, the labelled
+    metric over time, and alerts and trainer runs on the same time axis."""
+    reg = sources.registry
+    if not reg.versions(name):
+        raise ModelNotFound(f"model '{name}' is not registered")
+    if metric not in overview.GRID_METRICS:
+        raise BadQuery(
+            f"metric: expected one of {', '.join(overview.GRID_METRICS)}, got {metric!r}"
+        )
+    events = reg.events(name)
+    markers = [
+        {"kind": "run" if is_run(e) else "alert", "type": e.kind, "at": e.ts, "version": e.version}
+        for e in events
+        if is_run(e) or is_alert(e)
+    ]
+    doc: dict[str, Any] = {"at": _now(), "name": name, "metric": metric, "markers": markers}
+    keys, note = _monitor_or_none(sources, ("keys", name), lambda s: overview.window_keys(s, name))
+    doc["keys"] = keys or []
+    if not keys:
+        doc.update(grid=None, window=None, distributions={}, note=note or "no computed window yet")
+        return doc
+    if version is None:
+        champion = reg.route(name).champion
+        pick = next((k for k in keys if k["version"] == champion), keys[0])
+        version = pick["version"]
+    if route is None:
+        routes = [k["route"] for k in keys if k["version"] == version]
+        route = "champion" if "champion" in routes else (routes[0] if routes else "champion")
+    limit = sources.settings.max_windows
+    grid, note = _monitor_or_none(
+        sources,
+        ("grid", name, version, route, metric, limit),
+        lambda s: overview.drift_grid(
+            s, name, version=version, route=route, metric=metric, limit=limit
+        ),
+    )
+    if grid is None:
+        doc.update(grid=None, window=None, distributions={}, note=note)
+        return doc
+    ids = [w["id"] for w in grid["windows"]]
+    if window is not None and window not in ids:
+        raise BadQuery(
+            f"window: {window} is not a window of model '{name}' version {version} "
+            f"route {route} (known: the last {len(ids)})"
+        )
+    chosen = window if window is not None else (ids[-1] if ids else None)
+    dists: dict[str, Any] = {}
+    if chosen is not None:
+        dists, _ = _monitor_or_none(
+            sources, ("dist", chosen), lambda s: overview.window_distributions(s, chosen)
+        )
+        dists = dists or {}
+    alerts, _ = _monitor_or_none(
+        sources,
+        ("alerts", name),
+        lambda s: [
+            a
+            for a in overview.alert_messages(s, limit=sources.settings.max_events)
+            if a["model"] == name
+        ],
+    )
+    for a in alerts or []:
+        markers.append({"kind": "alert", "type": a["event_type"], "at": a["created_at"],
+                        "version": a["version"]})  # fmt: skip
+    names = [f["name"] for f in grid["features"]]
+    if feature is not None and feature not in dists and feature not in names:
+        raise BadQuery(f"feature: model '{name}' has no column {feature!r}")
+    if feature is None:
+        drifted = [f["name"] for f in grid["features"] if f["drifted"] and f["drifted"][-1]]
+        feature = drifted[0] if drifted else (names[0] if names else None)
+    doc.update(
+        version=version,
+        route=route,
+        grid=grid,
+        window=chosen,
+        feature=feature,
+        distributions=dists,
+        note=None,
+    )
+    return doc
+
+
+# ----------------------------------------------------------------------------------- events
+
+
+def events_document(
+    sources: Sources, *, model: str | None = None, kind: str | None = None
+) -> dict[str, Any]:
+    """The audit trail (newest first) and the alert outbox, filtered by model and type."""
+    reg = sources.registry
+    limit = sources.settings.max_events
+    names = reg.list()
+    if model is not None and model not in names:
+        raise BadQuery(f"model: '{model}' is not registered (known: {', '.join(names) or 'none'})")
+    trail: list[dict[str, Any]] = []
+    kinds: set[str] = set()
+    for name in [model] if model else names:
+        for e in reg.events(name):
+            kinds.add(e.kind)
+            if kind is None or e.kind == kind or e.kind.startswith(kind + "."):
+                trail.append(_event(e))
+    trail.sort(key=lambda e: e["ts"], reverse=True)
+    messages, note = _monitor_or_none(
+        sources, ("messages", limit), lambda s: overview.alert_messages(s, limit=limit)
+    )
+    endpoints, _ = _monitor_or_none(sources, ("endpoints",), overview.endpoint_summary)
+    outbox = [
+        m
+        for m in messages or []
+        if (model is None or m["model"] == model)
+        and (kind is None or m["event_type"] == kind or m["event_type"].startswith(kind + "."))
+    ]
+    return {
+        "at": _now(),
+        "model": model,
+        "kind": kind,
+        "models": names,
+        "kinds": sorted(kinds | {m["event_type"] for m in messages or []}),
+        "events": trail[:limit],
+        "total": len(trail),
+        "outbox": outbox,
+        "endpoints": endpoints or [],
+        "monitor_note": note,
+    }

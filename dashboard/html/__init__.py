@@ -1,0 +1,1 @@
+"""Server-rendered HTML of the dashboard's pages and their inline SVG charts."""

@@ -1,0 +1,108 @@
+"""Where the dashboard reads from: the registry, the log store and the monitor's DuckDB file.
+
+The monitor holds its file between passes only briefly and DuckDB allows one writer process,
+so every read opens the file read-only, reads, and closes it at once. Figures are reused for
+``cache_s`` seconds (pages and their JSON refresh every few seconds; a burst of readers costs
+one computation).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dashboard.logstats import LogReader
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from dashboard.settings import DashboardSettings
+    from monitor.store import MonitorStore
+    from registry import Registry
+
+T = TypeVar("T")
+
+
+class MonitorUnavailable(RuntimeError):
+    """The monitor's state could not be read (no file yet, or held by the monitor)."""
+
+
+class TtlCache:
+    """Values by key, each kept ``ttl_s`` seconds; one computation per key at a time."""
+
+    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._values: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        if self.ttl_s <= 0:
+            return compute()
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._values.get(key)
+            if hit is not None and self.clock() - hit[0] < self.ttl_s:
+                return hit[1]  # type: ignore[no-any-return]
+            value = compute()
+            with self._lock:
+                if len(self._values) > 1024:  # bounded: old parameter combinations go first
+                    self._values.clear()
+                self._values[key] = (self.clock(), value)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class Sources:
+    """The registry, the log reader and the monitor file of one installation."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        logs_url: str | None,
+        monitor_db: str | Path | None,
+        settings: DashboardSettings,
+    ) -> None:
+        self.registry = registry
+        self.logs = LogReader(logs_url)
+        self.monitor_db = Path(monitor_db) if monitor_db else None
+        self.settings = settings
+        self.cache = TtlCache(settings.cache_s)
+
+    @contextmanager
+    def monitor(self) -> Iterator[MonitorStore]:
+        """A read-only view of the monitor's state, closed on exit."""
+        from monitor.store import MonitorStore, StoreBusy
+
+        if self.monitor_db is None or not self.monitor_db.exists():
+            raise MonitorUnavailable(
+                f"no monitor state at {self.monitor_db} yet (the monitor has not run)"
+            )
+        try:
+            store = MonitorStore(
+                self.monitor_db, read_only=True, wait_s=self.settings.monitor_wait_s, threads=1
+            )
+        except StoreBusy as exc:
+            raise MonitorUnavailable(str(exc)) from exc
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def read_monitor(self, key: tuple[Any, ...], read: Callable[[MonitorStore], T]) -> T:
+        """``read(store)`` on the monitor's state, cached under ``key``."""
+
+        def compute() -> T:
+            with self.monitor() as store:
+                return read(store)
+
+        return self.cache.get(("monitor", *key), compute)

@@ -1,0 +1,261 @@
+"""Bulk reads of computed windows for dashboards: one query per page, not one per window.
+
+``build_report`` answers one window at a time (the CLI's report); a dashboard shows every
+model's latest window at once and a window x feature grid over hundreds of windows, so these
+read the same tables in a few set-wise queries. Read-only: nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from monitor.report import distributions
+from monitor.webhooks import iso
+
+if TYPE_CHECKING:
+    from monitor.store import MonitorStore
+
+# statistics with a threshold column in ``results`` (``<name>_threshold``)
+GRID_METRICS = ("psi", "wasserstein", "js", "null_rate", "unseen_share", "ks_pvalue", "chi2_pvalue")
+# p-values drift when *below* their threshold; the others when above
+LOW_IS_DRIFT = frozenset({"ks_pvalue", "chi2_pvalue"})
+
+
+def _time(us: Any) -> str | None:
+    return iso(us / 1e6) if us is not None else None
+
+
+def latest_windows(store: MonitorStore) -> dict[str, dict[str, Any]]:
+    """Per model, its latest computed window (a champion window when there is one)."""
+    rows = store.con.execute(
+        "SELECT s.model, s.window_id, s.version, s.route, w.start_us, w.end_us, s.rows,"
+        " s.n_features, s.n_drifted, s.share_drifted, s.dataset_drift, s.drifted_features"
+        " FROM summaries s JOIN windows w USING (window_id)"
+        " QUALIFY row_number() OVER (PARTITION BY s.model"
+        "   ORDER BY (s.route = 'champion') DESC, w.end_us DESC, s.seq DESC) = 1"
+    ).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for model, wid, version, route, start, end, n, nf, nd, share, dataset, names in rows:
+        out[str(model)] = {
+            "window_id": int(wid),
+            "version": int(version),
+            "route": route,
+            "start": _time(start),
+            "end": _time(end),
+            "rows": int(n or 0),
+            "n_features": int(nf or 0),
+            "n_drifted": int(nd or 0),
+            "share_drifted": share,
+            "dataset_drift": bool(dataset),
+            "drifted_features": list(names or []),
+        }
+    return out
+
+
+def window_keys(store: MonitorStore, model: str) -> list[dict[str, Any]]:
+    """The (version, route) pairs with computed windows, and how many, newest version first."""
+    rows = store.con.execute(
+        "SELECT version, route, count(*) FROM summaries WHERE model = ?"
+        " GROUP BY version, route ORDER BY version DESC, route",
+        [model],
+    ).fetchall()
+    return [{"version": int(v), "route": r, "windows": int(n)} for v, r, n in rows]
+
+
+def drift_grid(
+    store: MonitorStore,
+    model: str,
+    *,
+    version: int,
+    route: str,
+    metric: str = "psi",
+    limit: int = 1000,
+) -> dict[str, Any]:
+    """The last ``limit`` windows of one version and route: per window its summary (share
+    drifted, prediction drift, labelled metrics) and per feature ``metric`` with its
+    threshold and the drift decision, as ``values[feature][window]``."""
+    if metric not in GRID_METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(GRID_METRICS)}, got {metric!r}")
+    windows = store.con.execute(
+        "SELECT * FROM (SELECT s.window_id, w.start_us, w.end_us, s.rows, s.share_drifted,"
+        " s.share_threshold, s.dataset_drift, s.prediction, s.performance, s.labelled_rows,"
+        " w.seq FROM summaries s JOIN windows w USING (window_id)"
+        " WHERE s.model = ? AND s.version = ? AND s.route = ? ORDER BY w.seq DESC LIMIT ?)"
+        " ORDER BY seq",
+        [model, version, route, limit],
+    ).fetchall()
+    ids = [int(w[0]) for w in windows]
+    column = {wid: i for i, wid in enumerate(ids)}
+    features: list[str] = []
+    values: dict[str, list[float | None]] = {}
+    drifted: dict[str, list[bool]] = {}
+    thresholds: dict[str, float | None] = {}
+    kinds: dict[str, str] = {}
+    if ids:
+        order = store.con.execute(
+            "SELECT features FROM versions WHERE model = ? AND version = ?", [model, version]
+        ).fetchone()
+        features = list(order[0] or []) if order else []
+        rows = store.con.execute(
+            f"SELECT window_id, name, kind, {metric}, {metric}_threshold, drifted FROM results"
+            " WHERE role = 'feature' AND window_id BETWEEN ? AND ? AND model = ?",
+            [min(ids), max(ids), model],
+        ).fetchall()
+        for wid, name, kind, value, threshold, is_drifted in rows:
+            i = column.get(int(wid))
+            if i is None:
+                continue
+            if name not in values:
+                values[name] = [None] * len(ids)
+                drifted[name] = [False] * len(ids)
+                if name not in features:
+                    features.append(name)
+            values[name][i] = None if value is None else float(value)
+            drifted[name][i] = bool(is_drifted)
+            kinds[name] = str(kind)
+            if threshold is not None:
+                thresholds[name] = float(threshold)
+        features = [f for f in features if f in values]
+    return {
+        "model": model,
+        "version": version,
+        "route": route,
+        "metric": metric,
+        "drift_when": "below" if metric in LOW_IS_DRIFT else "above",
+        "windows": [_window(w) for w in windows],
+        "features": [
+            {
+                "name": f,
+                "kind": kinds.get(f),
+                "threshold": thresholds.get(f),
+                "values": values[f],
+                "drifted": drifted[f],
+            }
+            for f in features
+        ],
+    }
+
+
+def _window(w: tuple[Any, ...]) -> dict[str, Any]:
+    wid, start, end, n, share, share_threshold, dataset, pred, perf, labelled, seq = w
+    prediction = json.loads(pred) if pred else None
+    columns = (prediction or {}).get("columns", [])
+    return {
+        "id": int(wid),
+        "seq": int(seq),
+        "start": _time(start),
+        "end": _time(end),
+        "end_s": end / 1e6 if end is not None else None,
+        "rows": int(n or 0),
+        "share_drifted": share,
+        "share_threshold": share_threshold,
+        "dataset_drift": bool(dataset),
+        "prediction_drift": bool((prediction or {}).get("drifted")),
+        "prediction_psi": max((c.get("psi") or 0.0 for c in columns), default=None),
+        "performance": json.loads(perf) if perf else None,
+        "labelled_rows": int(labelled or 0),
+    }
+
+
+def window_distributions(store: MonitorStore, window_id: int) -> dict[str, dict[str, Any]]:
+    """Per column of one window (features, and ``@``-prefixed prediction columns): reference
+    and current shares per bin with the bins' labels, the null share and the unseen share."""
+    shares = distributions(store, window_id)
+    row = store.con.execute(
+        "SELECT v.profile_id, v.prediction_profile_id FROM windows w JOIN versions v"
+        " ON v.model = w.model AND v.version = w.version WHERE w.window_id = ?",
+        [window_id],
+    ).fetchone()
+    columns = {}
+    for pid in row or []:
+        profile = store.load_profile(pid) if pid else None
+        for col in profile.columns if profile else []:
+            columns[col.name] = col
+    figures = {
+        name: (null_rate, unseen)
+        for name, null_rate, unseen in store.con.execute(
+            "SELECT name, null_rate, unseen_share FROM results WHERE window_id = ?", [window_id]
+        ).fetchall()
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, dist in shares.items():
+        profile_col = columns.get(name)
+        labels = (
+            profile_col.labels() if profile_col is not None else [str(b) for b in dist["bins"][:-1]]
+        )
+        labels = [*labels, "(null)"]
+        if len(labels) != len(dist["ref"]):
+            labels = [str(b) for b in dist["bins"]]
+        null_rate, unseen = figures.get(name, (None, None))
+        out[name] = {
+            "kind": profile_col.kind if profile_col is not None else None,
+            "labels": labels,
+            "ref": dist["ref"],
+            "cur": dist["cur"],
+            "ref_null_share": dist["ref"][-1],
+            "null_share": null_rate if null_rate is not None else dist["cur"][-1],
+            "unseen_share": unseen,
+        }
+    return out
+
+
+def latest_alerts(store: MonitorStore) -> dict[str, dict[str, Any]]:
+    """Per model, the newest alert queued in the outbox (any endpoint, suppressed included)."""
+    rows = store.con.execute(
+        "SELECT split_part(subject, '|', 2) AS model, event_type, created_at, status"
+        " FROM outbox QUALIFY row_number() OVER (PARTITION BY model ORDER BY seq DESC) = 1"
+    ).fetchall()
+    return {
+        str(model): {"event_type": kind, "at": iso(created), "status": status}
+        for model, kind, created, status in rows
+    }
+
+
+def alert_messages(store: MonitorStore, *, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` outbox messages, newest first, with the model they are about."""
+    rows = store.con.execute(
+        "SELECT id, endpoint, event_type, split_part(subject, '|', 2),"
+        " split_part(subject, '|', 3), status, attempts, last_error, created_at, delivered_at,"
+        " next_attempt_at FROM outbox ORDER BY seq DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    keys = ("id", "endpoint", "event_type", "model", "version", "status", "attempts",
+            "last_error", "created_at", "delivered_at", "next_attempt_at")  # fmt: skip
+    out = []
+    for r in rows:
+        item = dict(zip(keys, r, strict=True))
+        for k in ("created_at", "delivered_at", "next_attempt_at"):
+            item[k] = iso(item[k]) if item[k] is not None else None
+        out.append(item)
+    return out
+
+
+def endpoint_summary(store: MonitorStore) -> list[dict[str, Any]]:
+    """Per webhook endpoint: messages by status and the last delivery error."""
+    rows = store.con.execute(
+        "SELECT endpoint,"
+        " count(*) FILTER (WHERE status = 'delivered'),"
+        " count(*) FILTER (WHERE status = 'pending'),"
+        " count(*) FILTER (WHERE status = 'failed'),"
+        " count(*) FILTER (WHERE status = 'suppressed'),"
+        " arg_max(last_error, seq) FILTER (WHERE last_error IS NOT NULL),"
+        " max(delivered_at)"
+        " FROM outbox GROUP BY endpoint ORDER BY endpoint"
+    ).fetchall()
+    out = []
+    for endpoint, delivered, pending, failed, suppressed, last_error, last_ok in rows:
+        state = "failing" if failed or (pending and last_error) else "ok"
+        out.append(
+            {
+                "endpoint": endpoint,
+                "delivered": int(delivered),
+                "pending": int(pending),
+                "failed": int(failed),
+                "suppressed": int(suppressed),
+                "last_error": last_error,
+                "last_delivered_at": iso(last_ok) if last_ok is not None else None,
+                "state": state,
+            }
+        )
+    return out
