@@ -12,6 +12,7 @@ did not see.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,6 @@ import msgspec
 from registry import InvalidRoute, rollout
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from registry import Registry, Route
 
 ACTOR = "dashboard"
@@ -94,8 +93,21 @@ class Plan:
     background: bool = False
 
 
-def plan(reg: Registry, model: str, action: str, params: dict[str, Any]) -> Plan:
-    """Check ``params`` and describe ``action`` on the current route, changing nothing."""
+Retrain = Callable[[str], Any]
+
+
+def plan(
+    reg: Registry,
+    model: str,
+    action: str,
+    params: dict[str, Any],
+    *,
+    retrain: Retrain | None = None,
+) -> Plan:
+    """Check ``params`` and describe ``action`` on the current route, changing nothing.
+
+    ``retrain(model)`` starts a run; the composition root passes one built like the CLI's
+    (``[trainer]`` and ``[rollout]`` settings); by default ``trainer.retrain`` on ``reg``."""
     route = reg.route(model)
     now = describe(route)
     if action == "promote":
@@ -143,10 +155,14 @@ def plan(reg: Registry, model: str, action: str, params: dict[str, Any]) -> Plan
             lambda: rollout.clear_shadow(reg, model, off, actor=ACTOR),
         )
     if action == "retrain":
-        retrain = _retrain()
+        if retrain is None:
+            raise ActionError(
+                501, "retraining is not available: the trainer is not installed (trainer.retrain)"
+            )
+        run = retrain
         return Plan(
             f"Start a retraining run of '{model}' (as `mlgate trainer retrain {model}`).",
-            lambda: retrain(model),
+            lambda: run(model),
             background=True,
         )
     raise ActionError(
@@ -156,18 +172,13 @@ def plan(reg: Registry, model: str, action: str, params: dict[str, Any]) -> Plan
     )
 
 
-def _retrain() -> Callable[[str], Any]:
-    import importlib
-
+def default_retrain(reg: Registry, logs_url: str | None) -> Retrain | None:
+    """``trainer.retrain`` on this registry and log store (None without a trainer)."""
     try:
-        retrain = getattr(importlib.import_module("trainer"), "retrain", None)
+        from trainer import retrain
     except ImportError:
-        retrain = None
-    if retrain is None:
-        raise ActionError(
-            501, "retraining is not available: the trainer is not installed (trainer.retrain)"
-        )
-    return retrain  # type: ignore[no-any-return]
+        return None
+    return lambda model: retrain(model, registry=reg, logs=logs_url)
 
 
 class Runs:

@@ -34,7 +34,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, RawBody
 
 from dashboard import documents
-from dashboard.actions import ActionError, Runs, outcome, plan
+from dashboard.actions import ActionError, Retrain, Runs, default_retrain, outcome, plan
 from dashboard.documents import BadQuery
 from dashboard.html import pages
 from dashboard.settings import DashboardSettings
@@ -143,8 +143,9 @@ def _int_param(raw: str | None, name: str) -> int | None:
 class Dashboard:
     """The handlers' state: sources, settings, retraining runs, and the base path."""
 
-    def __init__(self, sources: Sources, *, base: str) -> None:
+    def __init__(self, sources: Sources, *, base: str, retrain: Retrain | None = None) -> None:
         self.sources = sources
+        self.retrain = retrain
         self.settings = sources.settings
         self.base = base
         self.runs = Runs()
@@ -295,7 +296,7 @@ def act(
     reg = dash.sources.registry
     if model not in reg.list():
         raise ModelNotFound(f"model '{model}' is not registered")
-    step = plan(reg, model, action, params)
+    step = plan(reg, model, action, params, retrain=dash.retrain)
     generation = reg.route(model).generation
     answer: dict[str, Any] = {"action": action, "model": model, "summary": step.summary}
     if params.get("confirm") is not True:
@@ -354,11 +355,12 @@ def create_app(
     monitor_db: str | None,
     settings: DashboardSettings | None = None,
     base: str = "",
+    retrain: Retrain | None = None,
 ) -> Litestar:
     """A Litestar app serving the dashboard at ``base`` ("" for the root)."""
     settings = settings or DashboardSettings.from_mapping()
     sources = Sources(registry, logs_url=logs_url, monitor_db=monitor_db, settings=settings)
-    dash = Dashboard(sources, base=base)
+    dash = Dashboard(sources, base=base, retrain=retrain or default_retrain(registry, logs_url))
     return Litestar(
         route_handlers=[dashboard_router(dash)],
         openapi_config=None,

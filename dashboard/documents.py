@@ -55,6 +55,30 @@ def is_alert(e: Event) -> bool:
     return e.kind.startswith(ALERT_PREFIX)
 
 
+def run_records(sources: Sources, name: str) -> list[dict[str, Any]] | None:
+    """The trainer's run records of ``name``, oldest first (None without a trainer)."""
+    try:
+        from trainer import history
+    except ImportError:
+        return None
+    out = []
+    for r in history(sources.registry, name):
+        doc: dict[str, Any] = msgspec.to_builtins(r)
+        doc["kind"] = f"trainer.run.{r.status}"
+        doc["ts"] = r.finished_at or r.started_at
+        doc["decision"] = (r.gate or {}).get("decision") or r.reason
+        out.append(doc)
+    return out
+
+
+def _runs(sources: Sources, name: str, events: list[Event]) -> list[dict[str, Any]]:
+    """Runs from the trainer's records, else from its ``trainer.run.*`` events."""
+    records = run_records(sources, name)
+    if records:
+        return records
+    return [_event(e) for e in events if is_run(e)]
+
+
 def _monitor_or_none(sources: Sources, key: tuple[Any, ...], read: Any) -> tuple[Any, str | None]:
     try:
         return sources.read_monitor(key, read), None
@@ -94,7 +118,7 @@ def models_document(sources: Sources) -> dict[str, Any]:
     for name in names:
         route = reg.route(name)
         events = reg.events(name)
-        runs = [e for e in events if is_run(e)]
+        runs = _runs(sources, name, events)
         alert_events = [e for e in events if is_alert(e)]
         last_alert = (alerts or {}).get(name)
         if alert_events and (last_alert is None or alert_events[-1].ts > str(last_alert["at"])):
@@ -106,7 +130,7 @@ def models_document(sources: Sources) -> dict[str, Any]:
                 "routes": [f.to_dict() for f in champion_first(figures.get(name, []))],
                 "drift": (drift or {}).get(name),
                 "last_alert": last_alert,
-                "last_run": _event(runs[-1]) if runs else None,
+                "last_run": runs[-1] if runs else None,
                 "gateways": _gateways(sources, name, route),
             }
         )
@@ -158,14 +182,19 @@ def _rollout_doc(route: Route, events: list[Event]) -> dict[str, Any] | None:
     ]
     steps = plan.get("steps")
     step = plan.get("step")
+    phase = plan.get("phase")
+    label = None
+    if phase == "shadow":
+        label = "shadow phase"
+    elif steps and step is not None:
+        label = f"step {int(step) + 1} of {len(steps)}"
     return {
         "canary": msgspec.to_builtins(route.canary) if route.canary else None,
         "plan": plan or None,
         "steps": steps,
         "step": step,
-        "step_label": (
-            f"step {int(step) + 1} of {len(steps)}" if steps and step is not None else None
-        ),
+        "phase": phase,
+        "step_label": label,
         "started_at": since or None,
         "analyses": analyses[-50:],
         "checks": _latest_checks(analyses),
@@ -227,7 +256,7 @@ def model_document(sources: Sources, name: str) -> dict[str, Any]:
         "series": series,
         "agreement": agreement,
         "gateways": _gateways(sources, name, route),
-        "runs": [_event(e) for e in events if is_run(e)][-20:][::-1],
+        "runs": _runs(sources, name, events)[-20:][::-1],
         "events": [_event(e) for e in events][-20:][::-1],
     }
 

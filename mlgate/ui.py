@@ -7,9 +7,11 @@ registry, log store and monitor state (``<home>/monitor.duckdb``) as the CLI.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar import Litestar
 
     from mlgate.settings import Locations
@@ -21,10 +23,30 @@ def dashboard_app(where: Locations, *, base: str = "") -> Litestar:
     from registry import Registry
 
     settings = DashboardSettings.from_mapping(where.section("dashboard"))
+    registry = Registry(where.registry)
     return create_app(
-        Registry(where.registry),
+        registry,
         logs_url=where.logs,
         monitor_db=str(where.monitor_db),
         settings=settings,
         base=base,
+        retrain=_retrain(where, registry),
     )
+
+
+def _retrain(where: Locations, registry: Any) -> Callable[[str], Any] | None:
+    """Runs started from the dashboard, set up as ``mlgate trainer retrain`` sets them up:
+    the ``[trainer]`` settings and the ``[rollout]`` plan of this installation."""
+    try:
+        from trainer import TrainerSettings, context, retrain
+        from trainer.promotion import RolloutPlan
+    except ImportError:
+        return None
+    settings = TrainerSettings.from_mapping(where.section("trainer"))
+    plan = RolloutPlan.from_mapping(where.section("rollout"))
+
+    def run(model: str) -> Any:
+        ctx = context(registry, logs=where.logs, settings=settings, plan=plan)
+        return retrain(model, ctx=ctx)
+
+    return run

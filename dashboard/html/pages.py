@@ -262,18 +262,11 @@ def _rollout(doc: dict[str, Any]) -> str:
             + "</ol>"
         )
     checks = ro.get("checks") or []
-    check_rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_e(c.get(k))}</td>"
-            for k in ("name", "verdict", "value", "statistic", "n", "threshold")
-        )
-        + "</tr>"
-        for c in checks
-    )
     check_table = (
-        "<table class='checks'><tr><th>check</th><th>verdict</th><th>figure</th><th>statistic</th>"
-        f"<th>n</th><th>threshold</th></tr>{check_rows}</table>"
+        "<table class='checks'><tr><th>check</th><th>outcome</th><th>n</th><th>statistic</th>"
+        "<th>p</th><th>interval</th><th>effect</th><th>threshold</th><th>reason</th></tr>"
+        + "".join(_check_row(c) for c in checks)
+        + "</table>"
         if checks
         else "<p class='muted'>no analysis recorded yet</p>"
     )
@@ -287,6 +280,35 @@ def _rollout(doc: dict[str, Any]) -> str:
         + f"<p>started {_when(ro.get('started_at'))}</p>{plan}{check_table}"
         + (f"<ul class='analyses'>{analyses}</ul>" if analyses else "")
     )
+
+
+def _fig(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple) and len(v) == 2:
+        return f"[{_fig(v[0])}, {_fig(v[1])}]"
+    return _e("-" if v is None else v)
+
+
+def _check_row(c: dict[str, Any]) -> str:
+    """One analysis check: its outcome and the figures behind it."""
+    n = _fig(c.get("n"))
+    if c.get("n_needed"):
+        n += f" / {_fig(c.get('n_needed'))}"
+    outcome = str(c.get("outcome") or c.get("verdict") or "")
+    cls = {"pass": "ok", "fail": "bad", "inconclusive": "warn"}.get(outcome, "none")
+    cells = [
+        _e(c.get("check") or c.get("name")),
+        f"<span class='badge {cls}'>{_e(outcome or '-')}</span>",
+        n,
+        _fig(c.get("statistic", c.get("value"))),
+        _fig(c.get("p_value")),
+        _fig(c.get("interval")),
+        _fig(c.get("effect")),
+        _fig(c.get("threshold")),
+        _e(c.get("reason") or ""),
+    ]
+    return "<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>"
 
 
 def _short(detail: Any) -> str:
@@ -337,6 +359,19 @@ def _series(doc: dict[str, Any], markers: list[dict[str, Any]]) -> str:
     )
 
 
+def _run_item(r: dict[str, Any]) -> str:
+    if "run_id" not in r:  # an audit-trail event
+        return f"<li>{_when(r['ts'])} <b>{_e(r['kind'])}</b> {_e(_short(r.get('detail')))}</li>"
+    trigger = r.get("trigger") or {}
+    version = f" → v{r['version']}" if r.get("version") else ""
+    rows = ", ".join(f"{k} {v}" for k, v in (r.get("rows") or {}).items())
+    return (
+        f"<li>{_when(r['ts'])} <b>{_e(r['status'])}</b>{version} · trigger "
+        f"{_e(trigger.get('kind'))} · {_e(rows)} · {_e(r.get('decision') or '')}"
+        f" <small>{_e(r['run_id'])}</small></li>"
+    )
+
+
 def model_body(doc: dict[str, Any], base: str, diff: dict[str, Any] | None) -> str:
     name = doc["name"]
     markers = [{"kind": "run", "type": e["kind"], "at": e["ts"]} for e in doc.get("runs") or []]
@@ -347,10 +382,7 @@ def model_body(doc: dict[str, Any], base: str, diff: dict[str, Any] | None) -> s
         f"<td>{g['age_s']}</td></tr>"
         for g in gw["states"]
     )
-    runs = "".join(
-        f"<li>{_when(r['ts'])} <b>{_e(r['kind'])}</b> {_e(_short(r.get('detail')))}</li>"
-        for r in doc.get("runs") or []
-    )
+    runs = "".join(_run_item(r) for r in doc.get("runs") or [])
     events = "".join(
         f"<li>{_when(e['ts'])} <b>{_e(e['kind'])}</b>"
         f"{' v' + str(e['version']) if e.get('version') else ''}"

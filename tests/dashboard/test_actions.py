@@ -11,6 +11,7 @@ import pytest
 
 from tests.dashboard.conftest import ADMIN, Serve
 from tests.dashboard.install import Install
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -156,13 +157,50 @@ def test_bad_action_requests_are_4xx(fresh: Install, serve: Serve) -> None:
     assert nothing.status_code == 409 and "no canary" in nothing.json()["error"]
 
 
-def test_retrain_calls_the_trainer_or_says_it_is_missing(fresh: Install, serve: Serve) -> None:
-    url = serve(fresh)
-    import trainer
+def test_retrain_starts_a_trainer_run(fresh: Install, serve: Serve) -> None:
+    """The action calls ``trainer.retrain``: a manual run is recorded and its events written."""
+    from trainer import history
 
-    if not hasattr(trainer, "retrain"):
-        r = _act(url, "retrain")
-        assert r.status_code == 501 and "trainer" in r.json()["error"]
-        return
+    url = serve(fresh)
+    before = len(history(fresh.registry, "churn"))
+    preview = _act(url, "retrain")
+    assert preview.status_code == 200 and "retraining run" in preview.json()["summary"]
+    assert len(history(fresh.registry, "churn")) == before  # the preview starts nothing
     r = _confirmed(url, "retrain")
     assert r.status_code == 202 and r.json()["started"] is True
+
+    def ended() -> bool:
+        runs = history(fresh.registry, "churn")
+        return len(runs) > before and runs[-1].ended
+
+    wait_for(ended, timeout_s=240, every_s=0.5)
+    run = history(fresh.registry, "churn")[-1]
+    assert run.trigger.kind == "manual"
+    kinds = [e.kind for e in fresh.registry.events("churn")]
+    assert "trainer.run.started" in kinds[-10:]
+    doc = httpx.get(f"{url}/api/models/churn").json()
+    assert doc["runs"][0]["run_id"] == run.run_id
+
+
+def test_retrain_without_a_trainer_is_501(fresh: Install) -> None:
+    from dashboard import DashboardSettings, create_app
+    from tests.helpers import UvicornServer
+
+    app = create_app(
+        fresh.registry,
+        logs_url=str(fresh.logs),
+        monitor_db=str(fresh.monitor_db),
+        settings=DashboardSettings.from_mapping({"admin_token": ADMIN}, env={}),
+        retrain=None,
+    )
+    # create_app falls back to trainer.retrain; a composition without a trainer passes none
+    from dashboard.actions import ActionError, plan
+
+    try:
+        plan(fresh.registry, "churn", "retrain", {}, retrain=None)
+    except ActionError as exc:
+        assert exc.status == 501 and "trainer" in str(exc)
+    else:
+        raise AssertionError("retrain without a trainer must be refused")
+    with UvicornServer(app) as server:
+        assert _act(server.url, "retrain").status_code == 200  # the fallback: trainer.retrain
