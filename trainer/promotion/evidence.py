@@ -1,6 +1,6 @@
 """What a rollout is decided on, read with DuckDB from the log store.
 
-The segments are listed with the monitor's :class:`~monitor.logstore.LogStore` (local path
+The log store is the monitor's :class:`~monitor.logstore.LogStore` (local path
 or fsspec URL) and predictions are joined to feedback on the monitor's key
 (:func:`~monitor.segment.request_hash_sql`), so the two readers of the data plane agree on
 what a labelled row is. Column names come from :mod:`registry.logschema`.
@@ -14,6 +14,7 @@ answered with status 200: the shadow's copy of a champion-routed request.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from registry.logschema import FEEDBACK, PREDICTIONS, ROUTE_CANARY, ROUTE_CHAMPI
 from trainer.promotion import stats
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
 
     from monitor.logstore import LogStore
@@ -152,25 +155,61 @@ SELECT count(*), count(*) FILTER (WHERE better), count(*) FILTER (WHERE worse) F
 
 
 def _files(store: LogStore, kind: str, model: str, since: datetime) -> list[str]:
-    """Segments of ``model`` whose day partition and write time can hold rows since ``since``."""
+    """``model``'s segments of ``kind`` whose day partition and write time can hold rows since
+    ``since``. Only that model's day folders are listed (not the whole store: this runs at
+    every analysis); file names follow the monitor's ``LogStore`` (temporary names skipped)."""
     first_day = since.astimezone(UTC).date().isoformat()
-    since_ns = int(since.timestamp() * 1e9)
+    oldest_ns = int(since.timestamp() * 1e9) - _CLOCK_SKEW_NS
+    if store.local_root is not None:
+        return _local_files(store.local_root / kind / f"model={model}", first_day, oldest_ns)
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(f"{store.url}/{kind}/model={model}", **store.storage_options)
+    try:
+        found = fs.glob(f"{root}/date=*/*.parquet")
+    except FileNotFoundError:
+        return []
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     out = []
-    for seg in store.list(kind):
-        if seg.model != model or not seg.is_parquet:
-            continue
-        day = seg.path.rsplit("/date=", 1)[-1].split("/", 1)[0] if "/date=" in seg.path else ""
-        if day and day < first_day:
-            continue
-        if seg.mtime_ns and seg.mtime_ns < since_ns - _CLOCK_SKEW_NS:
-            continue  # written (atomically, whole) before the window began
-        out.append(seg.path)
+    for path in sorted(str(p) for p in found):
+        day = path.rsplit("/date=", 1)[-1].split("/", 1)[0]
+        if day >= first_day and not _temporary(path.rsplit("/", 1)[-1]):
+            out.append(path if "://" in path else f"{protocol}://{path}")
     return out
+
+
+def _temporary(name: str) -> bool:
+    # writers publish with temp + rename; the monitor's LogStore skips the same names
+    return name.startswith((".", "_")) or not name.endswith(".parquet")
+
+
+def _local_files(base: Path, first_day: str, oldest_ns: int) -> list[str]:
+    out = []
+    try:
+        days = [d for d in base.iterdir() if d.name.startswith("date=") and d.name[5:] >= first_day]
+    except FileNotFoundError:
+        return []
+    for day in days:
+        try:
+            entries = list(os.scandir(day))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if _temporary(entry.name):
+                continue
+            try:
+                if entry.stat().st_mtime_ns < oldest_ns:
+                    continue  # written (atomically, whole) before the window began
+            except FileNotFoundError:
+                continue
+            out.append(entry.path)
+    return sorted(out)
 
 
 def has_feedback(store: LogStore, model: str) -> bool:
     """Whether any feedback segment of ``model`` exists (labels are in use for it)."""
-    return any(s.model == model and s.is_parquet for s in store.list(FEEDBACK))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return bool(_files(store, FEEDBACK, model, epoch))
 
 
 def _connect(store: LogStore) -> duckdb.DuckDBPyConnection:

@@ -112,6 +112,20 @@ def test_a_better_candidate_goes_shadow_canary_champion(
     assert checks["agreement"]["outcome"] == "skipped"  # labels decide
 
 
+def test_the_default_plan_promotes_a_better_candidate_within_minutes(
+    reg: Registry, tmp_path: Path, clock: Clock
+) -> None:
+    # the documented sizing: at a few tens of requests per second (here 30, labels a second
+    # later), a clearly better candidate is champion within about three minutes
+    ctl = RolloutController(reg, str(tmp_path / "logs"), RolloutPlan(), clock=clock)
+    ctl.begin("iris", 2)
+    traffic = Traffic(tmp_path / "logs", "iris")
+    behaviour = {1: Model(accuracy=0.8), 2: Model(accuracy=0.95)}
+    spent = _drive(ctl, reg, traffic, clock, behaviour, rate=30, every_s=2.5)
+    assert reg.route("iris").champion == 2, _rollout_events(reg)
+    assert spent <= 180, spent
+
+
 def test_an_erroring_canary_is_rolled_back_with_the_failing_figure(
     reg: Registry, tmp_path: Path, clock: Clock
 ) -> None:
