@@ -74,6 +74,22 @@ class _Stages:
 @group.command("run")
 def run(
     once: Annotated[bool, typer.Option("--once", help="One poll, then exit.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="MLGATE_TRAINER_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve Prometheus /metrics (mlgate_rollout_*) on this port (default: off).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", envvar="MLGATE_TRAINER_METRICS_HOST", help="Address for /metrics."
+        ),
+    ] = "127.0.0.1",
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
@@ -90,6 +106,15 @@ def run(
         made = service.tick()
         print_json([_json(r, ctx.registry) for r in made])
         return
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(
+                metrics_port, addr=metrics_host, registry=ctx.rollouts.collector_registry
+            )
+        except OSError as exc:
+            fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
