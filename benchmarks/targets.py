@@ -68,7 +68,12 @@ def _mlgate_cli() -> str:
 
 
 def _mlgate(
-    *, batching: bool, server: str = "uvicorn", workers: int = 1, label: str = "mlgate"
+    *,
+    batching: bool,
+    server: str = "uvicorn",
+    workers: int = 1,
+    label: str = "mlgate",
+    gateway_toml: str = "",
 ) -> Callable[[Path, Path], ServerProcess]:
     def make(workdir: Path, model_file: Path) -> ServerProcess:
         home = workdir / label
@@ -79,7 +84,8 @@ def _mlgate(
         for var in ("MLGATE_REGISTRY", "MLGATE_LOGS", "MLGATE_PREDICT_TOKEN"):
             env.pop(var, None)
         # mlgate.toml is read from the working directory; batching off = one row per batch.
-        (home / "mlgate.toml").write_text("" if batching else "[gateway]\nmax_batch_rows = 1\n")
+        settings = gateway_toml + ("" if batching else "max_batch_rows = 1\n")
+        (home / "mlgate.toml").write_text(f"[gateway]\n{settings}" if settings else "")
         register = [_mlgate_cli(), "models", "register", "rf", str(model_file), "--trust-pickle"]
         done = subprocess.run(register, env=env, cwd=home, capture_output=True, text=True)
         if done.returncode != 0:
@@ -118,6 +124,12 @@ TARGETS: dict[str, Target] = {
             "mlgate-nobatch",
             "the same, batching off (`[gateway] max_batch_rows = 1` in mlgate.toml)",
             _mlgate(batching=False, label="mlgate-nobatch"),
+            metrics_path="/metrics",
+        ),
+        Target(
+            "mlgate-nojournal",
+            "as `mlgate`, crash journal off (`[gateway] log_journal = false`)",
+            _mlgate(batching=True, label="mlgate-nojournal", gateway_toml="log_journal = false\n"),
             metrics_path="/metrics",
         ),
         Target(

@@ -5,7 +5,8 @@ that arrive while it computes form the next batch, up to ``max_batch_rows`` rows
 larger than that runs alone). ``max_delay_us`` optionally holds a batch open to fill it.
 Inference runs on worker threads, never on the event loop. If a batch fails, its requests are
 retried one by one, so only the culprit gets the error. The queue is bounded in rows: past
-``max_queue_rows`` ``submit`` raises ``Overloaded`` at once.
+``max_queue_rows`` ``submit`` raises ``Overloaded`` at once. ``on_answer`` sees each batch's
+answers before any of them is released (the gateway journals them there, one write a batch).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -44,13 +45,29 @@ class BatchResult:
 
 
 class _Pending:
-    __slots__ = ("X", "enqueued_ns", "future", "rows")
+    __slots__ = ("X", "enqueued_ns", "future", "rows", "tag")
 
-    def __init__(self, X: np.ndarray, future: asyncio.Future[BatchResult], now_ns: int) -> None:
+    def __init__(
+        self, X: np.ndarray, future: asyncio.Future[BatchResult], now_ns: int, tag: object
+    ) -> None:
         self.X = X
         self.rows = X.shape[0]
         self.future = future
         self.enqueued_ns = now_ns
+        self.tag = tag
+
+
+# (tag given to submit, the request's rows, its result) of each answered request of a batch
+Answer = tuple[object, np.ndarray, BatchResult]
+
+
+class Answers(NamedTuple):
+    """A batch's answers for ``on_answer``; ``X`` and ``outputs`` are the whole batch's when
+    every request of it is in ``answers`` (so a log needs no concatenation), else ``None``."""
+
+    answers: list[Answer]
+    X: np.ndarray | None
+    outputs: dict[str, np.ndarray] | None
 
 
 class Batcher:
@@ -62,6 +79,10 @@ class Batcher:
         The compiled model; ``predict`` runs on ``executor``'s threads.
     on_batch
         Called on the loop after each batch with its row count (for the batch-size histogram).
+    on_answer
+        Called on the loop with the answers of a batch (requests submitted with a ``tag``)
+        before their futures are resolved. It must not raise; if it does, the error is logged
+        and the answers are released anyway.
     """
 
     def __init__(
@@ -75,6 +96,7 @@ class Batcher:
         parallel_batches: int = 1,
         retry_after_s: int = 1,
         on_batch: Callable[[int], None] | None = None,
+        on_answer: Callable[[Answers], None] | None = None,
         clock_ns: Callable[[], int] = time.perf_counter_ns,
         name: str = "",
     ) -> None:
@@ -86,6 +108,7 @@ class Batcher:
         self.parallel_batches = parallel_batches
         self.retry_after_s = retry_after_s
         self.on_batch = on_batch
+        self.on_answer = on_answer
         self.clock_ns = clock_ns
         self.name = name
         self._reset()
@@ -115,8 +138,9 @@ class Batcher:
             for i in range(self.parallel_batches)
         ]
 
-    def submit(self, X: np.ndarray) -> asyncio.Future[BatchResult]:
-        """Queue ``X`` (validated ``float32[n, d]``); the future resolves to its outputs."""
+    def submit(self, X: np.ndarray, tag: object = None) -> asyncio.Future[BatchResult]:
+        """Queue ``X`` (validated ``float32[n, d]``); the future resolves to its outputs.
+        A ``tag`` is handed back to ``on_answer`` with the answer."""
         if self._closing:
             raise ShuttingDown(f"version {self.name} is draining and takes no new requests")
         rows = X.shape[0]
@@ -127,7 +151,7 @@ class Batcher:
                 retry_after_s=self.retry_after_s,
             )
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(X, future, self.clock_ns()))
+        self._queue.append(_Pending(X, future, self.clock_ns(), tag))
         self._queued_rows += rows
         if not self._wake.is_set():
             self._wake.set()
@@ -215,7 +239,7 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(rows)
         if outputs is not None:
-            self._dispatch(batch, outputs, start, end)
+            self._dispatch(batch, X, outputs, start, end)
         elif len(batch) == 1:
             _fail(batch[0], error, self.name)
         else:
@@ -237,25 +261,40 @@ class Batcher:
         return outputs
 
     def _dispatch(
-        self, batch: list[_Pending], outputs: dict[str, np.ndarray], start: int, end: int
+        self,
+        batch: list[_Pending],
+        X: np.ndarray,
+        outputs: dict[str, np.ndarray],
+        start: int,
+        end: int,
     ) -> None:
         rows = sum(p.rows for p in batch)
         offset = 0
+        results: list[tuple[_Pending, BatchResult]] = []
         for item in batch:
             stop = offset + item.rows
             if not item.future.done():
                 sliced = (
                     outputs if len(batch) == 1 else {k: v[offset:stop] for k, v in outputs.items()}
                 )
-                item.future.set_result(
-                    BatchResult(
-                        sliced,
-                        batch_rows=rows,
-                        queue_ns=start - item.enqueued_ns,
-                        compute_ns=end - start,
-                    )
-                )
+                result = BatchResult(
+                    sliced, batch_rows=rows, queue_ns=start - item.enqueued_ns,
+                    compute_ns=end - start,
+                )  # fmt: skip
+                results.append((item, result))
             offset = stop
+        if self.on_answer is not None:
+            answers = [(item.tag, item.X, r) for item, r in results if item.tag is not None]
+            if answers:
+                whole = len(answers) == len(batch)
+                try:
+                    self.on_answer(
+                        Answers(answers, X if whole else None, outputs if whole else None)
+                    )
+                except Exception:  # noqa: BLE001 - an answer is never held back by its log
+                    log.exception("batcher %s: on_answer failed", self.name)
+        for item, result in results:
+            item.future.set_result(result)
 
 
 def _fail(item: _Pending, error: BaseException, name: str) -> None:

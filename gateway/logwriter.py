@@ -4,12 +4,21 @@ Serving only appends records to a bounded in-memory buffer (a lock and a list ap
 thread turns them into columns and writes one segment per model and UTC day every
 ``flush_rows`` rows or ``flush_interval_s`` seconds, and on close. Each segment is written
 atomically (temp file + rename locally; a single PUT on object stores), named
-``<worker>-<seq>.parquet`` so that workers never share a file. When the buffer is full, rows are
-dropped and counted rather than blocking a request. Columns follow ``registry.logschema``.
+``<worker>-<gen>.parquet`` (``gen`` counts the flushes) so that workers never share a file.
+When the buffer is full, rows are dropped and counted rather than blocking a request. Columns
+follow ``registry.logschema``.
+
+With a ``journal_dir``, every append is also written to the worker's crash journal
+(``gateway.journal``) before it returns, one write per call (the gateway calls it once per
+answered batch, before the answers are released); a flush starts a new journal generation and
+deletes the old one once its segments are written, and ``start`` replays what a killed worker
+left. A journal write that fails is counted (``journal_errors``) and logged, and the rows are
+still buffered: they reach Parquet unless the process also dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -24,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from gateway import journal
 from registry.logschema import (
     FEEDBACK,
     FEEDBACK_COLUMNS,
@@ -38,7 +48,7 @@ from registry.logschema import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from gateway.schema import InputSpec, OutputSpec
 
@@ -57,13 +67,56 @@ class LogLayout:
     """The log columns of one loaded version: feature columns and their types, classes."""
 
     def __init__(self, inputs: InputSpec, outputs: OutputSpec) -> None:
-        self.feature_columns = [feature_column(n) for n in inputs.names]
-        self.labels = {j: codec.labels for j, codec in inputs.categorical.items()}
-        self.classification = outputs.task == "classification"
         classes: list[Any] = [] if outputs.classes is None else list(outputs.classes)
         # one proba column per class, only for a classifier that gives probabilities
         has_proba = "predict_proba" in outputs.names
-        self.proba_columns = [proba_column(c) for c in classes] if has_proba else []
+        self._set(
+            feature_columns=[feature_column(n) for n in inputs.names],
+            labels={j: codec.labels for j, codec in inputs.categorical.items()},
+            classification=outputs.task == "classification",
+            proba_columns=[proba_column(c) for c in classes] if has_proba else [],
+        )
+
+    def _set(
+        self,
+        *,
+        feature_columns: list[str],
+        labels: dict[int, dict[float, str]],
+        classification: bool,
+        proba_columns: list[str],
+    ) -> None:
+        self.feature_columns = feature_columns
+        self.labels = labels
+        self.classification = classification
+        self.proba_columns = proba_columns
+        self.key = journal.new_layout_key()
+        self._frame: bytes | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        feature_columns: list[str],
+        labels: dict[int, dict[float, str]],
+        classification: bool,
+        proba_columns: list[str],
+    ) -> LogLayout:
+        """A layout from its journal description (replay)."""
+        layout = cls.__new__(cls)
+        layout._set(
+            feature_columns=feature_columns,
+            labels=labels,
+            classification=classification,
+            proba_columns=proba_columns,
+        )
+        return layout
+
+    @property
+    def journal_frame(self) -> bytes:
+        """This layout's description as a journal frame (encoded once)."""
+        if self._frame is None:
+            self._frame = journal.frame(journal.layout_payload(self))
+        return self._frame
 
 
 class PredictionRecord:
@@ -130,6 +183,9 @@ class LogWriter:
     """Buffers records and writes Parquet segments from its own thread.
 
     ``logs_url``: a local path, ``file://`` URL or any fsspec URL (``s3://bucket/prefix``).
+    ``journal_dir``: a local directory for the crash journal (``None``: no journal);
+    ``journal_fsync``: ``"none"`` (the default: written data survives a crash of the process,
+    not of the machine) or ``"always"`` (``fdatasync`` after every write).
     """
 
     def __init__(
@@ -142,6 +198,8 @@ class LogWriter:
         buffer_rows: int = 500_000,
         compression: str = SEGMENT_COMPRESSION,
         storage_options: dict[str, Any] | None = None,
+        journal_dir: str | None = None,
+        journal_fsync: str = "none",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logs_url = logs_url
@@ -153,6 +211,12 @@ class LogWriter:
             raise ValueError(f"compression: expected one of {SEGMENT_CODECS}, got {compression!r}")
         self.compression = compression
         self.storage_options = storage_options or {}
+        if journal_fsync not in journal.FSYNC_POLICIES:
+            raise ValueError(
+                f"journal_fsync: expected one of {journal.FSYNC_POLICIES}, got {journal_fsync!r}"
+            )
+        self.journal_dir = journal_dir
+        self.journal_fsync = journal_fsync
         self.clock = clock
         self._reset()
 
@@ -161,28 +225,90 @@ class LogWriter:
         self._wake = threading.Condition(self._lock)
         self._records: list[Record] = []
         self._buffered_rows = 0
-        self._seq = 0
+        self._gen = 1  # the flush generation being filled (its journal file, its segments)
+        self._journal: journal.JournalFile | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         self.rows_written = {PREDICTIONS: 0, FEEDBACK: 0}
         self.rows_dropped = {PREDICTIONS: 0, FEEDBACK: 0}
         self.segments_written = 0
         self.write_errors = 0
+        # crash journal: failed writes (rows then unprotected), rows replayed at start, torn
+        # bytes found at the end of a dead worker's file, files that could not be replayed
+        self.journal_errors = 0
+        self.rows_unjournaled = 0
+        self.rows_replayed = 0
+        self.journal_torn_bytes = 0
+        self.journal_unreadable = 0
         self._local_root, self._fs = _resolve(self.logs_url, self.storage_options)
 
     # -- serving side -------------------------------------------------------------------------
     def append(self, record: Record) -> bool:
-        """Buffer a record; ``False`` (and counted) when the buffer is full or closed."""
-        rows = record.rows if isinstance(record, PredictionRecord) else 1
+        """Buffer (and journal) a record; ``False`` (and counted) when full or closed."""
+        return self.append_many((record,))
+
+    def append_many(
+        self,
+        records: Sequence[Record],
+        *,
+        batch: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    ) -> bool:
+        """Buffer records together, journaled in one write before this returns; ``False``
+        (and counted) when the buffer cannot take them all.
+
+        ``batch``: the answers of one batch, given as the batch's inputs and outputs (the
+        records' rows, concatenated) -- then the records share model, version, layout,
+        timestamp and batch size, and the journal frame is built without copying rows."""
+        rows = sum(r.rows if isinstance(r, PredictionRecord) else 1 for r in records)
+        frames: Sequence[tuple[LogLayout | None, bytes]] = ()
+        if self.journal_dir is not None:
+            if batch is not None:
+                first = records[0]
+                assert isinstance(first, PredictionRecord)
+                payload = journal.batch_payload(records, *batch)  # type: ignore[arg-type]
+                frames = ((first.layout, journal.frame(payload)),)
+            else:
+                frames = _journal_frames(records)
         with self._lock:
             if self._closed or self._buffered_rows + rows > self.buffer_rows:
-                self.rows_dropped[_kind(record)] += rows
+                for r in records:
+                    self.rows_dropped[_kind(r)] += r.rows if isinstance(r, PredictionRecord) else 1
                 return False
-            self._records.append(record)
+            if self._journal is not None:
+                self._journal_write(frames, rows)
+            elif self.journal_dir is not None:
+                self.rows_unjournaled += rows
+            self._records.extend(records)
             self._buffered_rows += rows
             if self._buffered_rows >= self.flush_rows:
                 self._wake.notify()
         return True
+
+    def _journal_write(self, frames: Sequence[tuple[LogLayout | None, bytes]], rows: int) -> None:
+        """Under the lock, so that the journal's order is the buffer's."""
+        assert self._journal is not None
+        parts = []
+        declared = self._journal.declared
+        for layout, data in frames:
+            if layout is not None and layout.key not in declared:
+                parts.append(layout.journal_frame)
+                declared.add(layout.key)
+            parts.append(data)
+        try:
+            self._journal.write(b"".join(parts))
+        except OSError as exc:
+            self.journal_errors += 1
+            self.rows_unjournaled += rows
+            declared.clear()  # a partial write may have lost a declaration
+            if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
+                log.error(
+                    "log journal %s: write failed (%s); %d rows so far are not protected "
+                    "against a crash (mlgate_log_journal_errors_total=%d)",
+                    self._journal.path,
+                    exc,
+                    self.rows_unjournaled,
+                    self.journal_errors,
+                )
 
     @property
     def buffered_rows(self) -> int:
@@ -190,6 +316,15 @@ class LogWriter:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        """Replay what dead workers left in the journal directory, then start the thread."""
+        if self.journal_dir is not None:
+            try:
+                os.makedirs(self.journal_dir, exist_ok=True)
+            except OSError as exc:
+                self._journal_failed("could not create the journal directory", exc)
+            else:
+                self.replay()
+                self._journal = self._open_journal()
         self._thread = threading.Thread(target=self._run, name="mlgate-logwriter", daemon=True)
         self._thread.start()
 
@@ -202,15 +337,79 @@ class LogWriter:
             self._thread.join(timeout_s)
             self._thread = None
         self.flush()
+        with self._lock:
+            last, self._journal = self._journal, None
+        if last is not None:  # nothing was written to it since the last flush
+            last.close(remove=True)
 
     def flush(self) -> int:
         """Write every buffered record now (from any thread). Returns rows written."""
         with self._lock:
+            if not self._records:
+                return 0
             records, self._records = self._records, []
             self._buffered_rows = 0
-        if not records:
-            return 0
-        return self._write(records)
+            gen, self._gen = self._gen, self._gen + 1
+            done = self._journal
+            self._journal = None
+            if self.journal_dir is not None and not self._closed:
+                self._journal = self._open_journal()
+        written, failed = self._write(records, f"{self.worker_id}-{gen:06d}")
+        if done is not None:
+            # kept when a segment failed: the next start replays it (same segment names)
+            done.close(remove=not failed)
+        return written
+
+    def replay(self) -> int:
+        """Fold the journals of dead workers into segments (named as their own flush would
+        have named them, so a segment written just before the crash is not duplicated), then
+        remove them. Returns rows replayed."""
+        assert self.journal_dir is not None
+        total = 0
+        for path, worker, gen, fd in journal.orphans(self.journal_dir):
+            try:
+                frames, torn = journal.read_frames(journal.read_all(fd))
+                records = journal.decode_records(frames)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop serving
+                self.journal_unreadable += 1
+                log.error("log journal %s: unreadable (%r); moved aside to .bad", path, exc)
+                with contextlib.suppress(OSError):
+                    os.replace(path, path + ".bad")
+                continue
+            if torn:
+                self.journal_torn_bytes += torn
+                log.warning("log journal %s: %d torn bytes at its end skipped", path, torn)
+            written, failed = self._write(records, f"{worker}-{gen:06d}")
+            if failed:
+                log.error("log journal %s: kept for the next start (a segment failed)", path)
+                continue
+            os.unlink(path)
+            self.rows_replayed += written
+            total += written
+            if written:
+                log.warning("log journal %s: replayed %d rows of a stopped worker", path, written)
+        return total
+
+    def _open_journal(self) -> journal.JournalFile | None:
+        assert self.journal_dir is not None
+        try:
+            return journal.JournalFile(
+                self.journal_dir, self.worker_id, self._gen, fsync=self.journal_fsync
+            )
+        except OSError as exc:
+            self._journal_failed("could not open a journal file", exc)
+            return None
+
+    def _journal_failed(self, what: str, exc: OSError) -> None:
+        self.journal_errors += 1
+        log.error(
+            "log journal in %s: %s (%s); rows are not protected against a crash until it "
+            "works (mlgate_log_journal_errors_total=%d)",
+            self.journal_dir,
+            what,
+            exc,
+            self.journal_errors,
+        )
 
     def _run(self) -> None:
         last = self.clock()
@@ -234,7 +433,9 @@ class LogWriter:
                 return
 
     # -- writing ------------------------------------------------------------------------------
-    def _write(self, records: list[Record]) -> int:
+    def _write(self, records: list[Record], stem: str) -> tuple[int, int]:
+        """Write ``records`` as ``<stem>.parquet`` segments (one per kind, model and day).
+        Returns (rows written, segments that failed)."""
         groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
         days: dict[int, str] = {}  # UTC day number -> "YYYY-MM-DD" (strftime per row was
         for record in records:  # half of the writer's time, with the GIL held)
@@ -245,7 +446,7 @@ class LogWriter:
                     number * (_US_PER_DAY // 1_000_000), tz=UTC
                 ).strftime("%Y-%m-%d")
             groups[(_kind(record), record.model, day)].append(record)
-        written = 0
+        written = failed = 0
         for (kind, model, day), group in groups.items():
             rows = sum(r.rows if isinstance(r, PredictionRecord) else 1 for r in group)
             try:
@@ -253,19 +454,20 @@ class LogWriter:
                     frame = predictions_frame([r for r in group if isinstance(r, PredictionRecord)])
                 else:
                     frame = feedback_frame([r for r in group if isinstance(r, FeedbackRecord)])
-                self._write_segment(frame, kind, model, day)
+                self._write_segment(frame, kind, model, day, f"{stem}.parquet")
             except Exception:  # noqa: BLE001 - count, log and keep serving
                 log.exception("log writer: could not write %d %s rows of %s", rows, kind, model)
                 self.write_errors += 1
                 self.rows_dropped[kind] += rows
+                failed += 1
                 continue
             self.rows_written[kind] += rows
             written += rows
-        return written
+        return written, failed
 
-    def _write_segment(self, frame: pl.DataFrame, kind: str, model: str, day: str) -> None:
-        self._seq += 1
-        name = f"{self.worker_id}-{self._seq:06d}.parquet"
+    def _write_segment(
+        self, frame: pl.DataFrame, kind: str, model: str, day: str, name: str
+    ) -> None:
         if self._local_root is not None:
             directory = segment_dir(self._local_root, kind, model, day)
             os.makedirs(directory, exist_ok=True)
@@ -281,6 +483,31 @@ class LogWriter:
             # one PUT: object stores make it visible all at once
             self._fs.pipe_file(f"{directory}/{name}", buffer.getvalue())
         self.segments_written += 1
+
+
+def _journal_frames(records: Sequence[Record]) -> list[tuple[LogLayout | None, bytes]]:
+    """Journal frames of records: one per run of prediction records of one layout, one per
+    run of feedback records."""
+    frames: list[tuple[LogLayout | None, bytes]] = []
+    start = 0
+    for i in range(1, len(records) + 1):
+        if i < len(records) and _same_run(records[start], records[i]):
+            continue
+        run = records[start:i]
+        first = run[0]
+        if isinstance(first, PredictionRecord):
+            payload = journal.predictions_payload(run)  # type: ignore[arg-type]
+            frames.append((first.layout, journal.frame(payload)))
+        else:
+            frames.append((None, journal.frame(journal.feedback_payload(run))))
+        start = i
+    return frames
+
+
+def _same_run(a: Record, b: Record) -> bool:
+    if isinstance(a, PredictionRecord) and isinstance(b, PredictionRecord):
+        return a.layout is b.layout
+    return isinstance(a, FeedbackRecord) and isinstance(b, FeedbackRecord)
 
 
 def _kind(record: Record) -> str:

@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from gateway import router
-from gateway.batcher import Batcher
+from gateway.batcher import Answers, Batcher
 from gateway.errors import NotReady, UnknownModel, UnknownVersion
 from gateway.logwriter import LogLayout
 from gateway.metrics import counter, gauge
@@ -170,8 +170,10 @@ class ModelManager:
         load_runtime: Callable[..., Runtime] | None = None,
         clock: Callable[[], float] = time.monotonic,
         reporter: GatewayReporter | None = None,
+        on_answer: Callable[[LoadedVersion, Answers], None] | None = None,
     ) -> None:
         self.registry = registry
+        self.on_answer = on_answer  # sees each batch's answers before they are released
         self.settings = settings
         self.metrics = metrics
         self.executor = executor
@@ -391,6 +393,7 @@ class ModelManager:
                 parallel_batches=s.parallel_batches,
                 retry_after_s=s.retry_after_s,
                 on_batch=functools.partial(self.metrics.observe_batch, model, version),
+                on_answer=(functools.partial(self.on_answer, loaded) if self.on_answer else None),
                 name=f"{model}:{version}",
             )
             loaded.batcher.start()

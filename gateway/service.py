@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
     from prometheus_client.metrics_core import Metric
 
-    from gateway.batcher import BatchResult
+    from gateway.batcher import Answers, BatchResult
     from gateway.codecs import Payload
     from gateway.settings import GatewaySettings
 
@@ -79,15 +79,14 @@ class Service(Protocol):
 
 
 class Pending:
-    """A request queued for a batch (``Gateway.submit``), waiting for ``Gateway.finish``."""
+    """A request queued for a batch (``Gateway.submit``), waiting for ``Gateway.finish``.
+    It is also the batcher's tag: ``logged`` is set once its answer is in the log."""
 
-    __slots__ = ("X", "future", "key", "loaded", "request_id", "route", "start", "state",
-                 "timer")  # fmt: skip
+    __slots__ = ("X", "future", "key", "loaded", "logged", "request_id", "route", "start",
+                 "state", "timer")  # fmt: skip
 
     def __init__(
         self,
-        future: asyncio.Future[BatchResult],
-        timer: asyncio.TimerHandle,
         state: ModelState | None,
         loaded: LoadedVersion,
         route: str,
@@ -96,8 +95,6 @@ class Pending:
         X: np.ndarray,
         start: int,
     ) -> None:
-        self.future = future
-        self.timer = timer
         self.state = state  # set when shadow copies may be due
         self.loaded = loaded
         self.route = route
@@ -105,6 +102,9 @@ class Pending:
         self.key = key
         self.X = X
         self.start = start
+        self.logged = False
+        self.future: asyncio.Future[BatchResult]
+        self.timer: asyncio.TimerHandle
 
 
 def _expire(
@@ -144,6 +144,7 @@ class Gateway:
             executor=self.executor,
             load_runtime=load_runtime,
             reporter=GatewayReporter(registry, self.worker_id),
+            on_answer=self._log_answers,
         )
         self.registry = registry
         self.logs_url = logs_url
@@ -157,6 +158,8 @@ class Gateway:
                 buffer_rows=settings.log_buffer_rows,
                 compression=settings.log_compression,
                 storage_options=log_storage_options,
+                journal_dir=journal_dir(settings, logs_url) if settings.log_journal else None,
+                journal_fsync=settings.log_journal_fsync,
             )
         # generated request ids: a random per-process prefix and a counter (unique, and far
         # cheaper than a getrandom() call per request)
@@ -188,7 +191,7 @@ class Gateway:
 
             threadpool_limits(limits=self.settings.blas_threads, user_api="blas")
         if self.log is not None:
-            self.log.start()
+            await asyncio.to_thread(self.log.start)  # replays a killed worker's journal first
         await self.models.start()
         for service in self._services:
             await service.start()
@@ -274,18 +277,18 @@ class Gateway:
                     f"inputs: expected at most max_request_rows={self.settings.max_request_rows} "
                     f"rows, got {X.shape[0]}"
                 )
-            future = batcher.submit(X)
+            shadow = version is None and state.serving_route is not None
+            pending = Pending(state if shadow else None, loaded, route, request_id, key, X, start)
+            future = pending.future = batcher.submit(X, pending)
         except GatewayError as exc:
             self._record(loaded, route, request_id, status_for(exc), start)
             raise
         # a timer that fails the future, cheaper than asyncio.timeout's context per request;
         # the batcher skips (queued) or ignores (computing) a request whose future is done
-        timer = asyncio.get_running_loop().call_later(
+        pending.timer = asyncio.get_running_loop().call_later(
             self.settings.request_timeout_s, _expire, future, loaded, self.settings
         )
-        shadow = version is None and state.serving_route is not None
-        return Pending(future, timer, state if shadow else None, loaded, route, request_id,
-                       key, X, start)  # fmt: skip
+        return pending
 
     def finish(self, pending: Pending) -> Prediction:
         """The second half of ``predict``: count and log the answer, send shadow copies.
@@ -299,7 +302,8 @@ class Gateway:
             raise exc
         result = future.result()
         X = pending.X
-        self._record(loaded, pending.route, pending.request_id, 200, pending.start, X, result)
+        self._record(loaded, pending.route, pending.request_id, 200, pending.start, X, result,
+                     logged=pending.logged)  # fmt: skip
         state = pending.state
         if state is not None and state.serving_route is not None and state.serving_route.shadows:
             shadows = router.shadow_versions(state.serving_route, pending.key)
@@ -327,8 +331,11 @@ class Gateway:
         start: int,
         X: np.ndarray | None = None,
         result: BatchResult | None = None,
+        *,
+        logged: bool = False,
     ) -> None:
-        """Count and log one answered request (``result`` given) or failed one."""
+        """Count and log one answered request (``result`` given) or failed one; ``logged``:
+        its row is in the log already (``_log_answers``)."""
         total_ns = time.perf_counter_ns() - start
         self.metrics.observe_request(
             loaded.model,
@@ -339,7 +346,7 @@ class Gateway:
             queue_s=result.queue_ns / 1e9 if result is not None else None,
             compute_s=result.compute_ns / 1e9 if result is not None else None,
         )
-        if self.log is not None:
+        if self.log is not None and not logged:
             self.log.append(
                 PredictionRecord(
                     ts_us=time.time_ns() // 1000,
@@ -355,6 +362,39 @@ class Gateway:
                     status=status,
                 )
             )
+
+    def _log_answers(self, loaded: LoadedVersion, batch: Answers) -> None:
+        """The batcher's ``on_answer``: a batch's answered rows go to the log (and its crash
+        journal, in one write) before any of its answers is released. ``latency_us`` is then
+        the time from the request's arrival to its batch's answer."""
+        if self.log is None:
+            return
+        now_ns = time.perf_counter_ns()
+        ts_us = time.time_ns() // 1000
+        records = []
+        tags = []
+        for tag, X, result in batch.answers:
+            assert isinstance(tag, Pending)
+            records.append(
+                PredictionRecord(
+                    ts_us=ts_us,
+                    request_id=tag.request_id,
+                    model=loaded.model,
+                    version=loaded.version,
+                    route=tag.route,
+                    layout=loaded.layout,
+                    X=X,
+                    outputs=result.outputs,
+                    latency_us=(now_ns - tag.start) // 1000,
+                    batch_rows=result.batch_rows,
+                    status=200,
+                )
+            )
+            tags.append(tag)
+        whole = (batch.X, batch.outputs) if batch.X is not None and batch.outputs else None
+        self.log.append_many(records, batch=whole)  # refused rows are counted as dropped
+        for tag in tags:
+            tag.logged = True
 
     # -- shadows ------------------------------------------------------------------------------
     def _send_shadows(
@@ -382,40 +422,31 @@ class Gateway:
                 self.metrics.shadow_dropped.labels(state.name, reason).inc()
                 continue
             assert shadow is not None and shadow.batcher is not None
+            tag = Pending(None, shadow, ROUTE_SHADOW, request_id, request_id, X,
+                          time.perf_counter_ns())  # fmt: skip
             try:
-                future = shadow.batcher.submit(X)
+                future = shadow.batcher.submit(X, tag)
             except (Overloaded, ShuttingDown):
                 self.metrics.shadow_dropped.labels(state.name, "queue_full").inc()
                 continue
             self._shadow_rows += X.shape[0]
             self._shadow_tasks.add(future)
-            start = time.perf_counter_ns()
-            future.add_done_callback(
-                functools.partial(
-                    self._shadow_done, shadow=shadow, X=X, request_id=request_id, start=start
-                )
-            )
+            future.add_done_callback(functools.partial(self._shadow_done, tag=tag))
 
-    def _shadow_done(
-        self,
-        future: asyncio.Future[BatchResult],
-        *,
-        shadow: LoadedVersion,
-        X: np.ndarray,
-        request_id: str,
-        start: int,
-    ) -> None:
+    def _shadow_done(self, future: asyncio.Future[BatchResult], *, tag: Pending) -> None:
+        shadow, X = tag.loaded, tag.X
         self._shadow_rows -= X.shape[0]
         self._shadow_tasks.discard(future)
         if future.cancelled():
             return
         exc = future.exception()
         if exc is not None:
-            self._record(shadow, ROUTE_SHADOW, request_id, status_for(exc), start)
+            self._record(shadow, ROUTE_SHADOW, tag.request_id, status_for(exc), tag.start)
             if not isinstance(exc, InferenceFailed | ShuttingDown):
                 log.warning("shadow %s:%d failed: %r", shadow.model, shadow.version, exc)
             return
-        self._record(shadow, ROUTE_SHADOW, request_id, 200, start, X, future.result())
+        self._record(shadow, ROUTE_SHADOW, tag.request_id, 200, tag.start, X, future.result(),
+                     logged=tag.logged)  # fmt: skip
 
     # -- feedback -----------------------------------------------------------------------------
     def feedback(self, model: str, labels: list[tuple[str, Any]]) -> int:
@@ -424,24 +455,59 @@ class Gateway:
         if self.log is None:
             raise BadRequest("feedback: this gateway has no log store configured")
         now = time.time_ns() // 1000
-        accepted = 0
-        for request_id, label in labels:
-            if self.log.append(
-                FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
-            ):
-                accepted += 1
-        return accepted
+        records = [
+            FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
+            for request_id, label in labels
+        ]
+        # journaled in one write before the answer; all or none fit in the buffer
+        return len(records) if records and self.log.append_many(records) else 0
 
     # -- metrics ------------------------------------------------------------------------------
     def _collect(self) -> Iterator[Metric]:
         written = counter("mlgate_log_rows_written", "Log rows written to Parquet.", ["kind"])
         dropped = counter("mlgate_log_rows_dropped", "Log rows dropped (buffer full).", ["kind"])
         errors = counter("mlgate_log_write_errors", "Segments that failed to write.", [])
+        journal_errors = counter(
+            "mlgate_log_journal_errors",
+            "Crash-journal writes (or file opens) that failed; the rows stay buffered but are "
+            "not protected against a crash.",
+            [],
+        )
+        unjournaled = counter(
+            "mlgate_log_rows_unjournaled", "Log rows buffered without a journal copy.", []
+        )
+        replayed = counter(
+            "mlgate_log_rows_replayed", "Log rows replayed from a stopped worker's journal.", []
+        )
+        torn = counter(
+            "mlgate_log_journal_torn_bytes",
+            "Bytes at the end of a stopped worker's journal that were torn and skipped.",
+            [],
+        )
         if self.log is not None:
             for kind in (PREDICTIONS, FEEDBACK):
                 written.add_metric([kind], self.log.rows_written[kind])
                 dropped.add_metric([kind], self.log.rows_dropped[kind])
             errors.add_metric([], self.log.write_errors)
-        yield written
-        yield dropped
-        yield errors
+            journal_errors.add_metric([], self.log.journal_errors + self.log.journal_unreadable)
+            unjournaled.add_metric([], self.log.rows_unjournaled)
+            replayed.add_metric([], self.log.rows_replayed)
+            torn.add_metric([], self.log.journal_torn_bytes)
+        yield from (written, dropped, errors, journal_errors, unjournaled, replayed, torn)
+
+
+def journal_dir(settings: GatewaySettings, logs_url: str) -> str:
+    """Where this gateway's crash journal lives: ``log_journal_dir``, else ``_journal`` in a
+    local log store, else a directory of the machine's temp dir named after the log store's
+    URL (so that a restart of a gateway on the same store replays it)."""
+    if settings.log_journal_dir:
+        return settings.log_journal_dir
+    if logs_url.startswith("file://"):
+        return os.path.join(logs_url[len("file://") :], "_journal")
+    if "://" not in logs_url:
+        return os.path.join(os.path.abspath(logs_url), "_journal")
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(logs_url.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "mlgate-journal", digest)

@@ -60,6 +60,14 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     log_flush_interval_s: float = 5.0
     log_buffer_rows: int = 500_000  # past it rows are dropped and counted
     log_compression: str = "lz4"  # segment codec: lz4 | zstd | snappy | uncompressed
+    # crash journal: each answered batch is written (one os.write) to a per-worker journal
+    # before its answers are sent, so a killed worker loses no answered row (replayed into
+    # segments at the next start on the same directory)
+    log_journal: bool = True
+    log_journal_dir: str | None = None  # default: <logs>/_journal (local logs), else a temp dir
+    # none: the OS has each batch once written (survives a process crash, not a power loss);
+    # always: fdatasync after every write (survives a power loss, costs a disk flush a batch)
+    log_journal_fsync: str = "none"
     worker_id: str | None = None  # default: <host>-<pid>-<random>
     # shadows
     shadow_max_inflight_rows: int = 4_096  # past it shadow copies are dropped and counted
@@ -105,6 +113,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise SettingsError(
                 f"gateway setting 'log_compression': expected one of {', '.join(SEGMENT_CODECS)},"
                 f" got {self.log_compression!r}"
+            )
+        if self.log_journal_fsync not in ("none", "always"):
+            raise SettingsError(
+                f"gateway setting 'log_journal_fsync': expected none or always, "
+                f"got {self.log_journal_fsync!r}"
             )
         if self.backend not in ("auto", "numba", "onnx", "sklearn"):
             raise SettingsError(

@@ -27,7 +27,8 @@ column                    polars dtype       meaning
 ``proba_<class>``         Float64            one per class, only for a classifier that
                                              gives probabilities (none for one without
                                              ``predict_proba``, e.g. ``LinearSVC``)
-``latency_us``            Int64              total server time for the request
+``latency_us``            Int64              server time from the request's arrival to its
+                                             batch's answer (before encoding)
 ``batch_rows``            Int64              rows in the batch the row was computed in
 ``status``                Int64              HTTP-like status: 200, 4xx, 5xx
 ``traffic``               String             null for real traffic; ``loadtest`` when the

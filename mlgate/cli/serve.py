@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from enum import StrEnum
@@ -101,6 +102,7 @@ def serve(
     if role in (Role.monitor, Role.trainer):
         code = _run_companion(role.value, wait=True)
         raise typer.Exit(code if isinstance(code, int) else 0)
+    check_can_listen(host, port)  # before any model is loaded or companion started
     children = []
     if role is Role.all:
         for name in COMPANIONS:
@@ -117,10 +119,13 @@ def serve(
     # installed before it ran: make that one unwind (so the companions below are stopped)
     # instead of killing the process on the spot.
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    code = 0
     try:
         run_gateway(host=host, port=port, workers=workers, server=server, log_level=log_level)
-    except SystemExit:
-        pass
+    except SystemExit as exc:
+        # a stop by signal is a clean end; the server's own failure (it exits 1 when it cannot
+        # start) is passed on
+        code = exc.code if isinstance(exc.code, int) and exc.code < 128 else 0
     finally:
         signal.signal(signal.SIGTERM, previous)
         for child in children:
@@ -130,6 +135,26 @@ def serve(
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+    if code:
+        fail(f"the gateway server stopped with exit status {code}", code)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail with one line (and exit 1) when ``host:port`` cannot be listened on: in use,
+    not an address of this machine, or a privileged port."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        # as the servers do: a port left in TIME_WAIT by a previous run is free to take
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+            sock.listen()
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

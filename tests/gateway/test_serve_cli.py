@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -91,3 +92,26 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     logged = pl.concat([pl.read_parquet(f) for f in files])
     # every answered request was flushed at shutdown (the flush interval was 60 s)
     assert set(ok) <= set(logged["request_id"].to_list())
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_serve_on_a_port_in_use_exits_non_zero_with_one_line(tmp_path: Path, server: str) -> None:
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
+             "--role", "gateway", "--server", server, "--port", str(port),
+             "--registry", str(tmp_path / "registry"), "--logs", str(tmp_path / "logs")],
+            cwd=tmp_path, env={**os.environ, "MLGATE_HOME": str(tmp_path / "home")},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"], (
+        done.stderr
+    )
+    assert not (tmp_path / "logs").exists()  # stopped before serving anything
