@@ -28,7 +28,9 @@ Classifiers agree when the predicted labels are equal. Regressors agree when
 reported too. The champion version is the route's champion when
 given, else the most frequent version on ``champion`` rows in the window.
 
-Empty or missing logs (or no log store, ``logs=None``) give zeros, never an error.
+Empty or missing logs (or no log store, ``logs=None``) give zeros, never an error. A segment
+that cannot be read (truncated, not Parquet, a column of the wrong type) is left out and listed
+in ``bad_segments`` with the reason; the figures come from the others.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ class RouteStats(msgspec.Struct, frozen=True):
     mean_abs_diff: float | None = None  # regressors only
 
 
+class BadSegment(msgspec.Struct, frozen=True):
+    """A segment left out of the figures, and why."""
+
+    path: str
+    reason: str
+
+
 class RolloutStats(msgspec.Struct, frozen=True):
     model: str
     since: str
@@ -75,6 +84,7 @@ class RolloutStats(msgspec.Struct, frozen=True):
     champion: int | None
     routes: list[RouteStats]
     segments: int = 0  # Parquet files read
+    bad_segments: list[BadSegment] = msgspec.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]
@@ -191,26 +201,30 @@ def rollout_stats(
     fs, files = _segments(logs, model, since, storage_options)
     champion = route.champion if route is not None else None
     found: dict[tuple[str, int], RouteStats] = {}
+    bad: list[BadSegment] = []
     if fs is not None and files:
         import duckdb  # imported on use: the rollout actions of the CLI never need it
 
+        bad = [b for b in (_check_segment(fs, path) for path in files) if b is not None]
+        files = [f for f in files if f not in {b.path for b in bad}]
         con = duckdb.connect()
         try:
             if not isinstance(fs, LocalFileSystem):
                 con.register_filesystem(fs)
-            params: dict[str, Any] = {"files": files, "since": since, "until": until}
-            if champion is None:
-                row = con.execute(_CHAMPION_QUERY, params).fetchone()
-                champion = int(row[0]) if row else None
-            numeric = con.execute(_NUMERIC_QUERY, {"files": files}).fetchone()
-            params.update(
-                champion=champion if champion is not None else -1,
-                numeric=bool(numeric and numeric[0]),
-                rel_tol=rel_tol,
-                abs_tol=abs_tol,
-            )
-            for r in con.execute(_QUERY, params).fetchall():
-                stats = _route_stats(r, numeric=params["numeric"])
+            try:
+                champion, rows, numeric = _query(con, files, since, until, champion,
+                                                 rel_tol, abs_tol)  # fmt: skip
+            except duckdb.Error:
+                # a footer that reads but pages that do not: find the culprits, then again
+                broken = [b for b in (_scan_segment(con, f) for f in files) if b is not None]
+                if not broken:
+                    raise
+                bad += broken
+                files = [f for f in files if f not in {b.path for b in broken}]
+                champion, rows, numeric = _query(con, files, since, until, champion,
+                                                 rel_tol, abs_tol)  # fmt: skip
+            for r in rows:
+                stats = _route_stats(r, numeric=numeric)
                 found[(stats.route, stats.version)] = stats
         finally:
             con.close()
@@ -225,7 +239,89 @@ def rollout_stats(
         champion=champion,
         routes=routes,
         segments=len(files),
+        bad_segments=bad,
     )
+
+
+# the columns the figures read, and the Arrow types each may have
+_NEEDED = {
+    "ts": "timestamp",
+    "request_id": "string",
+    "route": "string",
+    "version": "integer",
+    "status": "integer",
+    "latency_us": "integer",
+}
+
+
+def _check_segment(fs: fsspec.AbstractFileSystem, path: str) -> BadSegment | None:
+    """Why a segment cannot be used (unreadable footer, missing or mistyped column), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open(path, "rb") as f:
+            schema = pq.read_schema(f)
+    except Exception as exc:  # noqa: BLE001 - anything unreadable is reported, not raised
+        return BadSegment(path, f"not a readable Parquet file: {type(exc).__name__}: {exc}")
+    checks = {
+        "timestamp": pa.types.is_timestamp,
+        "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+        "integer": pa.types.is_integer,
+    }
+    problems = []
+    for name, kind in _NEEDED.items():
+        index = schema.get_field_index(name)
+        if index < 0:
+            problems.append(f"no column {name!r}")
+        elif not checks[kind](schema.field(index).type):
+            problems.append(f"column {name!r}: expected {kind}, got {schema.field(index).type}")
+    if schema.get_field_index("prediction") < 0:
+        problems.append("no column 'prediction'")
+    return BadSegment(path, "; ".join(problems)) if problems else None
+
+
+def _scan_segment(con: Any, path: str) -> BadSegment | None:
+    """Decode every column the figures read from one segment; the error if that fails."""
+    import duckdb
+
+    try:
+        con.execute(
+            "SELECT count(*), min(ts), max(length(request_id)), max(length(route)), "
+            "max(version), max(status), max(latency_us), max(CAST(prediction AS VARCHAR)) "
+            "FROM read_parquet($f)",
+            {"f": [path]},
+        ).fetchall()
+    except duckdb.Error as exc:
+        return BadSegment(path, f"unreadable rows: {exc}")
+    return None
+
+
+def _query(
+    con: Any,
+    files: list[str],
+    since: datetime,
+    until: datetime,
+    champion: int | None,
+    rel_tol: float,
+    abs_tol: float,
+) -> tuple[int | None, list[tuple[Any, ...]], bool]:
+    """(champion, one row per route and version, whether predictions are numbers)."""
+    if not files:
+        return champion, [], False
+    params: dict[str, Any] = {"files": files, "since": since, "until": until}
+    if champion is None:
+        row = con.execute(_CHAMPION_QUERY, params).fetchone()
+        champion = int(row[0]) if row else None
+    found = con.execute(_NUMERIC_QUERY, {"files": files}).fetchone()
+    numeric = bool(found and found[0])
+    params.update(
+        champion=champion if champion is not None else -1,
+        numeric=numeric,
+        rel_tol=rel_tol,
+        abs_tol=abs_tol,
+    )
+    return champion, con.execute(_QUERY, params).fetchall(), numeric
 
 
 def _route_stats(r: tuple[Any, ...], *, numeric: bool) -> RouteStats:

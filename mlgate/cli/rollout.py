@@ -393,6 +393,12 @@ def _print_status(report: dict[str, Any]) -> None:
             agreement,
         )
     console.print(table)
+    for bad in stats.get("bad_segments", []):
+        console.print(
+            f"[yellow]segment left out:[/] {bad['path']}: {bad['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if report["gateways"]:
         gw = Table(title="live gateways")
         for col in ("gateway", "generation", "versions", "age s"):

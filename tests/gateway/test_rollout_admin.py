@@ -122,3 +122,19 @@ def test_bearer_token_required(reg: Registry, tmp_path: Path) -> None:
     with _serve(reg, tmp_path / "logs", None) as server:
         r = httpx.get(f"{server.url}/admin/models/churn/rollout/status")
         assert r.status_code == 403 and "disabled" in r.json()["error"]
+
+
+def test_status_with_a_corrupt_segment_is_200_and_names_it(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    day = datetime.now(UTC).date().isoformat()
+    directory = tmp_path / "logs" / "predictions" / "model=churn" / f"date={day}"
+    directory.mkdir(parents=True)
+    (directory / "w1-000001.parquet").write_bytes(b"PAR1 truncated")
+    r = client.get("/churn/rollout/status")
+    assert r.status_code == 200, r.text
+    bad = r.json()["stats"]["bad_segments"]
+    assert [Path(b["path"]).name for b in bad] == ["w1-000001.parquet"]
+    assert bad[0]["reason"].startswith("not a readable Parquet file")

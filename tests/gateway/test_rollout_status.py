@@ -197,3 +197,33 @@ def test_logs_on_s3(make_bucket: Any, tmp_path: Path) -> None:
     assert stats.segments == 1
     assert got[("champion", 1)].requests == 1
     assert (got[("shadow", 3)].compared, got[("shadow", 3)].agreement) == (1, 0.0)
+
+
+def _bad_segments(logs: Path) -> dict[str, str]:
+    """A truncated segment, a text file, and one whose status column holds strings."""
+    directory = Path(logschema.segment_dir(str(logs), logschema.PREDICTIONS, "churn",
+                                           NOW.date().isoformat()))  # fmt: skip
+    good = (directory / "w1-0.parquet").read_bytes()
+    (directory / "w2-0.parquet").write_bytes(good[: len(good) // 2])
+    (directory / "w3-0.parquet").write_bytes(b"not parquet at all")
+    rows = [_row("x1", 1, "champion", "1")]
+    pl.DataFrame(rows).with_columns(pl.col("status").cast(pl.String)).write_parquet(
+        directory / "w4-0.parquet"
+    )
+    return {
+        "w2-0.parquet": "not a readable Parquet file",
+        "w3-0.parquet": "not a readable Parquet file",
+        "w4-0.parquet": "column 'status': expected integer, got",
+    }
+
+
+def test_a_bad_segment_is_reported_and_the_others_still_counted(tmp_path: Path) -> None:
+    _write(tmp_path, [_row(f"r{i}", 1, "champion", "1") for i in range(7)])
+    expected = _bad_segments(tmp_path)
+    stats = rollout_stats(str(tmp_path), "churn", route=Route(champion=1), now=NOW)
+    assert _by_route(stats)[("champion", 1)].requests == 7
+    assert stats.segments == 1
+    reported = {Path(b.path).name: b.reason for b in stats.bad_segments}
+    assert reported.keys() == expected.keys()
+    for name, start in expected.items():
+        assert reported[name].startswith(start), reported[name]

@@ -278,3 +278,18 @@ def test_plan_with_wait_steps_then_promotes(home: Path) -> None:
         ("rollout", "step"),
         ("promote", "promote"),
     ]
+
+
+def test_status_reports_a_corrupt_segment_and_goes_on(home: Path) -> None:
+    _write_log(home, [{"request_id": f"r{i}", "version": 1, "route": "champion",
+                       "prediction": "1", "latency_us": 2000} for i in range(5)])  # fmt: skip
+    segment = next((home / "logs").rglob("w1-000001.parquet"))
+    (segment.parent / "w2-000001.parquet").write_bytes(segment.read_bytes()[:100])
+    code, out = _run(home, "status", "churn", "--format", "json")
+    assert code == 0, out
+    stats = json.loads(out)["stats"]
+    assert stats["routes"][0]["requests"] == 5
+    assert [Path(b["path"]).name for b in stats["bad_segments"]] == ["w2-000001.parquet"]
+    code, out = _run(home, "status", "churn")
+    assert code == 0, out
+    assert "segment left out:" in out and "w2-000001.parquet" in out
