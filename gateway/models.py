@@ -35,7 +35,7 @@ from gateway.errors import NotReady, UnknownModel, UnknownVersion
 from gateway.logwriter import LogLayout
 from gateway.metrics import counter, gauge
 from gateway.schema import InputSpec, OutputSpec
-from registry.logschema import ROUTE_CHAMPION, ROUTE_EXPLICIT
+from registry.logschema import ROUTE_CANARY, ROUTE_CHAMPION, ROUTE_EXPLICIT, ROUTE_SHADOW
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -91,6 +91,24 @@ def _gives_proba(runtime: Runtime) -> bool:
     return "predict_proba" in runtime.predict(empty)
 
 
+def route_role(route: Route | None, version: int) -> str:
+    """How ``route`` uses ``version``: champion, canary, shadow, or unrouted.
+
+    >>> from registry.model import Canary, Route
+    >>> route_role(Route(champion=1, canary=Canary(2, 10.0)), 2)
+    'canary'
+    """
+    if route is None:
+        return "unrouted"
+    if route.champion == version:
+        return ROUTE_CHAMPION
+    if route.canary is not None and route.canary.version == version:
+        return ROUTE_CANARY
+    if any(s.version == version for s in route.shadows):
+        return ROUTE_SHADOW
+    return "unrouted"
+
+
 class ModelState:
     """What one model serves right now. Immutable: a swap replaces the whole object."""
 
@@ -116,10 +134,16 @@ class ModelState:
 
     @property
     def ready(self) -> bool:
-        """Every version the registry routes is loaded and warm."""
-        if self.route is None:
+        """The champion the registry routes is loaded, warm and serving. A canary or shadow
+        that failed to load does not make the model unready: it takes no traffic (its keys
+        stay on the champion) and is reported (``failures``, ``/metrics``, an event)."""
+        if self.route is None or self.route.champion is None:
             return False
-        return all(v in self.versions for v in self.route.routed_versions())
+        return self.route.champion == self.champion and self.champion in self.versions
+
+    def role(self, version: int) -> str:
+        """How the route uses ``version`` (``route_role``)."""
+        return route_role(self.route, version)
 
     def choose(self, key: str) -> tuple[LoadedVersion, str]:
         """The loaded version (and route label) for routing key ``key``."""
@@ -193,6 +217,10 @@ class ModelManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        # failed loads: (model, version) -> (attempts, clock time of the next try)
+        self._retries: dict[tuple[str, int], tuple[int, float]] = {}
+        self.load_retries = 0  # loads tried again after a failure, ever
+        self.event_errors = 0  # load events the registry did not take
         self.registry_errors = 0  # failed registry calls of the watcher, ever
         self.registry_reachable = True  # the last poll reached the registry for every model
         self.last_poll_ok_at: float | None = None  # Unix seconds of the last clean poll
@@ -286,26 +314,44 @@ class ModelManager:
             log.warning("watcher: route_stamp(%r) failed: %s", name, exc)
             return
         state = self._states.get(name)
-        if state is not None and state.stamp == stamp and not forced:
+        now = self.clock()
+        due = {
+            v
+            for v in (state.failures if state is not None else ())
+            if self._retries.get((name, v), (0, now))[1] <= now
+        }
+        if state is not None and state.stamp == stamp and not forced and not due:
             return
         route = self.registry.route(name)
-        self._sync(name, route, stamp, state, forced=forced)
+        self._sync(name, route, stamp, state, forced=forced, retry=due)
 
     def _sync(
-        self, name: str, route: Route, stamp: str | None, state: ModelState | None, *, forced: bool
+        self,
+        name: str,
+        route: Route,
+        stamp: str | None,
+        state: ModelState | None,
+        *,
+        forced: bool,
+        retry: set[int] | None = None,
     ) -> None:
         loaded = dict(state.versions) if state else {}
         failures = {} if forced else dict(state.failures if state else {})
         wanted = route.routed_versions()
         fresh: dict[int, LoadedVersion] = {}
         for version in wanted:
-            if version in loaded or version in failures:
+            if version in loaded or (version in failures and version not in (retry or ())):
                 continue
+            if version in failures:
+                self.load_retries += 1
             try:
                 fresh[version] = self._load(name, version)
             except Exception as exc:  # noqa: BLE001 - any load failure keeps the old version
-                failures[version] = f"{type(exc).__name__}: {exc}"
-                log.error("model %s version %d failed to load: %s", name, version, exc)
+                failures[version] = self._failed(name, version, route, exc)
+            else:
+                failures.pop(version, None)
+                if self._retries.pop((name, version), None) is not None:
+                    self._event(name, "gateway.load.recovered", version, route, {})
         available = {**loaded, **fresh}
         champion = route.champion if route.champion in available else None
         if champion is None and state is not None and state.champion in available:
@@ -316,6 +362,7 @@ class ModelManager:
         for version in list(failures):
             if version not in wanted:
                 del failures[version]
+                self._retries.pop((name, version), None)
         new_state = ModelState(
             name, route=route, stamp=stamp, champion=champion, versions=keep, failures=failures
         )
@@ -325,6 +372,36 @@ class ModelManager:
             self._install(new_state, list(fresh.values()), retired), self._loop
         )
         future.result(timeout=60)
+
+    def _failed(self, name: str, version: int, route: Route, exc: Exception) -> str:
+        """Count a failed load, schedule its retry (exponential backoff) and, on the first
+        failure, record an event; returns the reason shown in ``failures``."""
+        attempts, _ = self._retries.get((name, version), (0, 0.0))
+        attempts += 1
+        s = self.settings
+        delay = min(s.load_retry_max_s, s.load_retry_initial_s * 2 ** (attempts - 1))
+        self._retries[(name, version)] = (attempts, self.clock() + delay)
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("model %s version %d failed to load (attempt %d, next in %.0f s): %s",
+                  name, version, attempts, delay, reason)  # fmt: skip
+        if attempts == 1:
+            self._event(name, "gateway.load.failed", version, route, {"error": reason})
+        return reason
+
+    def _event(
+        self, name: str, kind: str, version: int, route: Route, detail: dict[str, Any]
+    ) -> None:
+        """An event on the model's audit trail, naming this gateway and the version's role."""
+        gateway = self.reporter.gateway_id if self.reporter is not None else None
+        try:
+            self.registry.record_event(
+                name, kind, version=version,
+                detail={"gateway": gateway, "route": route_role(route, version), **detail},
+                actor="gateway",
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the registry may be down: keep serving
+            self.event_errors += 1
+            log.warning("model %s: recording %s failed: %s", name, kind, exc)
 
     def _load(self, name: str, version: int) -> LoadedVersion:
         start = time.perf_counter()
@@ -420,15 +497,29 @@ class ModelManager:
         failed = gauge(
             "mlgate_model_failed_versions", "Routed versions that failed to load.", ["model"]
         )
+        failed_version = gauge(
+            "mlgate_model_version_failed",
+            "1 for each routed version that failed to load (it takes no traffic; retried with "
+            "backoff), by its role in the route.",
+            ["model", "version", "route"],
+        )
         for name, state in self._states.items():
             for version, loaded in state.versions.items():
                 rows = loaded.batcher.queued_rows if loaded.batcher else 0
                 depth.add_metric([name, str(version)], rows)
             ready.add_metric([name], 1.0 if state.ready else 0.0)
             failed.add_metric([name], len(state.failures))
+            for version in state.failures:
+                failed_version.add_metric([name, str(version), state.role(version)], 1.0)
         yield depth
         yield ready
         yield failed
+        yield failed_version
+        retries = counter(
+            "mlgate_model_load_retries", "Loads tried again after a version failed to load.", []
+        )
+        retries.add_metric([], float(self.load_retries))
+        yield retries
         reachable = gauge(
             "mlgate_registry_reachable", "1 when the last registry poll succeeded.", []
         )

@@ -47,6 +47,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     poll_interval_s: float = 1.0  # route.json stamp polling
     list_interval_s: float = 10.0  # registry.list() polling for new models
     warmup_rows: int = 8
+    # a version that failed to load is tried again after load_retry_initial_s, doubling up to
+    # load_retry_max_s (a fixed artifact or a registry back up is picked up without a restart)
+    load_retry_initial_s: float = 1.0
+    load_retry_max_s: float = 60.0
     drain_timeout_s: float = 30.0
     # answer the predict endpoints in an ASGI front before Litestar (gateway.http.fastpath)
     fast_path: bool = True
@@ -89,6 +93,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "request_timeout_s": self.request_timeout_s,
             "poll_interval_s": self.poll_interval_s,
             "list_interval_s": self.list_interval_s,
+            "load_retry_initial_s": self.load_retry_initial_s,
+            "load_retry_max_s": self.load_retry_max_s,
             "log_flush_rows": self.log_flush_rows,
             "log_flush_interval_s": self.log_flush_interval_s,
             "log_buffer_rows": self.log_buffer_rows,
