@@ -61,6 +61,7 @@ def layout(*, title: str, base: str, active: str, body: str, refresh_s: float, a
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)} · mlgate</title>"
+        "<link rel='icon' href='data:,'>"
         f"<link rel='stylesheet' href='{base}/static/style.css'>"
         f"<script defer src='{base}/static/app.js'></script></head>"
         f"<body data-base='{_e(base)}' data-refresh-s='{refresh_s:g}'>"

@@ -29,7 +29,9 @@ def url(install: Install) -> str:
         install.registry,
         logs_url=str(install.logs),
         monitor_db=str(install.monitor_db),
-        settings=DashboardSettings.from_mapping({"cache_s": 0.0}, env={}),
+        settings=DashboardSettings.from_mapping(
+            {"cache_s": 0.0, "traffic_window_s": 900.0}, env={}
+        ),
     )
     server = UvicornServer(app).__enter__()
     yield server.url
@@ -81,7 +83,7 @@ def test_models_page_and_api_show_route_traffic_drift_alert_and_run(
 
 
 def test_figures_agree_with_the_cli_rollout_status(url: str, install: Install) -> None:
-    cli = _cli_json(install, "rollout", "status", "churn", "--window", "300")
+    cli = _cli_json(install, "rollout", "status", "churn", "--window", "900")
     ours = httpx.get(f"{url}/api/models/churn").json()
     theirs = {(r["route"], r["version"]): r for r in cli["stats"]["routes"]}
     for r in ours["routes"]:
