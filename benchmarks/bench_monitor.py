@@ -145,7 +145,8 @@ def _cpu_s() -> float:
 # -- contenders (each in its own process) -----------------------------------------------------
 def _numba_cache() -> str:
     """How this process got the monitor's kernels: loaded from the cache or compiled."""
-    from monitor import adwin, binning
+    from monitor.detectors import adwin
+    from monitor.stats import binning
 
     hits = misses = 0
     for module in (adwin, binning):
@@ -163,8 +164,8 @@ def warm_numba(rows: int, meta: dict[str, Any]) -> dict[str, Any]:
     """Compile (or load) the monitor's kernels once, filling numba's on-disk cache."""
     import numpy as np
 
-    from monitor.adwin import ADWIN
-    from monitor.binning import BinCounts, NumericBinner
+    from monitor.detectors.adwin import ADWIN
+    from monitor.stats.binning import BinCounts, NumericBinner
 
     binner = NumericBinner(np.linspace(-3.0, 3.0, 101))
     binner.count(np.random.default_rng(0).normal(size=1000), BinCounts(binner.n_bins))

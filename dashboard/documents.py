@@ -17,7 +17,7 @@ import msgspec
 
 from dashboard.logstats import champion_first
 from dashboard.sources import MonitorUnavailable
-from monitor import overview
+from monitor.report import overview
 from registry import ModelNotFound, VersionNotFound, gateway_states
 from registry.gateways import failures
 

@@ -13,15 +13,15 @@ import os
 import sys
 
 # Arrow's C++ default pool is chosen when pyarrow is first imported: jemalloc gives freed
-# segment batches back on its own (see ``monitor.memory.prefer_jemalloc``). A value the user
+# segment batches back on its own (see ``monitor.ingest.memory.prefer_jemalloc``). A value the user
 # set is kept; Linux only, where pyarrow's wheels always have jemalloc.
 if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
+from monitor.alerts.outbox import AlertSender, Delivery, HttpSender  # noqa: E402
 from monitor.clock import Clock, ManualClock, SystemClock  # noqa: E402
 from monitor.config import MonitorConfig, MonitorConfigError, WebhookEndpoint  # noqa: E402
 from monitor.monitor import Monitor, PassResult, from_locations  # noqa: E402
-from monitor.outbox import AlertSender, Delivery, HttpSender  # noqa: E402
 
 __all__ = [
     "AlertSender",
@@ -38,7 +38,7 @@ __all__ = [
     "from_locations",
 ]
 
-from monitor.report import ReportError, build_report  # noqa: E402
+from monitor.report.build import ReportError, build_report  # noqa: E402
 from monitor.service import MonitorService  # noqa: E402
 
 __all__ += ["MonitorService", "ReportError", "build_report"]

@@ -22,7 +22,7 @@ Defaults and why:
   of a whole pass cached, ~16 MiB per 1M rows, and the 10M-row benchmark peaked at 536
   instead of 477 MiB with 128MB). The statistics query takes as many windows at a time as
   the limit allows (~180 bytes per reference bin of a window, see
-  ``monitor.compute.chunk_windows``);
+  ``monitor.compute.summaries.chunk_windows``);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
 - Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
@@ -79,7 +79,7 @@ class WebhookEndpoint:
                 f"webhook {self.url}: format must be one of {FORMATS}, got {self.format!r}"
             )
         if self.secret is not None:
-            from monitor.webhooks import WebhookSecretError, secret_key
+            from monitor.alerts.webhooks import WebhookSecretError, secret_key
 
             try:
                 secret_key(self.secret)

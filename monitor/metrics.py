@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 if TYPE_CHECKING:
-    from monitor.compute import WindowSummary
+    from monitor.compute.summaries import WindowSummary
 
 FEATURE_STATS = ("psi", "js", "ks", "wasserstein", "chi2", "null_rate", "unseen_share")
 

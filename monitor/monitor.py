@@ -13,17 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.alerts import degraded_event, events_for
+from monitor.alerts.decisions import degraded_event, events_for
+from monitor.alerts.forward import forward_events
+from monitor.alerts.outbox import AlertSender, HttpSender, Outbox
 from monitor.clock import Clock, SystemClock
-from monitor.compute import WindowSummary, compute_windows, refresh_performance
+from monitor.compute.summaries import WindowSummary, compute_windows, refresh_performance
 from monitor.config import EVENT_PERFORMANCE_DEGRADED, MonitorConfig
-from monitor.feedback import ingest_feedback
-from monitor.forward import forward_events
-from monitor.ingest import PredictionIngestor, SegmentError
-from monitor.logstore import LogStore, Segment
+from monitor.ingest.feedback import ingest_feedback
+from monitor.ingest.logstore import LogStore, Segment
+from monitor.ingest.predictions import PredictionIngestor, SegmentError
+from monitor.ingest.references import RegistryReader, VersionContext, build_context
 from monitor.metrics import MonitorMetrics
-from monitor.outbox import AlertSender, HttpSender, Outbox
-from monitor.references import RegistryReader, VersionContext, build_context
 from monitor.store import MonitorStore
 from registry import logschema
 

@@ -80,6 +80,40 @@ def score(
     return pl.DataFrame(columns)
 
 
+class OnnxEstimator:
+    """An ONNX model's ``predict``/``predict_proba``, for :func:`score`, read as the gateway's
+    ONNX runtime reads it: outputs by name (``label``/``probabilities``, or ``predict``/
+    ``predict_proba``), else by position (label first, scores second: a ``[n, k]`` tensor or
+    a ZipMap sequence of maps, in class order)."""
+
+    def __init__(self, model: bytes) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0]
+        names = [o.name for o in self.session.get_outputs()]
+        self._label, self._scores = names[0], names[1] if len(names) > 1 else None
+        for label, scores in (("label", "probabilities"), ("predict", "predict_proba")):
+            if label in names:
+                self._label, self._scores = label, scores if scores in names else None
+                break
+
+    def _run(self, name: str, x: Any) -> Any:
+        dtype = np.float64 if "double" in str(self._input.type) else np.float32
+        return self.session.run([name], {self._input.name: np.asarray(x, dtype=dtype)})[0]
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(self._run(self._label, x)).reshape(len(x))
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        if self._scores is None:
+            raise ValueError("this ONNX model has no score output")
+        scores = self._run(self._scores, x)
+        if isinstance(scores, list):  # ZipMap: one {class: probability} per row
+            return np.array([list(row.values()) for row in scores], dtype=np.float64)
+        return np.asarray(scores, dtype=np.float64)
+
+
 def to_parquet(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.write_parquet(buf)

@@ -1,8 +1,8 @@
 """Training data: labelled production rows from the log store, plus the reference sample.
 
 Predictions and feedback are read with DuckDB straight from the log store's Parquet segments
-(listed by the monitor's :class:`monitor.logstore.LogStore`; on S3 through fsspec, registered
-with DuckDB) and joined on the monitor's own key (:func:`monitor.segment.request_hash_sql`),
+(listed by the monitor's :class:`monitor.ingest.logstore.LogStore`; on S3 through fsspec, registered
+with DuckDB) and joined on the monitor's own key (:func:`monitor.ingest.segment.request_hash_sql`),
 so the trainer learns from exactly the rows the monitor judged. Only answered (status 200)
 rows of the primary route count (a shadow's copy of a request is not a second example), the
 last label sent for a request wins, and only the champion's input features are kept.
@@ -23,8 +23,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from monitor.logstore import LogStore
-from monitor.segment import request_hash_sql
+from monitor.ingest.logstore import LogStore
+from monitor.ingest.segment import request_hash_sql
 from registry.logschema import FEATURE_PREFIX, FEEDBACK, PREDICTIONS, ROUTE_SHADOW
 from trainer.errors import RunFailed, RunSkipped
 

@@ -429,7 +429,7 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
         f"v{k['version']} {_e(k['route'])} ({k['windows']} windows)</option>"
         for k in doc["keys"]
     )
-    from monitor.overview import GRID_METRICS
+    from monitor.report.overview import GRID_METRICS
 
     metrics = "".join(
         f"<option{' selected' if m == doc['metric'] else ''}>{m}</option>" for m in GRID_METRICS

@@ -186,8 +186,8 @@ def report(
     logs: LogsOption = None,
 ) -> None:
     """Drift figures, decisions and bad-data counts of a model's latest (or every) window."""
-    from monitor.html import render_html
-    from monitor.report import ReportError, build_report
+    from monitor.report.build import ReportError, build_report
+    from monitor.report.html import render_html
     from monitor.store import MonitorStore, StoreBusy
 
     locs = locations(home=home, registry=registry, logs=logs)
@@ -236,7 +236,7 @@ def _check_known(registry_url: str, name: str, version: int | None, route: str |
         fail(str(exc))
 
 
-# short column titles for the figures of monitor.report.FEATURE_FIELDS
+# short column titles for the figures of monitor.compute.decide.FEATURE_FIELDS
 HEADERS = {
     "ks_pvalue": "ks p",
     "chi2_pvalue": "chi2 p",
@@ -246,7 +246,7 @@ HEADERS = {
 
 
 def _print_table(doc: dict[str, Any]) -> None:
-    from monitor.report import FEATURE_FIELDS
+    from monitor.compute.decide import FEATURE_FIELDS
 
     windows = doc.get("windows") or ([doc] if doc.get("window") else [])
     if not windows:

@@ -56,7 +56,7 @@ def listen(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Receive alerts on http://HOST:PORT/ (any path), verify and print each one."""
-    from monitor.webhooks import WebhookSecretError, secret_key, verify
+    from monitor.alerts.webhooks import WebhookSecretError, secret_key, verify
 
     if secret is not None:
         try:

@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from monitor.webhooks import verify
+from monitor.alerts.webhooks import verify
 
 if TYPE_CHECKING:
     from collections.abc import Callable

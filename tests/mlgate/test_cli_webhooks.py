@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from monitor.webhooks import headers as signed_headers
+from monitor.alerts.webhooks import headers as signed_headers
 from tests.helpers import free_port
 
 CLI = [sys.executable, "-P", "-c", "from mlgate.cli import main; main()"]

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from monitor import ManualClock, MonitorConfig, MonitorConfigError, WebhookEndpoint, build_report
-from monitor.outbox import HttpSender, Outbox
+from monitor.alerts.outbox import HttpSender, Outbox
+from monitor.alerts.webhooks import WebhookSecretError, secret_key, sign, verify
 from monitor.store import MonitorStore
-from monitor.webhooks import WebhookSecretError, secret_key, sign, verify
 from registry import Registry
 from tests.monitor.conftest import T0_US, Logs, fit_classifier
 from tests.monitor.receiver import Receiver

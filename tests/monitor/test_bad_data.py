@@ -121,7 +121,7 @@ def test_a_failed_prediction_rows_insert_rolls_the_segment_back(
     """DuckDB failing mid-insert (here: an expression that raises; a full disk in life)
     leaves no trace of the segment, restores the insertion-order setting the insert relaxed,
     and does not brand the segment corrupt: it is read again, whole, on the next pass."""
-    from monitor import ingest
+    from monitor.ingest import predictions as ingest
 
     est, ref = fit_classifier(d=4)
     mv = registry.register("flaky", est, reference=ref)

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from monitor.binning import BinCounts, NumericBinner, categorical_codes
-from monitor.profile import categorical_profile, coarse_counts, numeric_profile
+from monitor.stats.binning import BinCounts, NumericBinner, categorical_codes
+from monitor.stats.profile import categorical_profile, coarse_counts, numeric_profile
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64)
 values = st.one_of(finite, st.just(float("nan")), st.just(float("inf")), st.just(-float("inf")))

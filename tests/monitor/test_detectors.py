@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.adwin import ADWIN
 from monitor.config import MonitorConfig
-from monitor.ddm import DDM
-from monitor.detectors import ConfidenceMonitor, ErrorMonitor
+from monitor.detectors.adwin import ADWIN
+from monitor.detectors.ddm import DDM
+from monitor.detectors.streams import (
+    ConfidenceMonitor,
+    ErrorMonitor,
+    confidence_monitor,
+    error_monitor,
+)
 from monitor.store import MonitorStore
 
 drift = pytest.importorskip("river.drift")
 binary = pytest.importorskip("river.drift.binary")
+
+DATA = Path(__file__).parent / "data"
 
 
 def _stream(seed: int, kind: int, n: int) -> np.ndarray:
@@ -115,24 +126,88 @@ def test_confidence_monitor_batches_means_whatever_the_pieces() -> None:
     )
 
 
+def _adwin(store: MonitorStore, config: MonitorConfig) -> ConfidenceMonitor:
+    key = ("m", 1, "champion")
+    return confidence_monitor(
+        key,
+        store.detector_state(key, ConfidenceMonitor.NAME),
+        batch_rows=config.detector_batch_rows,
+        delta=config.adwin_delta,
+    )
+
+
+def _ddm(store: MonitorStore) -> ErrorMonitor:
+    key = ("m", 1, "champion")
+    return error_monitor(key, store.detector_state(key, ErrorMonitor.NAME))
+
+
 def test_detector_state_survives_a_restart(tmp_path: Path) -> None:
     config = MonitorConfig()
     store = MonitorStore(tmp_path / "m.duckdb")
-    adwin = ConfidenceMonitor.load(store, "m", 1, "champion", config=config)
+    adwin = _adwin(store, config)
     x = _stream(6, 1, 30_000)
     adwin.update(x[:15_000])
-    adwin.save(store)
-    ddm = ErrorMonitor.load(store, "m", 1, "champion")
+    store.save_detector_state(adwin.key, adwin.NAME, adwin.state())
+    ddm = _ddm(store)
     ddm.update(np.zeros(500, dtype=bool))
-    ddm.save(store)
+    store.save_detector_state(ddm.key, ddm.NAME, ddm.state())
     store.close()
     store = MonitorStore(tmp_path / "m.duckdb")
-    again = ConfidenceMonitor.load(store, "m", 1, "champion", config=config)
+    again = _adwin(store, config)
     straight = ConfidenceMonitor(("m", 1, "champion"), batch_rows=100, delta=0.002)
     straight.update(x[:15_000])
     assert again.update(x[15_000:]) == straight.update(x[15_000:])
-    assert ErrorMonitor.load(store, "m", 1, "champion").seen == 500
-    # an unreadable state (an older monitor's) starts afresh instead of failing the pass
-    store.con.execute("UPDATE detector_state SET state = 'garbage'::BLOB")
-    assert ConfidenceMonitor.load(store, "m", 1, "champion", config=config).detections == 0
+    assert _ddm(store).seen == 500
+    # arrays of another layout (a newer monitor's) start afresh instead of failing the pass
+    store.con.execute("UPDATE detector_state SET ints = [99]")
+    assert _adwin(store, config).detections == 0 and _ddm(store).seen == 0
     store.close()
+
+
+def test_pickled_state_of_an_older_monitor_is_migrated_to_arrays(tmp_path: Path) -> None:
+    """A DuckDB file written before states were arrays: its pickles (made by that code, see
+    ``data/legacy_detectors.json``) are read once at open, stored as arrays and dropped, and
+    the detectors carry on exactly as the old code did on the same continuation."""
+    legacy = json.loads((DATA / "legacy_detectors.json").read_text())
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE detector_state (model VARCHAR, version BIGINT, route VARCHAR,"
+        " detector VARCHAR, state BLOB, PRIMARY KEY (model, version, route, detector))"
+    )
+    for detector in ("adwin", "ddm"):
+        blob = bytes.fromhex(legacy["pickles"][detector])
+        con.execute(
+            "INSERT INTO detector_state VALUES ('churn', 1, 'champion', ?, ?)", [detector, blob]
+        )
+    # and one that is not a detector at all: refused by name, never unpickled into anything
+    evil = pickle.dumps(os.getcwd, protocol=pickle.HIGHEST_PROTOCOL)
+    con.execute("INSERT INTO detector_state VALUES ('churn', 1, 'canary', 'adwin', ?)", [evil])
+    con.close()
+    store = MonitorStore(path)
+    stored = store.con.execute(
+        "SELECT route, detector, state IS NULL, len(floats) FROM detector_state ORDER BY ALL"
+    ).fetchall()
+    assert [r[:3] for r in stored] == [("champion", "adwin", True), ("champion", "ddm", True)]
+    key = ("churn", 1, "champion")
+    adwin = confidence_monitor(key, store.detector_state(key, "adwin"), batch_rows=100, delta=0.002)
+    ddm = error_monitor(key, store.detector_state(key, "ddm"))
+    assert adwin.batch_rows == 10  # the migrated stream's own settings, not today's defaults
+    rng = np.random.default_rng(4)
+    more_c = np.r_[rng.normal(0.8, 0.05, 997), rng.normal(0.3, 0.05, 3000)]
+    more_e = rng.random(400) < 0.05
+    after = legacy["after"]
+    assert adwin.update(more_c) == after["adwin_fired"]
+    assert adwin.detections == after["adwin_detections"]
+    assert adwin.estimation == pytest.approx(after["adwin_estimation"], rel=1e-12)
+    assert (adwin.adwin.width, adwin.pending_n) == (after["adwin_width"], after["adwin_pending_n"])
+    assert ddm.update(more_e) == after["ddm_fired"]
+    assert (ddm.detections, ddm.seen) == (after["ddm_detections"], after["ddm_seen"])
+    store.close()
+    # a second open finds nothing left to migrate
+    again = MonitorStore(path)
+    assert again.detector_state(key, "adwin") is not None
+    assert again.con.execute(
+        "SELECT count(*) FROM detector_state WHERE state IS NOT NULL"
+    ).fetchone() == (0,)
+    again.close()

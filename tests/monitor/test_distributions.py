@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from monitor.distributions import chi2_sf, kolmogorov_sf
+from monitor.stats.distributions import chi2_sf, kolmogorov_sf
 
 
 def test_kolmogorov_sf_equals_scipy() -> None:

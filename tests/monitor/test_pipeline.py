@@ -307,7 +307,7 @@ def test_statistics_split_their_windows_when_duckdb_runs_out_of_memory(
     at once: the windows are then computed in halves, with the same results."""
     import duckdb
 
-    from monitor import compute
+    from monitor.compute import summaries as compute
 
     est, ref = fit_classifier(d=8, rows=5_000, seed=3)
     mv = registry.register("split", est, reference=ref)
@@ -342,7 +342,7 @@ def test_statistics_take_as_many_windows_as_the_memory_limit_allows(
     """Chunks are sized from ``duckdb_memory_limit`` and the widest version's reference bins
     (the statistics query needs ~``BYTES_PER_BIN`` a bin), so the usual pass never has to
     fall back to splitting on an out-of-memory error."""
-    from monitor import compute
+    from monitor.compute import summaries as compute
 
     assert compute.parse_bytes("64MB") == 64_000_000
     assert compute.parse_bytes("1.5 GiB") == 1_610_612_736

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from monitor import Monitor, MonitorConfig
-from monitor.profile import ReferenceProfile
+from monitor.stats.profile import ReferenceProfile
 from registry import ModelVersion, Registry
 from tests.monitor.conftest import T0_US, Logs, fit_classifier, fit_regressor
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from monitor import HttpSender, ManualClock, MonitorConfig, WebhookEndpoint
-from monitor.outbox import REGISTRY_DESTINATION, Outbox
+from monitor.alerts.outbox import REGISTRY_DESTINATION, Outbox
+from monitor.alerts.webhooks import verify
 from monitor.store import MonitorStore
-from monitor.webhooks import verify
 from registry import Registry
 from tests.monitor.conftest import T0_US, Logs, fit_classifier
 from tests.monitor.receiver import Receiver

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import MonitorConfig
-from monitor.binning import NumericBinner
-from monitor.segment import SegmentFile
+from monitor.ingest.segment import SegmentFile
+from monitor.stats.binning import NumericBinner
 from registry import Registry, logschema
 from tests.monitor.conftest import T0_US, Logs, fit_classifier
 
@@ -205,7 +205,7 @@ def test_row_window_formula_matches_the_windows_it_replaces(
     every row the same window as the array, or is refused (None) when it cannot."""
     import duckdb
 
-    from monitor.ingest import _runs_formula
+    from monitor.ingest.predictions import _runs_formula
 
     def _window_formula(row_windows: np.ndarray) -> str | None:
         """The formula for a per-row window array: its runs (a row of no window: None)."""

@@ -24,17 +24,17 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from monitor.binning import BinCounts, NumericBinner, categorical_codes
+from monitor.compute.statistics import PSI_EPSILON, as_rows, window_statistics
 from monitor.config import MonitorConfig
-from monitor.profile import (
+from monitor.ingest.windows import WindowPart, write_counts
+from monitor.stats.binning import BinCounts, NumericBinner, categorical_codes
+from monitor.stats.profile import (
     ReferenceProfile,
     categorical_profile,
     coarse_counts,
     numeric_profile,
 )
-from monitor.stats import PSI_EPSILON, as_rows, window_statistics
 from monitor.store import MonitorStore
-from monitor.windows import WindowPart, write_counts
 
 
 def _figures(

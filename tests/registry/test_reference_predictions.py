@@ -159,3 +159,30 @@ def test_predictions_are_stored_before_the_manifest(
         (hold / "release").touch()
         writer.join(30)
     assert done and done[0].reference_predictions is not None
+
+
+@pytest.mark.parametrize("zipmap", [False, True])
+def test_onnx_models_score_through_the_same_function(frame: pl.DataFrame, zipmap: bool) -> None:
+    """An ONNX artifact (what the monitor loads for a version without stored outputs) gives
+    the labels and probabilities of the estimator it was exported from, tensor or ZipMap."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from registry.model import OutputSchema
+    from registry.predictions import OnnxEstimator, score
+
+    y = (frame["age"] > 40).cast(pl.Int64).to_numpy()
+    est = LogisticRegression().fit(_x(frame), y)
+    onnx = convert_sklearn(
+        est,
+        initial_types=[("X", FloatTensorType([None, 2]))],
+        options={id(est): {"zipmap": zipmap}},
+    ).SerializeToString()
+    output = OutputSchema("classification", classes=[0, 1])
+    names = ["age", "income"]
+    ours = score(OnnxEstimator(onnx), frame, names, output)
+    theirs = score(est, frame, names, output)
+    assert ours["prediction"].to_list() == theirs["prediction"].to_list()
+    np.testing.assert_allclose(
+        ours["proba_1"].to_numpy(), theirs["proba_1"].to_numpy(), rtol=1e-5, atol=1e-6
+    )

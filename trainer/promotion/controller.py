@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from monitor.logstore import LogStore
+from monitor.ingest.logstore import LogStore
 from registry import rollout as actions
 from registry import routes
 from registry.errors import InvalidRoute, ModelNotFound, RegistryError

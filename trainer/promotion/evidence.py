@@ -1,8 +1,8 @@
 """What a rollout is decided on, read with DuckDB from the log store.
 
-The log store is the monitor's :class:`~monitor.logstore.LogStore` (local path
+The log store is the monitor's :class:`~monitor.ingest.logstore.LogStore` (local path
 or fsspec URL) and predictions are joined to feedback on the monitor's key
-(:func:`~monitor.segment.request_hash_sql`), so the two readers of the data plane agree on
+(:func:`~monitor.ingest.segment.request_hash_sql`), so the two readers of the data plane agree on
 what a labelled row is. Column names come from :mod:`registry.logschema`.
 
 A request is the ``request_id`` without a trailing ``/<i>`` (row ``i`` of a many-row
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from monitor.segment import request_hash_sql
+from monitor.ingest.segment import request_hash_sql
 from registry.logschema import FEEDBACK, PREDICTIONS, ROUTE_CANARY, ROUTE_CHAMPION, ROUTE_SHADOW
 from trainer.promotion import stats
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     import duckdb
 
-    from monitor.logstore import LogStore
+    from monitor.ingest.logstore import LogStore
 
 
 class Side(msgspec.Struct, frozen=True):

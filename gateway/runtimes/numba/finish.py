@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.runtimes.numba.jit import kernel
+from kernels import kernel
 
 REGRESSION = 0  # value = raw / divisor, then link (0 identity, 1 exp)
 PROBA_AVERAGE = 1  # forests: proba = raw / divisor; label = first argmax(proba)

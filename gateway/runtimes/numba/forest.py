@@ -27,8 +27,8 @@ import numpy as np
 from numba import prange
 
 from gateway.runtimes.numba.finish import finish
-from gateway.runtimes.numba.jit import kernel
 from gateway.runtimes.numba.program import apply_program
+from kernels import kernel
 
 TREES_AT_ONCE = 8
 ROWS_AT_ONCE = 32

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.runtimes.numba.finish import finish
-from gateway.runtimes.numba.jit import kernel
 from gateway.runtimes.numba.program import (
     ERR_INF,
     ERR_NAN,
@@ -14,6 +13,7 @@ from gateway.runtimes.numba.program import (
     affine_rows,
     apply_program,
 )
+from kernels import kernel
 
 
 @kernel()

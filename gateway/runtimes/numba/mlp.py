@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.runtimes.numba.finish import expit, finish
-from gateway.runtimes.numba.jit import kernel
 from gateway.runtimes.numba.program import affine_rows, all_finite, apply_program
+from kernels import kernel
 
 IDENTITY, RELU, TANH, LOGISTIC = range(4)
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "tanh": TANH, "logistic": LOGISTIC}

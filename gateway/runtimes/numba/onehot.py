@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.runtimes.numba.jit import kernel
 from gateway.runtimes.numba.program import ERR_UNKNOWN_CATEGORY, apply_program
+from kernels import kernel
 
 
 @kernel()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.runtimes.numba.jit import kernel
+from kernels import kernel
 
 NOOP, SUB, DIV, MUL, ADD, CLIP, IMPUTE, ORDINAL_ERROR, ORDINAL_VALUE, REFUSE_INF = range(10)
 REJECT_NAN, REJECT_INF = 1, 2

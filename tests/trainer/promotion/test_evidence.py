@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from monitor.logstore import LogStore
+from monitor.ingest.logstore import LogStore
 from registry import logschema
 from trainer.promotion import evidence
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from monitor.jit import kernel
+from kernels import kernel
 
 ROWS = 64  # bucket rows: row r holds buckets of 2**r values (2**64 values is plenty)
 

@@ -230,3 +230,12 @@ def request_hash_sql(column: str) -> str:
 def _sql(cur: duckdb.DuckDBPyConnection, column: pa.Array, expr: str) -> pa.Array:
     table = cur.from_arrow(pa.table({"c": column})).select(f"{expr} AS out").to_arrow_table()
     return table.column("out").combine_chunks()
+
+
+def sql_list(values: list[str]) -> str:
+    """A DuckDB list literal of strings (quotes doubled).
+
+    >>> sql_list(["a", "it's"])
+    "['a', 'it''s']"
+    """
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from monitor.alerts.webhooks import iso
+from monitor.compute.decide import FEATURE_FIELDS, thresholds
 from monitor.config import (
     EVENT_DRIFT_DETECTED,
     EVENT_DRIFT_RESOLVED,
 )
-from monitor.decide import thresholds
-from monitor.report import FEATURE_FIELDS
-from monitor.webhooks import iso
 
 if TYPE_CHECKING:
-    from monitor.compute import WindowSummary
+    from monitor.compute.summaries import WindowSummary
     from monitor.config import MonitorConfig
     from monitor.store import MonitorStore
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 
-from monitor.detectors import ErrorMonitor
-from monitor.ingest import SegmentError, _sql_list
-from monitor.segment import request_hash_sql
+from monitor.detectors.streams import ErrorMonitor, error_monitor
+from monitor.ingest.predictions import SegmentError
+from monitor.ingest.segment import request_hash_sql, sql_list
 
 if TYPE_CHECKING:
-    from monitor.logstore import Segment
+    from monitor.ingest.logstore import Segment
     from monitor.store import MonitorStore
 
 FEEDBACK_REQUIRED = ("request_id", "label")
@@ -28,7 +28,7 @@ def ingest_feedback(
 
     Returns the DDM detections its labels caused, per (version, route, window)."""
     con = store.con
-    src = f"read_parquet({_sql_list([local_path])})"
+    src = f"read_parquet({sql_list([local_path])})"
     try:
         cols = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
     except duckdb.Error as exc:
@@ -95,12 +95,13 @@ def _feed_errors(store: MonitorStore, model: str) -> list[Detection]:
         by_key.setdefault((int(version), str(route)), []).append((int(window_id), bool(error)))
     found: list[Detection] = []
     for (version, route), items in by_key.items():
-        monitor = ErrorMonitor.load(store, model, version, route)
+        key = (model, version, route)
+        monitor = error_monitor(key, store.detector_state(key, ErrorMonitor.NAME))
         flags: dict[int, int] = {}
         for window_id, error in items:
             if monitor.update(np.array([error])):
                 flags[window_id] = flags.get(window_id, 0) + 1
-        monitor.save(store)
+        store.save_detector_state(key, monitor.NAME, monitor.state())
         for window_id, count in flags.items():
             store.con.execute("INSERT INTO window_flags VALUES (?, 'ddm', ?)", [window_id, count])
             found.append((version, route, window_id, count))

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from monitor.binning import NumericBinner
-from monitor.profile import (
+from monitor.stats.binning import NumericBinner
+from monitor.stats.profile import (
     CATEGORICAL,
     ColumnProfile,
     ReferenceProfile,
@@ -278,11 +278,11 @@ def prediction_profile(
 ) -> ReferenceProfile:
     """Profile the model's outputs on the reference: the ones stored at registration, else
     (older versions) score the reference with the model here."""
-    pred, proba = stored_outputs(registry, mv, ctx)
+    pred, proba = stored_outputs(registry.load_reference_predictions_arrow(mv), ctx)
     if pred is None:
-        from monitor.scoring import score_reference
-
-        pred, proba = score_reference(registry, mv, reference, ctx.feature_names)
+        pred, proba = stored_outputs(score_reference(registry, mv, reference, ctx), ctx)
+        if pred is None:
+            raise ValueError(f"{mv.name} v{mv.version}: the model gave no predictions")
     cols: list[ColumnProfile] = []
     if ctx.task == "classification":
         labels = [str(v) for v in pred]
@@ -314,13 +314,31 @@ def prediction_profile(
     return ReferenceProfile(profile_id=profile_id, columns=cols, rows=reference.num_rows)
 
 
+def score_reference(
+    registry: RegistryReader, mv: Any, reference: pa.Table, ctx: VersionContext
+) -> pa.Table:
+    """The model's outputs on its reference, for versions registered without them: the
+    model is loaded and scored by the registry's one function (``registry.predictions``),
+    the same outputs and labels as stored at registration and as the gateway serves."""
+    import polars as pl  # this fallback only: versions registered without stored outputs
+
+    from registry import predictions
+
+    model = registry.load_model(mv)
+    estimator = predictions.OnnxEstimator(bytes(model)) if isinstance(model, bytes) else model
+    frame = pl.from_arrow(reference)
+    assert isinstance(frame, pl.DataFrame)
+    scored = predictions.score(estimator, frame, ctx.feature_names, mv.output_schema)
+    return scored.to_arrow()
+
+
 def stored_outputs(
-    registry: RegistryReader, mv: Any, ctx: VersionContext
+    table: pa.Table | None, ctx: VersionContext
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(predictions, probabilities or None)`` from the registry's stored reference
-    predictions; ``(None, None)`` when the version has none. A stored file that fails its
-    hash check raises (``ArtifactCorrupt``): ``settle`` records it, nothing falls back."""
-    table = registry.load_reference_predictions_arrow(mv)
+    """``(predictions, probabilities or None)`` from the model's outputs on the reference
+    (stored by the registry, or scored by ``score_reference``); ``(None, None)`` when there
+    are none. A stored file that fails its hash check raises (``ArtifactCorrupt``) when it
+    is loaded: ``settle`` records it, nothing falls back."""
     if table is None or "prediction" not in table.column_names:
         return None, None
     column = table.column("prediction")

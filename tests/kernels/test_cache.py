@@ -1,5 +1,6 @@
-"""numba's on-disk cache for the monitor's kernels: a fresh process loads them instead of
-compiling, and a process with nowhere to write a cache still works (compiling in memory)."""
+"""numba's on-disk cache for kernels made with ``kernels.kernel`` (the monitor's, here): a
+fresh process loads them instead of compiling, and a process with nowhere to write a cache
+still works (compiling in memory)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json
 import numpy as np
-from monitor import adwin, binning
-from monitor.binning import BinCounts, NumericBinner
+from monitor.detectors import adwin
+from monitor.stats import binning
+from monitor.stats.binning import BinCounts, NumericBinner
 
 rng = np.random.default_rng(0)
 binner = NumericBinner(np.quantile(rng.normal(size=1000), np.linspace(0, 1, 21)))
@@ -63,9 +65,10 @@ def test_a_second_process_loads_the_kernels_from_the_cache(tmp_path: Path) -> No
 def test_without_a_writable_cache_place_the_kernels_are_compiled_in_memory(
     tmp_path: Path,
 ) -> None:
-    for part in ("monitor", "registry"):
+    for part in ("monitor", "registry", "kernels"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "monitor" / "__pycache__").write_text("")  # cannot be made a directory
+    for stage in ("detectors", "stats"):  # where the kernels live: cannot be made a directory
+        (tmp_path / "monitor" / stage / "__pycache__").write_text("")
     nowhere = "/dev/null/numba"  # neither the user's cache nor NUMBA_CACHE_DIR can be made
     got = _run(tmp_path, {"HOME": "/dev/null", "XDG_CACHE_HOME": nowhere,
                           "NUMBA_CACHE_DIR": nowhere})  # fmt: skip
@@ -74,3 +77,18 @@ def test_without_a_writable_cache_place_the_kernels_are_compiled_in_memory(
     assert {k: got[k] for k in ("counts", "nulls", "found")} == {
         k: reference[k] for k in ("counts", "nulls", "found")
     }
+
+
+def test_kernels_imports_nothing_but_numba_and_numpy() -> None:
+    """``kernels`` is a leaf every part may use: it must not import any of them."""
+    import ast
+
+    imported: set[str] = set()
+    for path in (ROOT / "kernels").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    outside = imported - {"__future__", "collections", "typing"}
+    assert "numba" in outside and outside <= {"numba", "numpy"}

@@ -9,10 +9,11 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from monitor.report import FEATURE_FIELDS, distributions
+from monitor.compute.decide import FEATURE_FIELDS
+from monitor.report.build import distributions
 
 if TYPE_CHECKING:
-    from monitor.profile import ColumnProfile
+    from monitor.stats.profile import ColumnProfile
     from monitor.store import MonitorStore
 
 REF_COLOR = "#9aa5b1"

@@ -7,6 +7,7 @@ and its ingestion record) go in one transaction, which is what makes ingestion e
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from monitor.profile import CATEGORICAL, ColumnProfile, ReferenceProfile, coarse_counts
+from monitor.detectors.legacy import LegacyStateError, from_pickle
+from monitor.detectors.streams import DetectorState
+from monitor.stats.profile import CATEGORICAL, ColumnProfile, ReferenceProfile, coarse_counts
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -77,8 +82,37 @@ CREATE TABLE IF NOT EXISTS outbox (
     body VARCHAR, created_at DOUBLE, attempts INTEGER, next_attempt_at DOUBLE,
     status VARCHAR, last_error VARCHAR, delivered_at DOUBLE, seq BIGINT);
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS alert_id VARCHAR;
+ALTER TABLE detector_state ADD COLUMN IF NOT EXISTS floats DOUBLE[];
+ALTER TABLE detector_state ADD COLUMN IF NOT EXISTS ints BIGINT[];
 CREATE TABLE IF NOT EXISTS event_cursor (model VARCHAR PRIMARY KEY, position BIGINT);
 """
+
+
+def _migrate_detector_pickles(con: duckdb.DuckDBPyConnection) -> None:
+    """Detector state an older monitor pickled: read once, stored as arrays, pickle dropped."""
+    rows = con.execute(
+        "SELECT model, version, route, detector, state FROM detector_state"
+        " WHERE state IS NOT NULL AND floats IS NULL"
+    ).fetchall()
+    for model, version, route, detector, blob in rows:
+        key = [model, version, route, detector]
+        try:
+            state: DetectorState | None = from_pickle(bytes(blob)).state()
+        except LegacyStateError as exc:
+            log.warning("monitor: %s state of %s unreadable (%s); restarted", detector, key, exc)
+            state = None
+        if state is None:
+            con.execute(
+                "DELETE FROM detector_state"
+                " WHERE model = ? AND version = ? AND route = ? AND detector = ?",
+                key,
+            )
+        else:
+            con.execute(
+                "UPDATE detector_state SET state = NULL, floats = ?, ints = ?"
+                " WHERE model = ? AND version = ? AND route = ? AND detector = ?",
+                [state.floats.tolist(), state.ints.tolist(), *key],
+            )
 
 
 class StoreBusy(RuntimeError):
@@ -137,6 +171,7 @@ class MonitorStore:
                 time.sleep(0.1)  # the monitor releases the file between passes
         if not self.read_only:
             con.execute(SCHEMA)
+            _migrate_detector_pickles(con)
         return con
 
     def release(self) -> None:
@@ -276,6 +311,27 @@ class MonitorStore:
         self.con.execute(
             "UPDATE versions SET prediction_profile_id = ? WHERE model = ? AND version = ?",
             [profile_id, model, version],
+        )
+
+    # -- detector state ----------------------------------------------------------------------
+    def detector_state(self, key: tuple[str, int, str], detector: str) -> DetectorState | None:
+        """The arrays of one detector stream, or None when it has none yet."""
+        row = self.con.execute(
+            "SELECT floats, ints FROM detector_state"
+            " WHERE model = ? AND version = ? AND route = ? AND detector = ?",
+            [*key, detector],
+        ).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return DetectorState(np.asarray(row[0], np.float64), np.asarray(row[1], np.int64))
+
+    def save_detector_state(
+        self, key: tuple[str, int, str], detector: str, state: DetectorState
+    ) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO detector_state (model, version, route, detector, state,"
+            " floats, ints) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            [*key, detector, state.floats.tolist(), state.ints.tolist()],
         )
 
     # -- registry event cursor ---------------------------------------------------------------

@@ -16,7 +16,7 @@ from monitor.config import is_forwarded
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from monitor.outbox import EventRecorder, Outbox
+    from monitor.alerts.outbox import EventRecorder, Outbox
     from monitor.store import MonitorStore
 
 

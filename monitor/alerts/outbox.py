@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from monitor import webhooks
+from monitor.alerts import webhooks
 
 if TYPE_CHECKING:
     import httpx

@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from monitor.decide import DECIDING, dataset_decision
-from monitor.performance import labelled_counts, window_performance
-from monitor.stats import window_statistics
+from monitor.compute.decide import DECIDING, dataset_decision
+from monitor.compute.performance import labelled_counts, window_performance
+from monitor.compute.statistics import window_statistics
 
 if TYPE_CHECKING:
     from monitor.config import MonitorConfig

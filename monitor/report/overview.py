@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from monitor.report import distributions
-from monitor.webhooks import iso
+from monitor.alerts.webhooks import iso
+from monitor.report.build import distributions
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.jit import kernel
+from kernels import kernel
 
 LUT_FACTOR = 32
 

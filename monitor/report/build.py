@@ -12,24 +12,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from monitor import outbox
-from monitor.webhooks import iso
+from monitor.alerts import outbox
+from monitor.alerts.webhooks import iso
+from monitor.compute.decide import FEATURE_FIELDS
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
-
-# The per-feature figures of every output (JSON, table, HTML, alert payload), in display order.
-FEATURE_FIELDS = (
-    "psi",
-    "wasserstein",
-    "js",
-    "ks",
-    "ks_pvalue",
-    "chi2",
-    "chi2_pvalue",
-    "null_rate",
-    "unseen_share",
-)
 
 
 class ReportError(LookupError):

@@ -14,7 +14,7 @@ All figures come from bin counts, never from raw rows, for any set of windows at
   dropped), as ``scipy.stats.chi2_contingency(correction=False)``.
 P-values come from the statistic (KS: Kolmogorov limit with Stephens' correction for
 ``n*m/(n+m)``, see ``ks_pvalue``; chi-square: ``scipy.stats.chi2.sf``), computed in numpy
-(``monitor.distributions``): a pass never imports scipy (only windows under 100 effective
+(``monitor.stats.distributions``): a pass never imports scipy (only windows under 100 effective
 rows use ``scipy.stats.kstwo``).
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from monitor.distributions import chi2_sf, kolmogorov_sf
+from monitor.stats.distributions import chi2_sf, kolmogorov_sf
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from monitor.binning import BinCounts
-from monitor.profile import coarse_counts
+from monitor.stats.binning import BinCounts
+from monitor.stats.profile import coarse_counts
 
 if TYPE_CHECKING:
     from monitor.config import MonitorConfig
-    from monitor.profile import ColumnProfile
+    from monitor.stats.profile import ColumnProfile
     from monitor.store import MonitorStore
 
 

@@ -1,6 +1,6 @@
 """Reading one prediction segment into window bin counts, exactly once.
 
-A segment is read with pyarrow in record batches (bounded memory, see ``monitor.segment``),
+A segment is read with pyarrow in record batches (bounded memory, see ``monitor.ingest.segment``),
 counted into the frozen bins of each version's profile, and committed in one transaction
 together with its row in ``segments``: a crash before the commit leaves no trace, and a
 committed segment is never read again.
@@ -25,12 +25,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from monitor.binning import BinCounts
-from monitor.detectors import ConfidenceMonitor
-from monitor.jit import preload
-from monitor.memory import MemoryReleaser, prefer_jemalloc
-from monitor.profile import CATEGORICAL, ColumnProfile
-from monitor.references import (
+from monitor.detectors.adwin import ADWIN
+from monitor.detectors.streams import ConfidenceMonitor, confidence_monitor
+from monitor.ingest.memory import MemoryReleaser, prefer_jemalloc
+from monitor.ingest.references import (
     PREDICTION,
     ROLE_PREDICTION,
     ROLE_SCORE,
@@ -38,7 +36,7 @@ from monitor.references import (
     VersionContext,
     confidence,
 )
-from monitor.segment import (
+from monitor.ingest.segment import (
     Group,
     SegmentError,
     SegmentFile,
@@ -47,24 +45,23 @@ from monitor.segment import (
     epoch_us,
     group_mask,
     request_hash_sql,
+    sql_list,
 )
-from monitor.windows import WindowCutter, WindowPart
+from monitor.ingest.windows import WindowCutter, WindowPart
+from monitor.stats.binning import BinCounts, NumericBinner
+from monitor.stats.profile import CATEGORICAL, ColumnProfile
 from registry import logschema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
 
     from monitor.config import MonitorConfig
-    from monitor.logstore import Segment
+    from monitor.ingest.logstore import Segment
     from monitor.store import MonitorStore
 
 REQUIRED = ("ts", "request_id", "version", "route")
 
 __all__ = ["PredictionIngestor", "SegmentError"]
-
-
-def _sql_list(values: list[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
 @dataclass
@@ -115,7 +112,7 @@ class PredictionIngestor:
         self._duck: duckdb.DuckDBPyConnection | None = None
         prefer_jemalloc()
         self._memory = MemoryReleaser()
-        self._preloaded = self.pool.submit(preload)  # numba's set-up, off the first batch
+        self._preloaded = self.pool.submit(warm_kernels)  # numba's set-up, off the first batch
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -201,8 +198,11 @@ class PredictionIngestor:
                     group=group,
                     ctx=ctx,
                     cutter=WindowCutter(self.store, self.config, model, version, route),
-                    detector=ConfidenceMonitor.load(
-                        self.store, model, version, route, config=self.config
+                    detector=confidence_monitor(
+                        (model, version, route),
+                        self.store.detector_state((model, version, route), ConfidenceMonitor.NAME),
+                        batch_rows=self.config.detector_batch_rows,
+                        delta=self.config.adwin_delta,
                     ),
                 )
             )
@@ -410,7 +410,7 @@ class PredictionIngestor:
         try:
             for s in streams:
                 s.cutter.write({c.name: c for c in s.ctx.columns()})
-                s.detector.save(self.store)
+                self.store.save_detector_state(s.detector.key, s.detector.NAME, s.detector.state())
             if self.config.keep_prediction_rows and total:
                 self._insert_prediction_rows(source, streams, row_windows)
             con.execute(
@@ -451,7 +451,7 @@ class PredictionIngestor:
         """
         con = self.store.con
         present = set(source.types)
-        path = _sql_list([source.path])
+        path = sql_list([source.path])
 
         def values(ctx: VersionContext) -> str:
             return (
@@ -532,7 +532,7 @@ def _prediction_sql(ctx: VersionContext, present: set[str]) -> str:
         return "NULL::DOUBLE"
     if ctx.task != "classification":
         return "TRY_CAST(p.prediction AS DOUBLE)"
-    classes = f"{_sql_list(ctx.classes)}::VARCHAR[]"
+    classes = f"{sql_list(ctx.classes)}::VARCHAR[]"
     position = f"coalesce(list_position({classes}, p.prediction::VARCHAR), 0)"
     return f"(CASE WHEN p.prediction IS NULL THEN -1 ELSE {position} END)::DOUBLE"
 
@@ -542,3 +542,20 @@ def _probas_sql(ctx: VersionContext, present: set[str]) -> str:
     if not names or any(n not in present for n in names):
         return "NULL::FLOAT[]"
     return "[" + ", ".join(f"TRY_CAST(p.{_ident(n)} AS FLOAT)" for n in names) + "]"
+
+
+def warm_kernels() -> None:
+    """Load (or compile) every kernel a pass calls, with the argument types it calls them
+    with: the first use in a process costs ~0.3 s of LLVM set-up even from the cache.
+
+    The ingestor runs this on an idle worker thread when it starts; llvmlite releases the
+    GIL, so the set-up overlaps the pass's first steps (listing segments, building
+    profiles) instead of stalling its first batch. numba's compiler lock makes a kernel
+    called meanwhile wait for it rather than load it twice.
+    """
+    binner = NumericBinner(np.array([-1.0, 0.0, 1.0]))
+    values = np.linspace(-2.0, 2.0, 64)
+    binner.count(values, BinCounts(binner.n_bins))
+    values.flags.writeable = False  # columns read zero-copy from Arrow are read-only
+    binner.count(values, BinCounts(binner.n_bins))
+    ADWIN().update_many(np.linspace(0.0, 1.0, 64))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.binning import categorical_codes
+from monitor.stats.binning import categorical_codes
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -109,7 +109,7 @@ def numeric_profile(
 
 
 def _sorted_counts(s: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
-    """Bin counts of sorted finite values (the binning rule of ``monitor.binning``).
+    """Bin counts of sorted finite values (the binning rule of ``monitor.stats.binning``).
 
     >>> _sorted_counts(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), np.array([0.0, 1.0])).tolist()
     [1, 1, 2, 1]

@@ -16,6 +16,20 @@ DECIDING = ("psi", "wasserstein", "js", "null_rate", "unseen_share")
 SUPPORTING = ("ks_pvalue", "chi2_pvalue")
 
 
+# The per-feature figures of every output (JSON, table, HTML, alert payload), in display order.
+FEATURE_FIELDS = (
+    "psi",
+    "wasserstein",
+    "js",
+    "ks",
+    "ks_pvalue",
+    "chi2",
+    "chi2_pvalue",
+    "null_rate",
+    "unseen_share",
+)
+
+
 def thresholds(config: MonitorConfig) -> dict[str, float]:
     """Threshold of every statistic (``null_rate``: increase over the reference rate)."""
     return {
