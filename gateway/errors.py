@@ -50,6 +50,10 @@ class UnsupportedMediaType(GatewayError):
     """A content type the endpoint does not read."""
 
 
+class NotSupported(GatewayError):
+    """A protocol operation mlgate knows but does not provide (KServe V1 ``:explain``)."""
+
+
 class Overloaded(GatewayError):
     """The version's queue is full: try again after ``retry_after_s``."""
 
@@ -92,6 +96,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (InferenceFailed, 500),
+    (NotSupported, 501),
     (ArtifactCorrupt, 500),
     (RegistryError, 500),
     (Overloaded, 503),

@@ -9,6 +9,7 @@ figures owned by other objects (queue depth, log rows) are read at scrape time b
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,25 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class VersionStats:
+    """Triton-style statistics of one served version, from the requests this worker answered
+    (``/v2/models/{m}/stats``, gRPC ``ModelStatistics``). Durations in nanoseconds."""
+
+    __slots__ = ("batches", "compute_ns", "fail_count", "fail_ns", "last_inference_ms",
+                 "queue_ns", "rows", "success_count", "success_ns")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.success_count = 0
+        self.success_ns = 0
+        self.fail_count = 0
+        self.fail_ns = 0
+        self.queue_ns = 0
+        self.compute_ns = 0
+        self.rows = 0  # Triton's inference_count: rows inferred
+        self.batches = 0  # Triton's execution_count: batches computed
+        self.last_inference_ms = 0
+
+
 class GatewayMetrics:
     """The gateway's metrics. ``snapshot`` callables feed the scrape-time collector."""
 
@@ -36,6 +56,7 @@ class GatewayMetrics:
         r = self.registry
         self._requests: dict[tuple[str, str, str, str], int] = {}
         self._latency: dict[tuple[str, str], LoopHistogram] = {}
+        self._versions: dict[tuple[str, str], VersionStats] = {}
         self.batch_rows = Histogram(
             "mlgate_batch_rows",
             "Rows per computed batch.",
@@ -86,11 +107,25 @@ class GatewayMetrics:
         total_s: float,
         queue_s: float | None = None,
         compute_s: float | None = None,
+        rows: int = 0,
     ) -> None:
         """Count one answered request and its latency by stage (call on the event loop)."""
         key = (model, str(version), route, str(status))
         requests = self._requests
         requests[key] = requests.get(key, 0) + 1
+        if version != "":
+            stats = self.version_stats(model, version)
+            total_ns = int(total_s * 1e9)
+            if status == 200:
+                stats.success_count += 1
+                stats.success_ns += total_ns
+                stats.rows += rows
+                stats.queue_ns += int((queue_s or 0.0) * 1e9)
+                stats.compute_ns += int((compute_s or 0.0) * 1e9)
+                stats.last_inference_ms = time.time_ns() // 1_000_000
+            else:
+                stats.fail_count += 1
+                stats.fail_ns += total_ns
         self._histogram(model, "total").observe(total_s)
         if queue_s is not None:
             self._histogram(model, "queue").observe(queue_s)
@@ -123,7 +158,16 @@ class GatewayMetrics:
             latency.add_metric([model, stage], buckets, total)
         yield latency
 
+    def version_stats(self, model: str, version: int | str) -> VersionStats:
+        """The statistics of one version (zeros until it answers)."""
+        key = (model, str(version))
+        stats = self._versions.get(key)
+        if stats is None:
+            stats = self._versions[key] = VersionStats()
+        return stats
+
     def observe_batch(self, model: str, version: int, rows: int) -> None:
+        self.version_stats(model, version).batches += 1
         key = ("batch", model, str(version))
         child = self._children.get(key)
         if child is None:

@@ -345,6 +345,7 @@ class Gateway:
             total_s=total_ns / 1e9,
             queue_s=result.queue_ns / 1e9 if result is not None else None,
             compute_s=result.compute_ns / 1e9 if result is not None else None,
+            rows=X.shape[0] if X is not None else 0,
         )
         if self.log is not None and not logged:
             self.log.append(

@@ -1,5 +1,6 @@
 """MLflow scoring protocol (``POST /invocations``): JSON ``dataframe_split``,
-``dataframe_records``, ``instances`` or ``inputs``, or ``text/csv`` with a header row."""
+``dataframe_records``, ``instances`` or ``inputs``, ``text/csv`` with a header row, or a Parquet
+file (one column per feature); errors in MLflow's shape (``error_code``, ``message``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from gateway.schema import InputSpec, OutputSpec
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+PARQUET_TYPES = ("application/x-parquet", "application/vnd.apache.parquet", "application/parquet")
 _encoder = msgspec.json.Encoder()
 
 
@@ -29,6 +31,8 @@ class MlflowPayload:
     def to_matrix(self, inputs: InputSpec, outputs: OutputSpec) -> np.ndarray:
         if self.kind == "dataframe_split":
             return _split_matrix(self.value, inputs)
+        if self.kind == "parquet":
+            return inputs.from_columns(self.value, "parquet")
         if self.kind == "csv":
             header, rows = self.value
             return inputs.from_columns(
@@ -41,9 +45,12 @@ def decode_request(body: bytes, content_type: str) -> MlflowPayload:
     media = content_type.split(";")[0].strip().lower()
     if media == "text/csv":
         return MlflowPayload("csv", _read_csv(body))
+    if media in PARQUET_TYPES:
+        return MlflowPayload("parquet", _read_parquet(body))
     if media not in ("application/json", ""):
         raise UnsupportedMediaType(
-            f"header Content-Type: expected application/json or text/csv, got {content_type!r}"
+            f"header Content-Type: expected application/json, text/csv or "
+            f"application/x-parquet, got {content_type!r}"
         )
     data = decode_json_object(body, "invocations request")
     kinds = [k for k in FORMATS if k in data]
@@ -96,6 +103,26 @@ def _read_csv(body: bytes) -> tuple[list[str], list[list[Any]]]:
     return header, [[_cell(v) for v in row] for row in data]
 
 
+def _read_parquet(body: bytes) -> dict[str, Any]:
+    """Columns of a Parquet file: numbers as numpy arrays, anything else as Python lists."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(body))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadRequest(f"parquet: cannot read the body as a Parquet file: {exc}") from None
+    columns: dict[str, Any] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if numeric and column.null_count == 0:
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = column.to_pylist()
+    return columns
+
+
 def _cell(text: str) -> Any:
     if text == "":
         return None
@@ -107,3 +134,28 @@ def _cell(text: str) -> Any:
 
 def encode_response(outputs: dict[str, np.ndarray]) -> bytes:
     return _encoder.encode({"predictions": outputs["predict"].tolist()})
+
+
+# MLflow's error codes (mlflow.protos.databricks_pb2.ErrorCode) by HTTP status
+_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    501: "NOT_IMPLEMENTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+    504: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def error_body(status: int, message: str) -> bytes:
+    """An error in the MLflow scoring server's shape (``error_code``, ``message``), with the
+    ``error`` key every other mlgate endpoint answers with.
+
+    >>> msgspec.json.decode(error_body(404, "model 'x' not found"))["error_code"]
+    'RESOURCE_DOES_NOT_EXIST'
+    """
+    code = _ERROR_CODES.get(status, "INTERNAL_ERROR")
+    return _encoder.encode({"error_code": code, "message": message, "error": message})

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from gateway.schema import InputSpec, OutputSpec
 
 SERVER_NAME = "mlgate"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics",
+              "model_repository"]  # fmt: skip
+MATRIX_INPUT = "input-0"  # the name of the one [n, d] tensor (model metadata declares it)
+CLASSIFICATION = "classification"  # Triton's output parameter: top-k classes as BYTES
 
 
 class RequestInput(msgspec.Struct):
@@ -69,6 +72,7 @@ class OipPayload:
         self.parameters = parameters
         self.outputs = outputs
         self.chosen: list[tuple[str, bool]] = []
+        self.class_counts: dict[str, int] = {}  # output -> k, for Triton's classification
 
     def to_matrix(self, spec: InputSpec, outputs: OutputSpec) -> np.ndarray:
         # requested outputs are checked before the request joins a batch, and kept for the answer
@@ -79,6 +83,12 @@ class OipPayload:
         if len(tensors) == 1 and (first.name not in spec.index or matrix_shaped):
             tensor = first
             field = f"input {tensor.name!r}"
+            if tensor.name != MATRIX_INPUT and tensor.name not in spec.index:
+                raise BadRequest(
+                    f"{field}: not an input of this model: expected {MATRIX_INPUT!r} (one "
+                    f"[n, {spec.n_features}] tensor) or one tensor per feature "
+                    f"{spec.names[:12]}{' …' if spec.n_features > 12 else ''}"
+                )
             if tensor.datatype == "BYTES":
                 raise BadRequest(
                     f"{field}: datatype BYTES is accepted only as one tensor per categorical "
@@ -122,8 +132,49 @@ class OipPayload:
                     f"outputs[{i}].parameters.binary_data: expected true or false, "
                     f"got {as_binary!r}"
                 )
+            count = params.get(CLASSIFICATION)
+            if count is not None:
+                self.class_counts[requested.name] = _class_count(count, requested.name, spec, i)
             out.append((requested.name, as_binary))
         return out
+
+
+def _class_count(value: Any, name: str, spec: OutputSpec, i: int) -> int:
+    field = f"outputs[{i}].parameters.{CLASSIFICATION}"
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest(f"{field}: expected a positive integer (class count), got {value!r}")
+    if name != "predict_proba":
+        raise BadRequest(
+            f"{field}: classification applies to the class scores 'predict_proba', not to {name!r}"
+        )
+    return value
+
+
+def classify(scores: np.ndarray, count: int, classes: np.ndarray | None) -> np.ndarray:
+    """Triton's classification extension: per row, the ``count`` best classes as
+    ``"score:index:label"`` (BYTES), best first; ``count`` is capped at the number of classes.
+
+    >>> classify(np.array([[0.1, 0.7, 0.2]]), 2, np.array(["a", "b", "c"])).tolist()
+    [['0.700000:1:b', '0.200000:2:c']]
+    """
+    k = min(count, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    out = np.empty(order.shape, dtype=object)
+    for row, indices in enumerate(order.tolist()):
+        for j, index in enumerate(indices):
+            label = f":{classes[index]}" if classes is not None else ""
+            out[row, j] = f"{scores[row, index]:f}:{index}{label}"
+    return out
+
+
+def presented(
+    name: str, outputs: dict[str, np.ndarray], spec: OutputSpec, class_counts: dict[str, int]
+) -> tuple[np.ndarray, str]:
+    """The array and datatype an output is answered with (after classification, if asked)."""
+    count = class_counts.get(name)
+    if count is None:
+        return outputs[name], spec.datatypes[name]
+    return classify(outputs[name], count, spec.classes), "BYTES"
 
 
 def decode_request(body: bytes, header_length: str | None = None) -> OipPayload:
@@ -169,13 +220,13 @@ def encode_response(
     outputs: dict[str, np.ndarray],
     requested: list[tuple[str, bool]],
     spec: OutputSpec,
+    class_counts: dict[str, int] | None = None,
 ) -> tuple[bytes, int | None]:
     """The response body and, when any output is binary, the JSON header's length."""
     items: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name, as_binary in requested:
-        arr = outputs[name]
-        datatype = spec.datatypes[name]
+        arr, datatype = presented(name, outputs, spec, class_counts or {})
         item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if as_binary:
             if datatype == "BYTES":

@@ -1,8 +1,10 @@
-"""Triton's model configuration, as mlgate runs a loaded version (JSON form, both transports).
+"""Triton's extensions as mlgate answers them (JSON form, shared by HTTP and gRPC): model
+configuration, statistics and the repository index.
 
-``perf_analyzer`` and Triton's clients read it before they send anything: ``max_batch_size``
-(> 0: the first dimension of every tensor is the batch, left out of ``dims``), the inputs and
-outputs in Triton's ``TYPE_*`` names, and the dynamic batching mlgate applies.
+``perf_analyzer`` and Triton's clients read the configuration before they send anything:
+``max_batch_size`` (> 0: the first dimension of every tensor is the batch, left out of
+``dims``), the inputs and outputs in Triton's ``TYPE_*`` names, and the dynamic batching mlgate
+applies.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.codecs.oip import tensor_metadata
 
 if TYPE_CHECKING:
-    from gateway.models import LoadedVersion
+    from gateway.metrics import GatewayMetrics
+    from gateway.models import LoadedVersion, ModelState
     from gateway.settings import GatewaySettings
 
 
@@ -63,3 +66,62 @@ def model_config(loaded: LoadedVersion, settings: GatewaySettings) -> dict[str, 
             "task": {"string_value": spec.task},
         },
     }
+
+
+def _duration(count: int, ns: int) -> dict[str, int]:
+    return {"count": count, "ns": ns}
+
+
+def version_statistics(metrics: GatewayMetrics, model: str, version: int) -> dict[str, Any]:
+    """Triton's ``ModelStatistics`` of one version, from this worker's own counters."""
+    s = metrics.version_stats(model, version)
+    zero = _duration(0, 0)
+    return {
+        "name": model,
+        "version": str(version),
+        "last_inference": s.last_inference_ms,
+        "inference_count": s.rows,
+        "execution_count": s.batches,
+        "inference_stats": {
+            "success": _duration(s.success_count, s.success_ns),
+            "fail": _duration(s.fail_count, s.fail_ns),
+            "queue": _duration(s.success_count, s.queue_ns),
+            "compute_input": zero,
+            "compute_infer": _duration(s.success_count, s.compute_ns),
+            "compute_output": zero,
+            "cache_hit": zero,
+            "cache_miss": zero,
+        },
+        "batch_stats": [],
+    }
+
+
+def model_statistics(
+    metrics: GatewayMetrics, states: list[ModelState], version: int | None = None
+) -> dict[str, Any]:
+    """``{"model_stats": [...]}`` for every loaded version of ``states`` (or one version)."""
+    stats = [
+        version_statistics(metrics, state.name, v)
+        for state in states
+        for v in sorted(state.versions)
+        if version is None or v == version
+    ]
+    return {"model_stats": stats}
+
+
+def repository_index(states: dict[str, ModelState], *, ready_only: bool) -> list[dict[str, str]]:
+    """Triton's repository index: one entry per model and loaded or failed version, with its
+    state (``READY``, ``UNAVAILABLE``) and, for a failed one, the reason."""
+    index = []
+    for name in sorted(states):
+        state = states[name]
+        for version in sorted(set(state.versions) | set(state.failures)):
+            ready = version in state.versions
+            if ready_only and not ready:
+                continue
+            entry = {"name": name, "version": str(version), "state": "READY" if ready else
+                     "UNAVAILABLE"}  # fmt: skip
+            if not ready:
+                entry["reason"] = state.failures[version]
+            index.append(entry)
+    return index

@@ -19,7 +19,7 @@ from gateway.codecs.datatypes import (
     element_count,
     to_bytes_elements,
 )
-from gateway.codecs.oip import OipPayload, RequestOutput, Tensor
+from gateway.codecs.oip import OipPayload, RequestOutput, Tensor, presented
 from gateway.errors import BadRequest
 from gateway.grpc import oip_pb2 as pb
 
@@ -135,8 +135,7 @@ def encode_response(
         id=payload.id or "",
     )
     for name, _ in payload.chosen:
-        arr = prediction.outputs[name]
-        datatype = spec.datatypes[name]
+        arr, datatype = presented(name, prediction.outputs, spec, payload.class_counts)
         tensor = response.outputs.add(name=name, datatype=datatype, shape=arr.shape)
         if raw:
             response.raw_output_contents.append(_raw(arr, datatype))

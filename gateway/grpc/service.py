@@ -18,12 +18,13 @@ from google.protobuf import json_format
 
 import gateway
 from gateway.codecs.oip import EXTENSIONS, SERVER_NAME, model_metadata
-from gateway.codecs.triton import model_config
+from gateway.codecs.triton import model_config, model_statistics, repository_index
 from gateway.errors import GatewayError, UnknownVersion
 from gateway.grpc import codec
 from gateway.grpc import oip_pb2 as pb
 from gateway.grpc.status import code_for
-from gateway.http.auth import check_predict_token
+from gateway.http.auth import check_admin_token, check_predict_token
+from gateway.repository import load_model, unload_model
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -132,6 +133,44 @@ class InferenceService:
         _, loaded = self._loaded(request.name, request.version)
         config = json_format.ParseDict(model_config(loaded, self.settings), pb.ModelConfig())
         return pb.ModelConfigResponse(config=config)
+
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Context) -> Any:
+        states = self.gw.models.states
+        if not request.name:
+            stats = model_statistics(self.gw.metrics, [states[n] for n in sorted(states)])
+        else:
+            _, loaded = self._loaded(request.name, request.version or "")
+            version = loaded.version if request.version else None
+            stats = model_statistics(self.gw.metrics, [self.gw.state(request.name)], version)
+        return json_format.ParseDict(stats, pb.ModelStatisticsResponse())
+
+    # -- repository -------------------------------------------------------------------------
+    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Context) -> Any:
+        index = repository_index(self.gw.models.states, ready_only=request.ready)
+        return json_format.ParseDict({"models": index}, pb.RepositoryIndexResponse())
+
+    def _admin(self, context: Context) -> None:
+        metadata = dict(context.invocation_metadata() or ())
+        check_admin_token(_text(metadata.get("authorization")), self.settings.admin_token)
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> Any:
+        self._admin(context)
+        await load_model(
+            self.gw,
+            request.model_name,
+            timeout_s=self.settings.request_timeout_s,
+            parameters=dict(request.parameters),
+        )
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> Any:
+        self._admin(context)
+        self.gw.state(request.model_name)
+        unload_model(request.model_name)
 
     # -- inference ----------------------------------------------------------------------------
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> Any:

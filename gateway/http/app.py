@@ -7,6 +7,7 @@ from litestar.exceptions import HTTPException
 
 from gateway.http.admin import admin_routes
 from gateway.http.admin_rollout import rollout_router
+from gateway.http.extensions import extension_routes
 from gateway.http.fastpath import FastPath
 from gateway.http.oip import oip_routes
 from gateway.http.protocols import protocol_routes
@@ -36,6 +37,7 @@ def create_app(gw: Gateway) -> FastPath | Litestar:
         route_handlers=[
             *oip_routes(gw),
             *protocol_routes(gw),
+            *extension_routes(gw),
             *admin_routes(gw),
             rollout,
             metrics,

@@ -26,11 +26,16 @@ def _parse_bearer(header: str | None) -> str | None:
 def require_admin(request: Request[Any, Any, Any], token: str | None) -> None:
     """Admin endpoints: 403 when no token is configured (admin disabled), 401 when the
     request's bearer token is missing or wrong."""
+    check_admin_token(request.headers.get("authorization"), token)
+
+
+def check_admin_token(authorization: str | None, token: str | None) -> None:
+    """The admin token check on a raw ``Authorization`` header value (HTTP or gRPC)."""
     if not token:
         raise Forbidden(
             "admin API is disabled: set MLGATE_ADMIN_TOKEN (or admin_token) to enable it"
         )
-    given = _bearer(request)
+    given = _parse_bearer(authorization)
     if given is None:
         raise Unauthorized("admin API: expected header 'Authorization: Bearer <token>', got none")
     if not hmac.compare_digest(given.encode(), token.encode()):

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.codecs import binary, mlflow, oip, v1
-from gateway.errors import BadRequest, GatewayError, UnknownModel, UnknownVersion
+from gateway.errors import BadRequest, GatewayError, NotSupported, UnknownModel, UnknownVersion
 from gateway.http.auth import check_predict_token
 from gateway.http.raw import JSON, OCTETS
 
@@ -47,6 +47,11 @@ def parse_version(text: str) -> int:
 def split_verb(spec: str) -> str:
     """``iris:predict`` -> ``iris`` (KServe V1 puts the verb after a colon)."""
     name, sep, verb = spec.partition(":")
+    if sep and verb == "explain":
+        raise NotSupported(
+            f"model {name!r}: :explain is not provided by mlgate (no explainer is served); "
+            f"use :predict"
+        )
     if not sep or verb != "predict":
         raise BadRequest(f"path: expected /v1/models/<model>:predict, got {spec!r}")
     return name
@@ -159,6 +164,7 @@ def _oip_reply(payload: oip.OipPayload, model: str, prediction: Prediction) -> R
         outputs=prediction.outputs,
         requested=payload.chosen,
         spec=prediction.loaded.outputs,
+        class_counts=payload.class_counts,
     )
     headers = prediction_headers(prediction)
     if header_length is None:

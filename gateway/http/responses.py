@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.codecs import mlflow
 from gateway.errors import GatewayError, retry_after, status_for
 from gateway.metrics import GatewayMetrics
 from registry.errors import RegistryError
@@ -39,9 +40,19 @@ def error_response(
 def error_parts(
     exc: Exception, metrics: GatewayMetrics, method: str, path: str
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """Status, ``{"error": ...}`` body and headers for any exception: ours by ``status_for``,
-    Litestar's own (unknown path, wrong method, body too large) by their status, anything else
-    a 500 that is logged and counted, never a stack trace on the wire."""
+    """Status, ``{"error": ...}`` body (MLflow's shape on ``/invocations``) and headers for any
+    exception: ours by ``status_for``, Litestar's own (unknown path, wrong method, body too
+    large) by their status, anything else a 500 that is logged and counted, never a stack
+    trace on the wire."""
+    status, body, headers = _error_parts(exc, metrics, method, path)
+    if path == "/invocations":
+        body = mlflow.error_body(status, msgspec.json.decode(body)["error"])
+    return status, body, headers
+
+
+def _error_parts(
+    exc: Exception, metrics: GatewayMetrics, method: str, path: str
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(exc, HTTPException):
         status = exc.status_code

@@ -29,11 +29,20 @@ def oip_body(inputs: list[dict[str, object]], **extra: object) -> bytes:
 
 def test_oip_one_2d_tensor_flat_and_nested_give_the_same_matrix() -> None:
     flat = oip.decode_request(
-        oip_body([{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [1, 2, 3, 4, 5, 6]}])
+        oip_body(
+            [{"name": "input-0", "shape": [2, 3], "datatype": "FP64", "data": [1, 2, 3, 4, 5, 6]}]
+        )
     )
     nested = oip.decode_request(
         oip_body(
-            [{"name": "x", "shape": [2, 3], "datatype": "INT32", "data": [[1, 2, 3], [4, 5, 6]]}]
+            [
+                {
+                    "name": "input-0",
+                    "shape": [2, 3],
+                    "datatype": "INT32",
+                    "data": [[1, 2, 3], [4, 5, 6]],
+                }
+            ]
         )
     )
     a = flat.to_matrix(NUMERIC, OUTPUTS)
@@ -49,7 +58,7 @@ def test_oip_one_2d_tensor_flat_and_nested_give_the_same_matrix() -> None:
 def test_oip_every_number_datatype_is_accepted(datatype: str) -> None:
     data = [True, False, True] if datatype == "BOOL" else [1, 0, 1]
     payload = oip.decode_request(
-        oip_body([{"name": "x", "shape": [1, 3], "datatype": datatype, "data": data}])
+        oip_body([{"name": "input-0", "shape": [1, 3], "datatype": datatype, "data": data}])
     )
     np.testing.assert_array_equal(payload.to_matrix(NUMERIC, OUTPUTS), [[1, 0, 1]])
 
@@ -73,7 +82,7 @@ def test_oip_binary_extension_request_built_from_the_spec() -> None:
     header = json.dumps(
         {
             "inputs": [
-                {"name": "x", "shape": [2, 3], "datatype": "FP32",
+                {"name": "input-0", "shape": [2, 3], "datatype": "FP32",
                  "parameters": {"binary_data_size": rows.nbytes}}
             ],
             "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}],
@@ -121,25 +130,25 @@ def test_oip_response_binary_outputs_follow_the_json_header() -> None:
 @pytest.mark.parametrize(
     ("inputs", "header_length", "needle"),
     [
-        ([{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}], None,
+        ([{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}], None,
          "expected shape [n, 3]"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}], None,
          "needs 3 values, got 2"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": ["a", 1, 2]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": ["a", 1, 2]}], None,
          "Expected float, got str"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FLOAT", "data": [1, 2, 3]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FLOAT", "data": [1, 2, 3]}], None,
          "unknown datatype 'FLOAT'"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "UINT8", "data": [1, 2, 300]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "UINT8", "data": [1, 2, 300]}], None,
          "out of range"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FP32"}], None, "expected 'data'"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FP32",
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FP32"}], None, "expected 'data'"),
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FP32",
            "parameters": {"binary_data_size": 12}}], "all", "12 bytes requested"),
         ([{"name": "f0", "shape": [1], "datatype": "FP32", "data": [1]},
           {"name": "zz", "shape": [1], "datatype": "FP32", "data": [1]}], None,
          "missing ['f1', 'f2'], unknown ['zz']"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 1e39, 2]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [1, 1e39, 2]}], None,
          "feature 'f1' row 0: expected finite values"),
-        ([{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": ["1", "2", "3"]}], None,
+        ([{"name": "input-0", "shape": [1, 3], "datatype": "BYTES", "data": ["1", "2", "3"]}], None,
          "BYTES is accepted only"),
     ],
 )  # fmt: skip
@@ -156,7 +165,7 @@ def test_oip_bad_requests_name_the_field_rule_and_value(
 
 def test_oip_unknown_output_and_bad_categories_are_400() -> None:
     body = oip_body(
-        [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
+        [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
         outputs=[{"name": "logits"}],
     )
     with pytest.raises(BadRequest, match=r"unknown output 'logits': expected one of"):
@@ -243,10 +252,15 @@ def test_json_flat_nested_and_binary_encodings_decode_alike(
     dtype = NUMPY[datatype]
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 100, size=(n, 3)).astype(dtype)
-    flat = {"name": "x", "shape": [n, 3], "datatype": datatype, "data": values.ravel().tolist()}
+    flat = {
+        "name": "input-0",
+        "shape": [n, 3],
+        "datatype": datatype,
+        "data": values.ravel().tolist(),
+    }
     nested = {**flat, "data": values.tolist()}
     header = json.dumps(
-        {"inputs": [{"name": "x", "shape": [n, 3], "datatype": datatype,
+        {"inputs": [{"name": "input-0", "shape": [n, 3], "datatype": datatype,
                      "parameters": {"binary_data_size": values.nbytes}}]}
     ).encode()  # fmt: skip
     decoded = [

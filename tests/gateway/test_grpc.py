@@ -7,11 +7,7 @@ own ``predict_proba`` / ``predict`` exactly.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,61 +21,26 @@ from tritonclient.utils import InferenceServerException
 from gateway.grpc import oip_pb2 as pb
 from registry import Registry
 from tests.gateway.conftest import fit_diabetes, fit_iris, iris
-from tests.helpers import free_port, wait_for
+from tests.gateway.mlgate_process import ServedProcess, mlgate_serve
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-class Server:
-    def __init__(self, http_url: str, grpc_address: str, logs: Path) -> None:
-        self.http_url = http_url
-        self.grpc_address = grpc_address
-        self.logs = logs
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProcess]:
     root = tmp_path_factory.mktemp("grpc")
     registry = Registry("file://" + str(root / "registry"))
     X, _ = iris()
     registry.register("iris", fit_iris(), reference=X[:50])
     registry.register("diabetes", fit_diabetes())
-    (root / "mlgate.toml").write_text(
-        '[gateway]\nbackend = "sklearn"\nlog_flush_interval_s = 0.2\nmax_request_rows = 1000\n'
-    )
-    port, grpc_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
-         "--role", "gateway", "--port", str(port), "--grpc-port", str(grpc_port),
-         "--log-level", "warning", "--registry", str(root / "registry"),
-         "--logs", str(root / "logs")],
-        cwd=root, env={**os.environ, "MLGATE_HOME": str(root / "home")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-        try:
-            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(ready, timeout_s=120, every_s=0.1)  # a cold start on a busy machine
-        yield Server(url, f"127.0.0.1:{grpc_port}", root / "logs")
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(30)
-        process.stdout.close()  # type: ignore[union-attr]
+    config = '[gateway]\nbackend = "sklearn"\nlog_flush_interval_s = 0.2\nmax_request_rows = 1000\n'
+    with mlgate_serve(root, config) as served:
+        yield served
 
 
 @pytest.fixture
-def client(server: Server) -> Iterator[triton.InferenceServerClient]:
+def client(server: ServedProcess) -> Iterator[triton.InferenceServerClient]:
     c = triton.InferenceServerClient(server.grpc_address)
     yield c
     c.close()
@@ -104,7 +65,9 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
     assert meta["outputs"][1]["shape"] == ["-1", "3"]
 
 
-def test_model_config_is_what_perf_analyzer_reads(client: triton.InferenceServerClient) -> None:
+def test_model_config_is_what_perf_analyzer_reads(
+    client: triton.InferenceServerClient,
+) -> None:
     config = client.get_model_config("iris", as_json=True)["config"]
     assert config["name"] == "iris" and config["max_batch_size"] == 1000
     assert config["input"] == [{"name": "input-0", "data_type": "TYPE_FP32", "dims": ["4"]}]
@@ -127,7 +90,9 @@ def test_infer_matches_the_estimator_exactly(client: triton.InferenceServerClien
     assert response.model_name == "iris" and response.model_version == "1"
 
 
-def test_infer_fp64_explicit_version_and_one_output(client: triton.InferenceServerClient) -> None:
+def test_infer_fp64_explicit_version_and_one_output(
+    client: triton.InferenceServerClient,
+) -> None:
     X, _ = iris()
     rows = X[:3].astype(np.float64)
     asked = [triton.InferRequestedOutput("predict_proba")]
@@ -146,7 +111,7 @@ def test_regressor(client: triton.InferenceServerClient) -> None:
     np.testing.assert_array_equal(result.as_numpy("predict"), fit_diabetes().predict(X))
 
 
-def _call(server: Server, method: str, request: Any, response_type: Any, **kw: Any) -> Any:
+def _call(server: ServedProcess, method: str, request: Any, response_type: Any, **kw: Any) -> Any:
     with grpc.insecure_channel(server.grpc_address) as channel:
         rpc = channel.unary_unary(
             f"/inference.GRPCInferenceService/{method}",
@@ -156,7 +121,7 @@ def _call(server: Server, method: str, request: Any, response_type: Any, **kw: A
         return rpc(request, timeout=30, **kw)
 
 
-def test_typed_contents_are_answered_with_contents(server: Server) -> None:
+def test_typed_contents_are_answered_with_contents(server: ServedProcess) -> None:
     """The KServe spec's other form: values in ``contents``, not ``raw_input_contents``."""
     X, _ = iris()
     rows = X[:4]
@@ -214,7 +179,7 @@ def _bad(**fields: Any) -> pb.ModelInferRequest:
     ],
 )  # fmt: skip
 def test_bad_requests_get_a_status_naming_the_field(
-    server: Server, request_: pb.ModelInferRequest, code: grpc.StatusCode, needle: str
+    server: ServedProcess, request_: pb.ModelInferRequest, code: grpc.StatusCode, needle: str
 ) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         _call(server, "ModelInfer", request_, pb.ModelInferResponse)
@@ -235,7 +200,7 @@ def test_triton_client_errors(client: triton.InferenceServerClient) -> None:
 
 
 def test_grpc_requests_share_the_log_and_metrics(
-    server: Server, client: triton.InferenceServerClient
+    server: ServedProcess, client: triton.InferenceServerClient
 ) -> None:
     X, _ = iris()
     for i in range(3):
@@ -259,7 +224,7 @@ def test_grpc_requests_share_the_log_and_metrics(
     wait_for(lambda: expected <= logged(), timeout_s=30)
 
 
-def test_one_process_holds_our_messages_and_tritonclients(server: Server) -> None:
+def test_one_process_holds_our_messages_and_tritonclients(server: ServedProcess) -> None:
     """Both define ``inference.*``: ours live in a private descriptor pool, so they coexist."""
     from tritonclient.grpc import service_pb2
 

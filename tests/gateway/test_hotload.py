@@ -227,7 +227,9 @@ def test_full_queue_is_503_with_retry_after_and_slow_is_504(tmp_path: Path) -> N
 
     def body(value: float, rows: int = 1) -> dict[str, Any]:
         data = [[value, 3.5, 1.4, 0.2]] * rows
-        return {"inputs": [{"name": "x", "shape": [rows, 4], "datatype": "FP32", "data": data}]}
+        return {
+            "inputs": [{"name": "input-0", "shape": [rows, 4], "datatype": "FP32", "data": data}]
+        }
 
     with serve(registry, tmp_path / "logs", settings, load_runtime=loader) as served:
         results: dict[str, httpx.Response] = {}

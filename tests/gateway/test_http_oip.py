@@ -188,15 +188,19 @@ def test_triton_python_client_works_unchanged(shared: Served) -> None:
         ("/v2/models/iris/infer", b"{not json", 400, "invalid JSON"),
         ("/v2/models/iris/infer", b'{"inputs": []}', 400, "at least one tensor"),
         ("/v2/models/iris/infer", b'{"inputs": [{"name": "a"}]}', 400, "shape"),
+        ("/v2/models/iris/infer",  # an undeclared input name is refused, as Triton does
+         b'{"inputs": [{"name": "a", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+         400, "input 'a': not an input of this model: expected 'input-0'"),
         ("/v2/models/iris/infer",
-         b'{"inputs": [{"name": "a", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
+         b'{"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", '
+         b'"data": [1, 2, 3]}]}',
          400, "expected shape [n, 4]"),
         ("/v2/models/iris/infer",
-         b'{"inputs": [{"name": "a", "shape": [1, 4], "datatype": "FP32", '
+         b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", '
          b'"data": [1, "x", 2, 3]}]}',
          400, "Expected float, got str"),
         ("/v2/models/iris/infer",
-         b'{"inputs": [{"name": "a", "shape": [1, 4], "datatype": "BYTES", '
+         b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "BYTES", '
          b'"data": ["1","2","3","4"]}]}',
          400, "BYTES"),
         ("/v2/models/iris/infer",

@@ -53,7 +53,9 @@ def test_kserve_v1_predict(shared: Served, body: dict[str, object]) -> None:
         assert r.headers["x-model-version"] == "1"
         assert c.post("/v1/models/iris/versions/1:predict", json=body).status_code == 200
         assert c.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
-        bad = c.post("/v1/models/iris:explain", json=body)
+        explain = c.post("/v1/models/iris:explain", json=body)  # no explainer: an honest 501
+        assert explain.status_code == 501 and ":predict" in explain.json()["error"]
+        bad = c.post("/v1/models/iris:classify", json=body)
         assert bad.status_code == 400 and ":predict" in bad.json()["error"]
 
 
@@ -77,7 +79,8 @@ def test_mlflow_invocations(shared: Served, content: bytes, content_type: str) -
         assert r.json() == {"predictions": ["setosa"]}
         # two models are served and no default_model is set: the model must be named
         r = c.post("/invocations", content=content, headers={"Content-Type": content_type})
-        assert r.status_code == 404 and "?model=" in r.json()["error"]
+        assert r.status_code == 404 and "?model=" in r.json()["message"]  # MLflow's shape
+        assert r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_regressor_values_match_sklearn(shared: Served) -> None:
