@@ -27,6 +27,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -x
 
+# The scaled-out topology as separate processes: S3 server, two gateways, monitor (, trainer).
+topology: $(STAMP)
+	$(PY) -m pytest tests/e2e/test_topology.py -q
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 

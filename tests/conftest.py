@@ -27,7 +27,7 @@ S3_ENV = {
 }
 
 
-def _linearizable_moto_server() -> Any:
+def _linearizable_moto_server(port: int = 0) -> Any:
     """moto's S3 server with request handling serialized.
 
     moto checks ``If-Match``/``If-None-Match`` and then stores the object without a lock, so
@@ -56,7 +56,7 @@ def _linearizable_moto_server() -> Any:
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    return LinearizableMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    return LinearizableMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,9 @@ class LogStore:
             self.local_root = Path(url[len("file://") :])
         elif "://" not in url:
             self.local_root = Path(url)
-        self.storage_options = storage_options or {}
+        # no fsspec listing cache: segments appear between passes, and a cached listing of
+        # their folder makes a new segment "not found" when it is opened (s3fs)
+        self.storage_options = {"use_listings_cache": False, **(storage_options or {})}
 
     def list(self, kind: str) -> list[Segment]:
         """Every non-temporary file of ``kind``, oldest write first."""
