@@ -105,10 +105,12 @@ def labelled_rows(
     features: list[str],
     *,
     recent_rows: int,
+    since: str | None = None,
     threads: int = 2,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The newest ``recent_rows`` (0: all) labelled production rows of ``model``, oldest
-    first: ``ts``, one column per feature, ``label`` and ``label_value``; and counts."""
+    """The newest ``recent_rows`` (0: all) labelled production rows of ``model`` (logged at
+    or after ``since``, an ISO-8601 time, when given), oldest first: ``ts``, one column per
+    feature, ``label`` and ``label_value``; and counts."""
     predictions = reader.paths(PREDICTIONS, model)
     feedback = reader.paths(FEEDBACK, model)
     counts = {"prediction_segments": len(predictions), "feedback_segments": len(feedback)}
@@ -128,6 +130,7 @@ def labelled_rows(
             )
         cols = ", ".join(f'p."{FEATURE_PREFIX}{f}" AS "{f}"' for f in features)
         limit = f"LIMIT {int(recent_rows)}" if recent_rows > 0 else ""
+        after = f"AND p.ts >= {_sql_str(since)}::TIMESTAMPTZ" if since else ""
         fb = f"read_parquet({_sql_list(feedback)}, union_by_name = true)"
         sql = f"""
             WITH f AS (
@@ -141,7 +144,7 @@ def labelled_rows(
                 SELECT p.ts AS {TS}, {cols}, f.label, f.label_value
                 FROM {src} p JOIN f ON {request_hash_sql("p.request_id")} = f.rid
                 WHERE p.status = 200 AND p.route <> {_sql_str(ROUTE_SHADOW)}
-                  AND p.model = {_sql_str(model)}
+                  AND p.model = {_sql_str(model)} {after}
                 ORDER BY p.ts DESC {limit}
             ) ORDER BY {TS}
         """
@@ -242,14 +245,28 @@ def assemble(
     reader: LogReader,
     champion: ModelVersion,
     settings: TrainerSettings,
+    *,
+    since: str | None = None,
 ) -> TrainingData:
     """The run's training and holdout rows; ``RunSkipped`` when there are too few labels or
-    one class only, ``RunFailed`` when the labels or the logged schema are wrong."""
+    one class only, ``RunFailed`` when the labels or the logged schema are wrong.
+
+    ``since``: the start of the alerted window; with ``since_alert_window`` only the rows
+    from there on are used, when enough of them are labelled."""
     model = champion.name
     task = champion.output_schema.task
     classes = champion.output_schema.classes
     features = champion.input_schema.names
-    frame, counts = labelled_rows(reader, model, features, recent_rows=settings.recent_rows)
+    frame = pl.DataFrame()
+    used_since = None
+    if since and settings.since_alert_window:
+        frame, counts = labelled_rows(
+            reader, model, features, recent_rows=settings.recent_rows, since=since
+        )
+        used_since = since
+    if frame.height < settings.min_labelled_rows:
+        frame, counts = labelled_rows(reader, model, features, recent_rows=settings.recent_rows)
+        used_since = None
     if frame.height == 0:
         raise RunSkipped(
             f"model {model!r}: no labelled production rows yet "
@@ -319,6 +336,7 @@ def assemble(
             "dropped_labels": dropped,
         },
         time_range={
+            "since_alert_window": used_since,
             "start": _iso(ts[0]),
             "train_end": _iso(ts[n_train - 1]),
             "holdout_start": _iso(ts[n - n_holdout]),

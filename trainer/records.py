@@ -31,6 +31,7 @@ class Trigger(msgspec.Struct, frozen=True, omit_defaults=True):
     alert_id: str | None = None
     event: str | None = None  # the alert's event kind (model.drift.detected …)
     at: str | None = None  # when the alert was raised / the command given
+    since: str | None = None  # the start of the window the alert names (its first row)
 
     @property
     def label(self) -> str:

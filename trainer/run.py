@@ -198,7 +198,7 @@ def _pipeline(
     candidates = recipes.candidate_recipes(settings, champion)
     record.recipe = candidates[0][1]
     reader = data.LogReader(ctx.logs_url, storage_options=ctx.storage_options)
-    rows = data.assemble(reg, reader, champion, settings)
+    rows = data.assemble(reg, reader, champion, settings, since=record.trigger.since)
     record.rows = rows.rows
     record.time_range = rows.time_range
     record.data_fingerprint = rows.fingerprint

@@ -31,6 +31,9 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     trigger_events: tuple[str, ...] = ("model.drift.detected", "model.performance.degraded")
     # an alert older than this when a trainer first sees it is marked handled without a run
     max_alert_age_s: float = 86_400.0
+    # an alert starts its run only this long after it was raised, so that the labels of the
+    # drifted rows have time to arrive (later alerts wait behind it, in order)
+    start_delay_s: float = 0.0
     # after a run of a model ends, its alerts are absorbed (no run) for this long
     cooldown_s: float = 300.0
     # a scheduled run per model every this many seconds; 0 = no schedule
@@ -44,6 +47,10 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # -- data -------------------------------------------------------------------------------
     # the newest labelled production rows used (older ones are left out); 0 = all
     recent_rows: int = 200_000
+    # for a run started by an alert: only the rows logged since the start of the window the
+    # alert names (the new concept), when at least min_labelled_rows of them are labelled;
+    # else the newest recent_rows
+    since_alert_window: bool = True
     # add the champion's reference sample (when it has a label column) to the training rows
     keep_reference: bool = True
     # sample weight of a reference row relative to a production row (estimators that take
@@ -115,6 +122,7 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                 raise TrainerSettingsError(f"trainer setting {name!r}: expected > 0, got {value!r}")
         for name, value in {
             "max_alert_age_s": self.max_alert_age_s,
+            "start_delay_s": self.start_delay_s,
             "cooldown_s": self.cooldown_s,
             "schedule_interval_s": self.schedule_interval_s,
             "recent_rows": self.recent_rows,

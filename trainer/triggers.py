@@ -7,7 +7,8 @@ is recomputed on the latest state whenever another trainer wrote first:
 - the events after the state's cursor are considered once, in order;
 - an alert (an event kind of ``trigger_events``) is identified by ``detail.alert_id`` and
   handled once: it starts a run unless a run is in progress, the model is in its cooldown,
-  or the alert is older than ``max_alert_age_s`` -- then it is absorbed;
+  or the alert is older than ``max_alert_age_s`` -- then it is absorbed; an alert younger
+  than ``start_delay_s`` is left for a later poll (the cursor stops in front of it);
 - a lease past its expiry (its trainer died) is taken over as the next attempt of the same
   trigger, up to ``max_attempts``, then given up;
 - with ``schedule_interval_s``, a run starts when that long has passed since the last one.
@@ -78,19 +79,32 @@ def plan(
             decision.start = taken
         else:
             st = msgspec.structs.replace(st, lease=None, last_finished_at=now)
-    for event in events[min(state.cursor, len(events)) :]:
+    first = min(state.cursor, len(events))
+    for index in range(first, len(events)):
+        event = events[index]
         if event.kind not in settings.trigger_events:
             continue
         aid = alert_id(event)
         if aid in st.handled:
             continue
+        if st.lease is None and _age_s(event, now) < settings.start_delay_s:
+            st = msgspec.structs.replace(st, cursor=index)  # seen again on the next poll
+            break
         st = handled(st, aid)
         why = _absorbed_because(st, event, now=now, settings=settings)
         if why is not None:
             decision.absorbed.append((aid, why))
             st = msgspec.structs.replace(st, absorbed=st.absorbed + 1)
             continue
-        trigger = Trigger(kind="alert", alert_id=aid, event=event.kind, at=event.ts)
+        window = event.detail.get("window")
+        since = window.get("start") if isinstance(window, dict) else None
+        trigger = Trigger(
+            kind="alert",
+            alert_id=aid,
+            event=event.kind,
+            at=event.ts,
+            since=str(since) if since else None,
+        )
         started = Lease(
             run_id=new_run_id(), owner=owner, expires_at=now + settings.lease_s, trigger=trigger
         )
@@ -112,11 +126,7 @@ def plan(
 def _absorbed_because(
     st: ModelState, event: Event, *, now: float, settings: TrainerSettings
 ) -> str | None:
-    try:
-        age = now - parse_time(event.ts).timestamp()
-    except ValueError:
-        age = 0.0
-    if age > settings.max_alert_age_s:
+    if _age_s(event, now) > settings.max_alert_age_s:
         return f"older than max_alert_age_s = {settings.max_alert_age_s:g} s"
     if st.lease is not None:
         return f"run {st.lease.run_id} is in progress"
@@ -126,6 +136,13 @@ def _absorbed_because(
             f"(cooldown_s = {settings.cooldown_s:g})"
         )
     return None
+
+
+def _age_s(event: Event, now: float) -> float:
+    try:
+        return now - parse_time(event.ts).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _iso(epoch: float) -> str:
