@@ -1,13 +1,15 @@
-"""``mlgate demo``: the whole loop on embedded defaults, driven through the real CLI and HTTP.
+"""``mlgate demo``: the closed loop on one machine, driven through the real CLI and HTTP.
 
-1. train three models on scikit-learn's bundled breast-cancer data; register the first with
-   a reference sample (it becomes the champion);
-2. serve it (``mlgate serve`` in a child process) and query it over OIP, KServe V1 and MLflow;
-3. register two more versions, start one as a 20% canary and the other as a shadow, send
-   keyed traffic, show ``mlgate rollout status``, promote the canary;
-4. send traffic that drifts half way (plus ground-truth feedback), stop the server
-   gracefully (the prediction log is flushed), run ``mlgate monitor run --once``: a local
-   webhook receiver prints the signed alert; the HTML report is written to a file.
+1. train version 1 on River's Agrawal stream (loan approvals, rule 0) and register it with
+   a labelled reference sample: it becomes the champion;
+2. ``mlgate serve`` (gateway, monitor and trainer) in a child process; a client sends
+   traffic over OIP and, a couple of seconds later, the ground truth through
+   ``/v2/models/{m}/feedback``;
+3. the rule changes (Agrawal rule 2): the model's accuracy falls, the monitor's detector
+   raises a signed alert (a local receiver prints it), the trainer retrains on the labelled
+   production rows, the gate compares candidate and champion on the newest rows, the new
+   version goes shadow -> canary -> champion under the analysed rollout, accuracy recovers;
+4. a timeline of what happened (event, time, accuracy before and after) and the HTML report.
 
 Everything lives under ``<home>/demo`` (made afresh each run) and talks over 127.0.0.1 only.
 """
@@ -15,21 +17,23 @@ Everything lives under ``<home>/demo`` (made afresh each run) and talks over 127
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections import Counter
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
-from mlgate.demo.data import DRIFT_FACTOR, DemoData, load_data, traffic, train_models
+from mlgate.demo.data import FEATURES, Traffic, train_champion
 from mlgate.demo.receiver import WebhookReceiver
 from registry import Registry
 
@@ -38,22 +42,71 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-MODEL = "breast-cancer"
-ROWS_PER_REQUEST = 50
-CLEAN_ROWS = 2000
-DRIFTED_ROWS = 2000
+MODEL = "loans"
+RATE_RPS = 40.0  # requests per second the client sends
+LABEL_DELAY_S = 2.0  # the ground truth of a request arrives this long after its answer
+BEFORE_S = 15.0  # seconds of traffic under the old rule before it changes
+AFTER_PROMOTION_S = 6.0  # seconds of traffic after the promotion, to measure recovery
+DEADLINE_S = 160.0  # the whole loop must have ended by then
+ACCURACY_ROWS = 150  # answers averaged for "accuracy before / after" an event
 
 DEMO_CONFIG = """\
-# written by `mlgate demo`: quick polling and small windows so the tour runs in seconds
+# written by `mlgate demo`: quick polling, small windows and a short rollout plan, so that
+# the loop runs in a couple of minutes at 40 requests per second
 [gateway]
 poll_interval_s = 0.2
 log_flush_interval_s = 0.5
 
 [monitor]
-window_rows = 500
-min_rows = 500
+interval_seconds = 1
+window_rows = 200
+min_rows = 200
+min_labels = 50
+
+[trainer]
+poll_interval_s = 1
+start_delay_s = 12        # let the drifted rows' labels arrive before retraining
+min_labelled_rows = 250
+keep_reference = false    # the reference holds the old rule: learn the new one alone
+recent_rows = 500         # the newest labelled rows: all of them under the new rule
+holdout_share = 0.2
+cooldown_s = 600
+bootstrap_rounds = 200
+
+[rollout]
+shadow_s = 5
+shadow_requests = 100
+steps = [50.0, 100.0]
+step_interval_s = 5
+step_min_requests = 60
+min_baseline_requests = 50
+label_maturity_s = 3
+min_labelled = 60
+analysis_interval_s = 1
+max_wait_s = 60
 """
 
+SHOWN = (
+    "model.drift.detected",
+    "model.performance.degraded",
+    "trainer.run.started",
+    "trainer.run.finished",
+    "trainer.run.rejected",
+    "trainer.run.failed",
+    "rollout.started",
+    "rollout.canary",
+    "rollout.step",
+    "rollout.promoted",
+    "rollout.rolled_back",
+    "rollout.aborted",
+)
+ENDS = (
+    "rollout.promoted",
+    "rollout.rolled_back",
+    "rollout.aborted",
+    "trainer.run.rejected",
+    "trainer.run.failed",
+)
 
 # ``-P``: the demo's home holds folders named ``registry`` and ``logs``; never import from cwd
 MLGATE = (sys.executable, "-P", "-m", "mlgate")
@@ -69,31 +122,132 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One request the client sent: when, which version answered, and was it right."""
+
+    t: float
+    version: int
+    route: str
+    correct: bool
+
+
+class Client:
+    """Sends one-row OIP requests at ``RATE_RPS`` and their labels ``LABEL_DELAY_S`` later."""
+
+    def __init__(self, base: str, traffic: Traffic) -> None:
+        self.base = base
+        self.traffic = traffic
+        self.answers: list[Answer] = []
+        self.failed: list[str] = []
+        self.start = time.monotonic()
+        self.wall_start = time.time()
+        self._labels: deque[tuple[float, str, int]] = deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-client", daemon=True)
+
+    def __enter__(self) -> Client:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as http:
+            i = 0
+            while not self._stop.is_set():
+                due = self.start + i / RATE_RPS
+                pause = due - time.monotonic()
+                if pause > 0:
+                    self._stop.wait(pause)
+                self._one(http, f"req-{i}")
+                self._send_labels(http)
+                i += 1
+            self._send_labels(http, everything=True)
+
+    def _one(self, http: httpx.Client, request_id: str) -> None:
+        row, label = self.traffic.next()
+        body = {
+            "id": request_id,
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, len(FEATURES)],
+                    "datatype": "FP32",
+                    "data": row.tolist(),
+                }
+            ],
+        }
+        try:
+            r = http.post(f"/v2/models/{MODEL}/infer", json=body)
+        except httpx.TransportError as exc:
+            self.failed.append(f"{request_id}: {type(exc).__name__}")
+            return
+        if r.status_code != 200:
+            self.failed.append(f"{request_id}: {r.status_code} {r.text[:200]}")
+            return
+        outputs = {o["name"]: o["data"] for o in r.json()["outputs"]}
+        predicted = int(outputs["predict"][0])
+        self.answers.append(
+            Answer(
+                self.now(),
+                int(r.headers["x-model-version"]),
+                r.headers["x-route"],
+                predicted == label,
+            )
+        )
+        self._labels.append((time.monotonic() + LABEL_DELAY_S, request_id, label))
+
+    def _send_labels(self, http: httpx.Client, *, everything: bool = False) -> None:
+        now = time.monotonic()
+        batch: list[dict[str, Any]] = []
+        while self._labels and (everything or self._labels[0][0] <= now) and len(batch) < 200:
+            _due, request_id, label = self._labels.popleft()
+            batch.append({"id": request_id, "label": label})
+        if not batch:
+            return
+        try:
+            r = http.post(f"/v2/models/{MODEL}/feedback", json={"labels": batch})
+        except httpx.TransportError as exc:
+            self.failed.append(f"feedback: {type(exc).__name__}")
+            return
+        if r.status_code >= 300:
+            self.failed.append(f"feedback: {r.status_code} {r.text[:200]}")
+
+    def accuracy(self, start: float, end: float, *, last: bool) -> float | None:
+        """Accuracy of the ``ACCURACY_ROWS`` answers nearest ``start`` (``last``: the ones
+        just before ``end``) in [start, end)."""
+        inside = [a.correct for a in self.answers if start <= a.t < end]
+        picked = inside[-ACCURACY_ROWS:] if last else inside[:ACCURACY_ROWS]
+        return float(np.mean(picked)) if picked else None
+
+
 class Demo:
-    """The tour's state: where it lives, the CLI it drives, the console it prints to."""
+    """The loop's state: where it lives, the server, the client, the timeline."""
 
     def __init__(self, home: Path, out: Console) -> None:
         self.home = home
         self.out = out
-        self.registry_url = "file://" + str(home / "registry")
+        self.registry = Registry("file://" + str(home / "registry"))
         self.port = _free_port()
-        self.grpc_port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
         self.server: subprocess.Popen[bytes] | None = None
+        self.timeline: list[tuple[float, str, str]] = []  # (t, event, detail)
 
     # -- plumbing ------------------------------------------------------------------------------
-    def cli(self, *args: str, env: dict[str, str] | None = None, show: bool = True) -> str:
+    def cli(self, *args: str, show: bool = True) -> str:
         """Run ``mlgate ARGS`` as a user would, in the demo's home; fail on a non-zero exit."""
         cmd = [*MLGATE, *args, "--home", str(self.home)]
         if show:
             self.out.print(f"[dim]$ mlgate {' '.join(args)}[/]", highlight=False)
         done = subprocess.run(
-            cmd,
-            cwd=self.home,
-            env={**os.environ, "COLUMNS": "160", **(env or {})},
-            capture_output=True,
-            text=True,
+            cmd, cwd=self.home, env={**os.environ, "COLUMNS": "160"}, capture_output=True, text=True
         )
         if done.returncode != 0:
             raise DemoError(f"mlgate {' '.join(args)} failed: {done.stderr.strip()}")
@@ -101,14 +255,30 @@ class Demo:
             self.out.print(done.stdout.rstrip(), highlight=False, markup=False)
         return done.stdout
 
-    def start_server(self) -> None:
-        cmd = [*MLGATE, "serve", "--role", "gateway", "--home", str(self.home)]
-        cmd += ["--port", str(self.port), "--grpc-port", str(self.grpc_port)]
-        cmd += ["--log-level", "warning"]
-        self.out.print(
-            f"[dim]$ mlgate serve --role gateway --port {self.port} --grpc-port {self.grpc_port}[/]"
+    def start_server(self, webhook_url: str) -> None:
+        cmd = [
+            *MLGATE,
+            "serve",
+            "--home",
+            str(self.home),
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            "0",
+            "--log-level",
+            "warning",
+        ]
+        self.out.print(f"[dim]$ mlgate serve --port {self.port}   (gateway, monitor, trainer)[/]")
+        env = {
+            **os.environ,
+            "MLGATE_HOME": str(self.home),
+            "MLGATE_WEBHOOK_URL": webhook_url,
+            "MLGATE_WEBHOOK_SECRET": self.secret,
+        }
+        log = (self.home / "serve.log").open("wb")
+        self.server = subprocess.Popen(
+            cmd, cwd=self.home, env=env, stdout=log, stderr=log, start_new_session=True
         )
-        self.server = subprocess.Popen(cmd, cwd=self.home, start_new_session=True)
         self.wait_until(lambda: self.get("/v2/health/ready") == 200, "the gateway to be ready")
 
     def stop_server(self) -> None:
@@ -118,7 +288,7 @@ class Demo:
         try:
             self.server.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.server.kill()
+            os.killpg(self.server.pid, signal.SIGKILL)
             self.server.wait()
         self.server = None
 
@@ -128,216 +298,165 @@ class Demo:
         except httpx.TransportError:
             return 0
 
-    def wait_until(self, condition: Any, what: str, timeout_s: float = 60.0) -> None:
+    def wait_until(self, condition: Any, what: str, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if self.server is not None and self.server.poll() is not None:
-                raise DemoError(f"the gateway exited (code {self.server.returncode})")
+                raise DemoError(
+                    f"mlgate serve exited (code {self.server.returncode}); "
+                    f"see {self.home / 'serve.log'}"
+                )
             if time.monotonic() > deadline:
                 raise DemoError(f"timed out waiting for {what}")
             time.sleep(0.1)
 
-    def infer(
-        self,
-        client: httpx.Client,
-        X: np.ndarray,
-        *,
-        request_id: str,
-        routing_key: str | None = None,
-    ) -> httpx.Response:
-        body = {
-            "id": request_id,
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": list(X.shape),
-                    "datatype": "FP32",
-                    "data": X.ravel().tolist(),
-                }
-            ],
-        }
-        headers = {"X-Routing-Key": routing_key} if routing_key else {}
-        r = client.post(f"/v2/models/{MODEL}/infer", json=body, headers=headers)
-        if r.status_code != 200:
-            raise DemoError(f"infer answered {r.status_code}: {r.text}")
-        return r
+    def mark(self, t: float, event: str, detail: str = "") -> None:
+        self.timeline.append((t, event, detail))
+        self.out.print(f"[bold cyan]{t:6.1f} s[/]  {event}  [dim]{detail}[/]", highlight=False)
 
     # -- the steps -----------------------------------------------------------------------------
-    def register(self, data: DemoData) -> list[tuple[str, Any, dict[str, float]]]:
-        self.out.rule("1. train and register")
-        models = train_models(data)
-        reg = Registry(self.registry_url)
-        reference = data.X_train  # every training row: small data, keep it all
-        description, model, metrics = models[0]
-        mv = reg.register(
+    def register(self) -> None:
+        self.out.rule("1. train version 1 and register it")
+        model, reference, accuracy = train_champion()
+        mv = self.registry.register(
             MODEL,
             model,
             reference=reference,
-            metrics=metrics,
-            tags={"dataset": "sklearn.breast_cancer"},
+            metrics={"accuracy": accuracy},
+            tags={"dataset": "river.datasets.synth.Agrawal(0)"},
         )
         self.out.print(
-            f"{description}: holdout accuracy {metrics['accuracy']:.3f}, "
-            f"AUC {metrics['auc']:.3f} -> registered as version {mv.version}"
+            f"gradient boosting on Agrawal rule 0, holdout accuracy {accuracy:.3f} -> "
+            f"registered {MODEL} version {mv.version} (champion)",
+            highlight=False,
         )
-        self.cli("models", "list")
-        self.cli("models", "show", MODEL, "1")
-        return models
 
-    def query(self, data: DemoData) -> None:
-        self.out.rule("2. serve and query")
-        self.start_server()
-        X = data.X_test.to_numpy()[:2].astype(np.float32)
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            r = self.infer(client, X, request_id="demo-oip")
-            outputs = {o["name"]: o["data"] for o in r.json()["outputs"]}
-            self.out.print(
-                f"OIP V2  /v2/models/{MODEL}/infer -> predict {outputs['predict']}, "
-                f"predict_proba {np.round(outputs['predict_proba'], 4).tolist()} "
-                f"(X-Model-Version {r.headers['x-model-version']}, "
-                f"X-Route {r.headers['x-route']})",
-                highlight=False,
-            )
-            records = [dict(zip(data.feature_names, map(float, row), strict=True)) for row in X]
-            r = client.post(f"/v1/models/{MODEL}:predict", json={"instances": records})
-            self.out.print(f"KServe V1 :predict (records) -> {r.json()}", highlight=False)
-            body = {"dataframe_split": {"columns": data.feature_names, "data": X.tolist()}}
-            r = client.post(f"/invocations?model={MODEL}", json=body)
-            self.out.print(f"MLflow /invocations (dataframe_split) -> {r.json()}", highlight=False)
-
-    def rollout(self, data: DemoData, models: list[tuple[str, Any, dict[str, float]]]) -> None:
-        self.out.rule("3. canary, shadow, status, promote")
-        reg = Registry(self.registry_url)
-        reference = data.X_train
-        for description, model, metrics in models[1:]:
-            mv = reg.register(MODEL, model, reference=reference, metrics=metrics, parent_version=1)
-            self.out.print(
-                f"{description}: holdout AUC {metrics['auc']:.3f} -> version "
-                f"{mv.version} (takes no traffic yet)"
-            )
-        self.cli("rollout", "start", MODEL, "2", "--weight", "20")
-        self.cli("rollout", "shadow", MODEL, "3", "--percent", "100")
-        for v in (2, 3):
-            self.wait_until(
-                lambda v=v: self.get(f"/v2/models/{MODEL}/versions/{v}/ready") == 200,
-                f"version {v} to be loaded",
-            )
-        X, _ = traffic(data, 400, drifted=False, seed=1)
-        seen: Counter[str] = Counter()
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            for i, row in enumerate(X):
-                r = self.infer(
-                    client, row[None, :], request_id=f"rollout-{i}", routing_key=f"user-{i}"
-                )
-                seen[f"version {r.headers['x-model-version']} ({r.headers['x-route']})"] += 1
-        self.out.print(f"400 requests with distinct X-Routing-Key: {dict(seen)}", highlight=False)
-        self.wait_until(self._shadow_logged, "the shadow's answers to reach the log")
-        self.cli("rollout", "status", MODEL)
-        self.cli("rollout", "promote", MODEL)
-        self.cli("rollout", "shadow", MODEL, "--off")
-        self.wait_until(lambda: self._champion_serves(2), "the promoted version to serve")
-
-    def _shadow_logged(self) -> bool:
-        files = list((self.home / "logs" / "predictions").rglob("*.parquet"))
-        if not files:
-            return False
-        import polars as pl
-
-        routes = pl.concat([pl.read_parquet(f, columns=["route"]) for f in files])["route"]
-        return int((routes == "shadow").sum()) >= 400
-
-    def _champion_serves(self, version: int) -> bool:
-        r = httpx.post(
-            f"{self.base}/v2/models/{MODEL}/infer",
-            timeout=5,
-            json={
-                "inputs": [
-                    {"name": "input-0", "shape": [1, 30], "datatype": "FP32", "data": [1.0] * 30}
-                ]
-            },
+    def loop(self, client: Client) -> None:
+        """Traffic under the old rule, the change, then watch the events until the rollout
+        ends (or the deadline)."""
+        seen = len(self.registry.events(MODEL))
+        self.mark(
+            client.now(), "serving v1", f"{RATE_RPS:g} requests/s, labels {LABEL_DELAY_S:g} s later"
         )
-        return r.status_code == 200 and r.headers.get("x-model-version") == str(version)
-
-    def drift(self, data: DemoData) -> None:
-        self.out.rule("4. drift half way, feedback, monitor, alert, report")
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            for phase, rows, drifted in (
-                ("clean", CLEAN_ROWS, False),
-                ("drifted", DRIFTED_ROWS, True),
-            ):
-                X, y = traffic(data, rows, drifted=drifted, seed=2 if drifted else 3)
-                labels = []
-                for start in range(0, rows, ROWS_PER_REQUEST):
-                    rid = f"{phase}-{start}"
-                    self.infer(client, X[start : start + ROWS_PER_REQUEST], request_id=rid)
-                    labels += [
-                        {"id": f"{rid}/{i}", "label": int(label)}
-                        for i, label in enumerate(y[start : start + ROWS_PER_REQUEST])
-                    ]
-                r = client.post(f"/v2/models/{MODEL}/feedback", json={"labels": labels})
-                if r.status_code != 200:
-                    raise DemoError(f"feedback answered {r.status_code}: {r.text}")
-                note = f" (mean_/worst_ features x{DRIFT_FACTOR})" if drifted else ""
-                self.out.print(f"sent {rows} {phase} rows{note} and their ground truth")
-        self.out.print("stopping the gateway (SIGTERM: in-flight requests finish, log flushed)")
-        self.stop_server()
-
-        def on_alert(ok: bool, headers: dict[str, str], payload: dict[str, Any]) -> None:
-            data_ = payload.get("data", {})
-            window = data_.get("window") or {}
-            drifted = list(data_.get("drifted_features") or [])
-            if payload.get("type") == "model.performance.degraded":
-                perf = data_.get("performance") or {}
-                why = (
-                    f"DDM flagged the error stream; window accuracy "
-                    f"{perf.get('accuracy', float('nan')):.3f} "
-                    f"on {perf.get('labelled_rows')} labels"
+        changed = False
+        ended_at: float | None = None
+        while True:
+            t = client.now()
+            if not changed and t >= BEFORE_S:
+                client.traffic.drift()
+                changed = True
+                self.mark(t, "the rule changes", "Agrawal rule 0 -> rule 2 (concept drift)")
+            events = self.registry.events(MODEL)
+            for event in events[seen:]:
+                if event.kind in SHOWN:
+                    when = datetime.fromisoformat(event.ts.replace("Z", "+00:00")).timestamp()
+                    self.mark(
+                        when - client.wall_start,
+                        event.kind,
+                        _describe(event.kind, event.detail, event.version),
+                    )
+                    if event.kind in ENDS and ended_at is None:
+                        ended_at = client.now()
+            seen = len(events)
+            if ended_at is not None and client.now() - ended_at >= AFTER_PROMOTION_S:
+                return
+            if client.now() > DEADLINE_S:
+                raise DemoError(
+                    f"the loop did not end within {DEADLINE_S:g} s; see the events "
+                    f"with `mlgate rollout status {MODEL}`"
                 )
-            else:
-                prediction = data_.get("prediction") or {}
-                why = (
-                    f"dataset drift {data_.get('dataset_drift')} (share drifted "
-                    f"{data_.get('share_drifted', 0):.2f}), prediction drift "
-                    f"{prediction.get('drifted')}; {len(drifted)} features drifted, e.g. "
-                    f"{', '.join(drifted[:4])}"
-                )
-            self.out.print(
-                f"[bold]webhook received[/] {payload.get('type')} for {data_.get('model')} "
-                f"v{data_.get('version')} window {window.get('seq')} ({window.get('rows')} rows): "
-                f"signature {'valid' if ok else 'INVALID'} "
-                f"(webhook-id {headers.get('webhook-id')}); {why}",
-                highlight=False,
-            )
+            if self.server is not None and self.server.poll() is not None:
+                raise DemoError(f"mlgate serve exited; see {self.home / 'serve.log'}")
+            time.sleep(0.25)
 
-        with WebhookReceiver(self.secret, on_alert) as receiver:
-            env = {"MLGATE_WEBHOOK_URL": receiver.url, "MLGATE_WEBHOOK_SECRET": self.secret}
-            summary = json.loads(self.cli("monitor", "run", "--once", env=env, show=False))
-            self.out.print(
-                f"$ mlgate monitor run --once -> {summary.get('windows', summary)} "
-                "windows computed",
-                highlight=False,
-            )
-            if not receiver.received:
-                raise DemoError("the monitor sent no alert for the drifted traffic")
-        self.cli("monitor", "report", MODEL)
-        report = self.home / "drift-report.html"
-        self.cli("monitor", "report", MODEL, "--format", "html", "--out", str(report), show=False)
-        self.out.print(f"HTML drift report written to {report}", highlight=False)
+    def summary(self, client: Client) -> None:
+        self.out.rule("timeline")
+        from rich.table import Table
+
+        table = Table()
+        for col in ("t (s)", "event", "accuracy before", "accuracy after", "detail"):
+            table.add_column(col, justify="right" if col != "event" and col != "detail" else "left")
+        ts = [t for t, _e, _d in self.timeline]
+        end = client.now() + 1
+        for i, (t, event, detail) in enumerate(self.timeline):
+            before = client.accuracy(0.0, t, last=True)
+            nxt = ts[i + 1] if i + 1 < len(ts) else end
+            after = client.accuracy(t, max(nxt, t + 1e-3), last=False)
+            table.add_row(f"{t:.1f}", event, _pct(before), _pct(after), detail[:70])
+        self.out.print(table)
+        by_version: dict[int, list[bool]] = {}
+        for a in client.answers:
+            by_version.setdefault(a.version, []).append(a.correct)
+        drift_t = next((t for t, e, _ in self.timeline if e == "the rule changes"), 0.0)
+        rollout_t = _first(self.timeline, "rollout")
+        self.out.print(
+            f"requests: {len(client.answers)} answered, {len(client.failed)} failed; "
+            f"accuracy before the change {_pct(client.accuracy(0, drift_t, last=True))}, "
+            f"after it on v1 {_pct(client.accuracy(drift_t, rollout_t, last=True))}, "
+            f"at the end {_pct(client.accuracy(0, end, last=True))}",
+            highlight=False,
+        )
+        self.out.print(
+            f"answers per version: { {v: len(c) for v, c in sorted(by_version.items())} }",
+            highlight=False,
+        )
+
+
+def _first(timeline: list[tuple[float, str, str]], prefix: str) -> float:
+    return next((t for t, e, _ in timeline if e.startswith(prefix)), float("inf"))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _describe(kind: str, detail: dict[str, Any], version: int | None) -> str:
+    if kind.startswith("model."):
+        perf = detail.get("performance") or {}
+        acc = perf.get("accuracy") if isinstance(perf, dict) else None
+        window = detail.get("window") or {}
+        extra = f", window accuracy {acc:.3f}" if isinstance(acc, float) else ""
+        alert = str(detail.get("alert_id", ""))[:16]
+        return f"monitor alert {alert} on v{version} window {window.get('seq')}{extra}"
+    if kind.startswith("trainer."):
+        reason = str(detail.get("reason") or detail.get("trigger", {}).get("alert_id") or "")
+        return f"run {str(detail.get('run_id', ''))[-6:]}: {reason}"
+    weight = detail.get("next_weight", detail.get("weight"))
+    phase = detail.get("phase") or ""
+    return f"v{detail.get('version')} {phase} weight {weight}: {detail.get('reason') or ''}"
 
 
 def run_demo(home: Path, out: Console) -> Path:
-    """Run the whole tour in ``home`` (emptied first). Returns the HTML report's path."""
+    """Run the whole loop in ``home`` (emptied first). Returns the HTML report's path."""
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
     (home / "mlgate.toml").write_text(DEMO_CONFIG)
     demo = Demo(home, out)
-    data = load_data()
-    try:
-        models = demo.register(data)
-        demo.query(data)
-        demo.rollout(data, models)
-        demo.drift(data)
-    finally:
-        demo.stop_server()
-    return home / "drift-report.html"
+    demo.register()
+
+    def on_alert(ok: bool, headers: dict[str, str], payload: dict[str, Any]) -> None:
+        out.print(
+            f"        [bold]webhook[/] {payload.get('type')} (signature "
+            f"{'valid' if ok else 'INVALID'}, webhook-id {headers.get('webhook-id', '')[:20]})",
+            highlight=False,
+        )
+
+    report = home / "drift-report.html"
+    with WebhookReceiver(demo.secret, on_alert) as receiver:
+        out.rule("2. serve, stream traffic with delayed labels, change the rule")
+        try:
+            demo.start_server(receiver.url)
+            with Client(demo.base, Traffic()) as client:
+                demo.loop(client)
+        finally:
+            demo.stop_server()
+    demo.summary(client)
+    if client.failed:
+        raise DemoError(f"{len(client.failed)} requests failed, e.g. {client.failed[:3]}")
+    out.rule("3. history, route and report")
+    demo.cli("trainer", "history", MODEL)
+    demo.cli("models", "list")
+    demo.cli("monitor", "report", MODEL, "--format", "html", "--out", str(report), show=False)
+    out.print(f"HTML drift report written to {report}", highlight=False)
+    return report

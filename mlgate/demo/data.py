@@ -1,94 +1,64 @@
-"""The demo's data and models: scikit-learn's bundled breast-cancer set, nothing downloaded."""
+"""The demo's data: River's Agrawal loan-approval stream, whose labelling rule switches
+mid-stream (a concept change: the applicants look the same, who repays changes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-# A new imaging device reads these features 25% higher: the drift the demo injects half way.
-DRIFTED_PREFIXES = ("mean_", "worst_")
-DRIFT_FACTOR = 1.25
+FEATURES = ["salary", "commission", "age", "elevel", "car", "zipcode", "hvalue", "hyears", "loan"]
+BEFORE = 0  # Agrawal's classification function before the change ...
+AFTER = 2  # ... and after it
 
 
-@dataclass(frozen=True)
-class DemoData:
-    """The demo's training and holdout split, features as polars frames."""
+def agrawal(function: int, rows: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` examples of Agrawal function ``function``: float32 features, 0/1 labels."""
+    from river.datasets import synth
 
-    X_train: pl.DataFrame
-    X_test: pl.DataFrame
-    y_train: np.ndarray
-    y_test: np.ndarray
-
-    @property
-    def feature_names(self) -> list[str]:
-        return self.X_train.columns
+    stream = synth.Agrawal(classification_function=function, seed=seed)
+    pairs = list(itertools.islice(stream, rows))
+    X = np.array([[x[f] for f in FEATURES] for x, _ in pairs], dtype=np.float32)
+    y = np.array([int(label) for _, label in pairs], dtype=np.int64)
+    return X, y
 
 
-def load_data(*, seed: int = 0) -> DemoData:
-    """Breast-cancer data (bundled with scikit-learn), snake_case feature names, 75/25 split."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
+def train_champion(rows: int = 3000, *, seed: int = 1) -> tuple[Any, pl.DataFrame, float]:
+    """Version 1: gradient boosting on the rule before the change. Returns the model, its
+    reference sample (features and the ``label`` column, so the trainer can learn from it
+    too) and its accuracy on fresh rows of the same rule."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    bunch = load_breast_cancer()
-    names = [str(n).replace(" ", "_") for n in bunch.feature_names]
-    X = pl.DataFrame(bunch.data, schema=names, orient="row")
-    train_idx, test_idx = train_test_split(
-        np.arange(X.height), test_size=0.25, random_state=seed, stratify=bunch.target
-    )
-    return DemoData(X[train_idx], X[test_idx], bunch.target[train_idx], bunch.target[test_idx])
-
-
-def train_models(data: DemoData) -> list[tuple[str, Any, dict[str, float]]]:
-    """Three candidate models (description, fitted estimator, holdout metrics): the first
-    becomes the champion, the second the canary, the third a shadow."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    X = data.X_train.to_numpy().astype(np.float32)
-    X_test = data.X_test.to_numpy().astype(np.float32)
-    candidates = [
-        (
-            "scaled logistic regression",
-            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        ),
-        (
-            "histogram gradient boosting",
-            HistGradientBoostingClassifier(max_iter=100, random_state=0),
-        ),
-        (
-            "random forest, 100 trees",
-            RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0),
-        ),
-    ]
-    out = []
-    for description, model in candidates:
-        model.fit(X, data.y_train)
-        proba = model.predict_proba(X_test)[:, 1]
-        metrics = {
-            "accuracy": float(accuracy_score(data.y_test, model.predict(X_test))),
-            "auc": float(roc_auc_score(data.y_test, proba)),
-        }
-        out.append((description, model, metrics))
-    return out
+    X, y = agrawal(BEFORE, rows, seed=seed)
+    model = HistGradientBoostingClassifier(random_state=0).fit(X, y)
+    X_test, y_test = agrawal(BEFORE, 1000, seed=seed + 100)
+    accuracy = float(np.mean(model.predict(X_test) == y_test))
+    reference = pl.DataFrame(X, schema=FEATURES).with_columns(pl.Series("label", y))
+    return model, reference, accuracy
 
 
-def traffic(
-    data: DemoData, rows: int, *, drifted: bool, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` production-like rows (features float32, true labels), drawn with replacement
-    from the training rows the reference sample comes from, so that clean traffic has the
-    reference's distribution; ``drifted`` scales the mean_/worst_ features."""
-    rng = np.random.default_rng(seed)
-    X_all = data.X_train.to_numpy()
-    pick = rng.integers(0, len(X_all), size=rows)
-    X = X_all[pick].copy()
-    if drifted:
-        cols = [i for i, n in enumerate(data.feature_names) if n.startswith(DRIFTED_PREFIXES)]
-        X[:, cols] *= DRIFT_FACTOR
-    return X.astype(np.float32), data.y_train[pick]
+class Traffic:
+    """An endless source of rows: the rule before the change until ``drift()``, then after."""
+
+    def __init__(self, *, seed: int = 7, chunk: int = 500) -> None:
+        self.function = BEFORE
+        self._seed = seed
+        self._chunk = chunk
+        self._X = np.empty((0, len(FEATURES)), dtype=np.float32)
+        self._y = np.empty(0, dtype=np.int64)
+        self._i = 0
+
+    def drift(self) -> None:
+        self.function = AFTER
+        self._X, self._y, self._i = self._X[:0], self._y[:0], 0
+
+    def next(self) -> tuple[np.ndarray, int]:
+        if self._i >= len(self._y):
+            self._seed += 1
+            self._X, self._y = agrawal(self.function, self._chunk, seed=self._seed)
+            self._i = 0
+        row, label = self._X[self._i], int(self._y[self._i])
+        self._i += 1
+        return row, label

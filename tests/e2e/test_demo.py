@@ -1,5 +1,6 @@
-"""`mlgate demo` end to end, as `make demo` runs it: a real server, CLI processes, a real
-webhook receiver, the monitor and the HTML report."""
+"""`mlgate demo` end to end, as `make demo` runs it: `mlgate serve` (gateway, monitor and
+trainer processes), a client streaming traffic and delayed labels over HTTP, a real webhook
+receiver, the concept change, the retrain, the analysed rollout and the recovery."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from mlgate.demo.data import AFTER, agrawal
 from registry import Registry
 
 
@@ -20,26 +23,38 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         [sys.executable, "-m", "mlgate", "demo", "--home", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
         env={**os.environ, "COLUMNS": "200"},
     )
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:] + out[-3000:]
     home = tmp_path / "demo"
     reg = Registry(str(home / "registry"))
-    assert [mv.version for mv in reg.versions("breast-cancer")] == [1, 2, 3]
-    route = reg.route("breast-cancer")
-    assert route.champion == 2 and route.previous_champion == 1 and not route.shadows
-    # keyed traffic at 20%: the canary's share of 400 distinct keys is near 80
-    canary = int(re.search(r"'version 2 \(canary\)': (\d+)", out).group(1))  # type: ignore[union-attr]
-    assert 50 <= canary <= 110
-    # the first 4 windows (2,000 rows) are clean: no alert may name them; the drift is found
-    # at the second drifted window (k = 2), on the 20 scaled features and no others
-    alerts = re.findall(r"model\.drift\.detected for breast-cancer v2 window (\d+)", out)
-    assert alerts and min(int(w) for w in alerts) >= 5, alerts
-    assert "dataset drift True" in out and "20 features drifted" in out
-    assert "signature valid" in out
-    assert "INVALID" not in out
-    report = (home / "drift-report.html").read_text()
-    assert report.startswith("<!DOCTYPE html>") or report.lstrip().lower().startswith("<!doctype")
-    assert "worst_area" in report and "<svg" in report
+    assert [mv.version for mv in reg.versions("loans")] == [1, 2]
+    assert reg.route("loans").champion == 2
+    lineage = reg.get("loans", 2).lineage
+    assert lineage.parent_version == 1 and (lineage.trigger or "").startswith("alert:")
+    # the loop, in order, from the registry's audit trail
+    kinds = [e.kind for e in reg.events("loans")]
+    alert = min(i for i, k in enumerate(kinds) if k.startswith("model."))
+    at = alert + 1
+    for kind in ("trainer.run.started", "register", "rollout.started", "trainer.run.finished",
+                 "rollout.canary", "rollout.promoted"):  # fmt: skip
+        assert kind in kinds[at:], (kind, kinds)  # each one after the one before it
+        at = kinds.index(kind, at) + 1
+    assert re.search(r"requests: \d+ answered, 0 failed", out), out[-2000:]
+    assert "signature valid" in out and "INVALID" not in out
+    # accuracy falls with the change and recovers to near a model trained offline on the
+    # new rule
+    before = float(re.search(r"accuracy before the change ([\d.]+)%", out).group(1)) / 100  # type: ignore[union-attr]
+    fallen = float(re.search(r"after it on v1 ([\d.]+)%", out).group(1)) / 100  # type: ignore[union-attr]
+    end = float(re.search(r"at the end ([\d.]+)%", out).group(1)) / 100  # type: ignore[union-attr]
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = agrawal(AFTER, 2000, seed=50)
+    X_test, y_test = agrawal(AFTER, 1000, seed=51)
+    offline = HistGradientBoostingClassifier(random_state=0).fit(X, y)
+    offline_accuracy = float(np.mean(offline.predict(X_test) == y_test))
+    assert before > 0.95 and fallen < 0.7
+    assert end >= offline_accuracy - 0.05, (end, offline_accuracy)
+    assert (home / "drift-report.html").read_text().lstrip().lower().startswith("<!doctype")

@@ -70,3 +70,30 @@ def test_labels_of_the_wrong_type_fail_the_run(world: World) -> None:
     assert run.status == "failed"
     assert "labels of the wrong type" in (run.reason or "") and "'cat'" in (run.reason or "")
     assert [e.kind for e in world.registry.events(MODEL)][-1] == "trainer.run.failed"
+
+
+def test_a_run_for_an_alert_trains_on_the_rows_since_its_window(world: World) -> None:
+    from datetime import UTC, datetime
+
+    from trainer.claims import Lease, acquire
+    from trainer.records import Trigger
+    from trainer.run import execute, new_record
+
+    X_old = rows(1000, seed=11)
+    write_traffic(world.logs, X_old, concept(X_old, drifted=False), prefix="old")
+    X_new = rows(800, seed=12)
+    change = datetime(2026, 12, 1, 1, tzinfo=UTC)
+    write_traffic(world.logs, X_new, concept(X_new, drifted=True), prefix="new", start=change)
+    ctx = world.ctx(keep_reference=False)
+    trigger = Trigger(kind="alert", alert_id="a", since="2026-12-01T01:00:00Z")
+    record = new_record(MODEL, trigger, owner="test")
+    lease = Lease(record.run_id, "test", ctx.clock() + 60, trigger)
+    acquire(ctx.states, MODEL, lease, now=ctx.clock())
+    record = execute(ctx, record)
+    assert record.rows["production"] == 800
+    assert record.time_range["since_alert_window"] == "2026-12-01T01:00:00Z"
+    assert record.time_range["start"].startswith("2026-12-01T01:00:00")
+    assert record.status == "registered" and record.gate["candidate"] > 0.9
+    # without the window (a manual run) every recent row counts
+    run = retrain(MODEL, ctx=world.ctx(keep_reference=False, recent_rows=0))
+    assert run.rows["production"] == 1800 and run.time_range["since_alert_window"] is None

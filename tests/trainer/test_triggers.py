@@ -99,3 +99,21 @@ def test_two_trainers_on_one_registry_make_one_run_per_alert(world: World) -> No
     assert services[0].tick() == [] and services[1].tick() == []
     state = StateStore(world.registry).read(MODEL)
     assert state.lease is None and state.handled == ["alert-1"]
+
+
+def test_a_young_alert_waits_for_start_delay_and_keeps_its_place() -> None:
+    events = [_alert("a1", at=NOW - 5)]
+    state, decision = _plan(ModelState(), events, start_delay_s=10)
+    assert decision.start is None and state.cursor == 0 and state.handled == []
+    state, decision = _plan(state, events, NOW + 6, start_delay_s=10)
+    assert decision.start is not None and state.cursor == 1 and state.handled == ["a1"]
+
+
+def test_the_alerted_window_start_is_carried_into_the_trigger() -> None:
+    window = {"start": "2026-12-03T06:59:00Z"}
+    event = Event(ts="2026-12-03T07:00:00Z", model=MODEL, kind="model.performance.degraded",
+                  detail={"alert_id": "w", "window": window})  # fmt: skip
+    _state, decision = _plan(ModelState(), [event])
+    assert decision.start is not None
+    assert decision.start.trigger.since == "2026-12-03T06:59:00Z"
+    assert decision.start.trigger.event == "model.performance.degraded"
