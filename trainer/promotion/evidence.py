@@ -165,16 +165,23 @@ def _files(store: LogStore, kind: str, model: str, since: datetime) -> list[str]
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(f"{store.url}/{kind}/model={model}", **store.storage_options)
+    # object-store filesystems cache directory listings per instance (one instance is shared
+    # across the process, DuckDB's reader included): a long-running controller would see the
+    # segments of its first look forever. Forget this model's listings, then list afresh.
+    fs.invalidate_cache(root)
+    for cached in [k for k in fs.dircache if str(k).startswith(root)]:
+        fs.dircache.pop(cached, None)
     try:
-        found = fs.glob(f"{root}/date=*/*.parquet")
+        found = fs.find(root)
     except FileNotFoundError:
         return []
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     out = []
     for path in sorted(str(p) for p in found):
-        day = path.rsplit("/date=", 1)[-1].split("/", 1)[0]
-        if day >= first_day and not _temporary(path.rsplit("/", 1)[-1]):
-            out.append(path if "://" in path else f"{protocol}://{path}")
+        folder, _, name = path[len(root) :].strip("/").rpartition("/")
+        if folder.startswith("date=") and "/" not in folder and folder[5:] >= first_day:
+            if not _temporary(name):
+                out.append(path if "://" in path else f"{protocol}://{path}")
     return out
 
 
@@ -285,6 +292,7 @@ def _sides(con: duckdb.DuckDBPyConnection, window: Window) -> tuple[Side, Side, 
             if part is not None:
                 n, errors, canary = n + part[0], errors + part[1], canary + part[2]
                 latencies.extend(part[3])
+        latencies.sort()  # DuckDB's list() has no order; a sorted list is reproducible
         q = stats.quantile(latencies, window.quantile)
         return Side(requests=n, errors=errors, quantile_ms=q, canary_requests=canary), latencies
 

@@ -119,3 +119,21 @@ def test_logs_on_s3_give_the_same_figures(make_bucket: Any, tmp_path: Path) -> N
     local = evidence.gather(LogStore(str(tmp_path / "local")), "m", _window())
     remote = evidence.gather(LogStore(f"s3://{bucket}/logs"), "m", _window())
     assert remote == local
+
+
+@pytest.mark.s3
+def test_segments_written_later_are_seen_on_s3(make_bucket: Any, tmp_path: Path) -> None:
+    import fsspec
+
+    bucket = make_bucket()
+    store = LogStore(f"s3://{bucket}/logs")
+    fs = fsspec.filesystem("s3")
+    old = NOW - timedelta(seconds=90)
+    first = _write(tmp_path, logschema.PREDICTIONS, [_pred("r1", 1, "champion", "a", at=old)], "a")
+    fs.put_file(str(first), f"{bucket}/logs/{first.relative_to(tmp_path)}")
+    assert evidence.gather(store, "m", _window()).champion_rollout.requests == 1
+    # another writer (a gateway, its own client) adds a segment: the next look sees it
+    second = _write(tmp_path, logschema.PREDICTIONS, [_pred("r2", 1, "champion", "a", at=old)], "b")
+    fresh = fsspec.filesystem("s3", skip_instance_cache=True)
+    fresh.put_file(str(second), f"{bucket}/logs/{second.relative_to(tmp_path)}")
+    assert evidence.gather(store, "m", _window()).champion_rollout.requests == 2
