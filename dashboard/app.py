@@ -327,7 +327,7 @@ READ_HANDLERS = [models_page, models_api, model_page, model_api, diff_api, drift
                  drift_api, events_page, events_api]  # fmt: skip
 
 
-def dashboard_router(dash: NamedDependency[Dashboard]) -> Router:
+def _router(dash: Dashboard) -> Router:
     """The dashboard's handlers under ``dash.base`` ("" at the root, or a mount path)."""
 
     def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -345,7 +345,26 @@ def dashboard_router(dash: NamedDependency[Dashboard]) -> Router:
         dependencies={"dash": Provide(lambda: dash, sync_to_thread=False, use_cache=True)},
         guards=[read_guard],
         exception_handlers={Exception: on_error},
+        include_in_schema=False,
     )
+
+
+def dashboard_router(
+    registry: Registry,
+    *,
+    logs_url: str | None,
+    monitor_db: str | None,
+    settings: DashboardSettings | None = None,
+    base: str = "/ui",
+    retrain: Retrain | None = None,
+) -> tuple[Router, Runs]:
+    """The dashboard as a Litestar ``Router`` under ``base``, to register in another app
+    (``mlgate serve`` mounts it in the gateway's app), with the retraining runs it starts
+    (join them on shutdown)."""
+    settings = settings or DashboardSettings.from_mapping()
+    sources = Sources(registry, logs_url=logs_url, monitor_db=monitor_db, settings=settings)
+    dash = Dashboard(sources, base=base, retrain=retrain or default_retrain(registry, logs_url))
+    return _router(dash), dash.runs
 
 
 def create_app(
@@ -362,7 +381,7 @@ def create_app(
     sources = Sources(registry, logs_url=logs_url, monitor_db=monitor_db, settings=settings)
     dash = Dashboard(sources, base=base, retrain=retrain or default_retrain(registry, logs_url))
     return Litestar(
-        route_handlers=[dashboard_router(dash)],
+        route_handlers=[_router(dash)],
         openapi_config=None,
         on_shutdown=[lambda: dash.runs.join(30.0)],
     )

@@ -45,6 +45,7 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     monitor_wait_s: float = 2.0
     gateway_max_age_s: float = 30.0
     mount_path: str = "/ui"
+    enabled: bool = True  # served by `mlgate serve` under mount_path
 
     def __post_init__(self) -> None:
         for name in ("traffic_window_s", "series_window_s", "refresh_s", "gateway_max_age_s"):

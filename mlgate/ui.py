@@ -50,3 +50,26 @@ def _retrain(where: Locations, registry: Any) -> Callable[[str], Any] | None:
         return retrain(model, ctx=ctx)
 
     return run
+
+
+def mount_dashboard(app: Litestar, where: Locations, *, registry: Any = None) -> str | None:
+    """Serve the dashboard inside ``app`` (the gateway's Litestar app) under
+    ``[dashboard] mount_path``; returns that path, or None when ``enabled = false``."""
+    from dashboard import DashboardSettings, dashboard_router
+    from registry import Registry
+
+    settings = DashboardSettings.from_mapping(where.section("dashboard"))
+    if not settings.enabled:
+        return None
+    registry = registry or Registry(where.registry)
+    router, runs = dashboard_router(
+        registry,
+        logs_url=where.logs,
+        monitor_db=str(where.monitor_db),
+        settings=settings,
+        base=settings.mount_path,
+        retrain=_retrain(where, registry),
+    )
+    app.register(router)
+    app.on_shutdown.append(lambda: runs.join(30.0))
+    return settings.mount_path
