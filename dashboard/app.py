@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
@@ -383,5 +384,6 @@ def create_app(
     return Litestar(
         route_handlers=[_router(dash)],
         openapi_config=None,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         on_shutdown=[lambda: dash.runs.join(30.0)],
     )

@@ -7,8 +7,8 @@ its figures cover every gateway replica. Definitions, the same as ``mlgate rollo
 - a *request* is the ``request_id`` without a trailing ``/<digits>`` (row ``i`` of an ``n``-row
   request is logged as ``<request id>/<i>``);
 - *errors*: requests with a server error (a row with ``status >= 500``); *client errors*: 4xx;
-- *p50/p99*: percentiles (linear interpolation) of the request latency, the largest
-  ``latency_us`` of its rows, all statuses included;
+- *p50/p99*: percentiles (linear interpolation) of the request latency (``latency_us``, the
+  same on every row of a request), all statuses included;
 - *agreement* of a canary or shadow version: the share of its answered rows (status 200) whose
   prediction equals the champion's on the same ``request_id`` (a shadow reuses the primary's
   id); regressors agree within ``rel_tol * |champion| + abs_tol``.
@@ -63,22 +63,21 @@ class RouteFigures:
         }
 
 
+# A request is counted on its first row: the row of a one-row request, or row ``/0`` of a
+# multi-row one. Every row of a request carries the request's status and latency
+# (``registry.logschema``), so the first row has the request's figures and no grouping of
+# rows into requests (a hash aggregate over every request id) is needed.
 _REQUESTS = """
-WITH rows AS (
-    SELECT model, route, CAST(version AS BIGINT) AS version, status, latency_us,
-           regexp_replace(request_id, '/[0-9]+$', '') AS request {extra}
+WITH requests AS (
+    SELECT model, route, CAST(version AS BIGINT) AS version, status, latency_us {extra}
     FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
     WHERE ts >= $since AND ts <= $until
-),
-requests AS (
-    SELECT model, route, version, request, max(status) AS status,
-           max(latency_us) AS latency_us {extra_agg}
-    FROM rows GROUP BY model, route, version, request {extra_group}
+      AND (strpos(request_id, '/') = 0 OR suffix(request_id, '/0'))
 )
 """
 
 _FIGURES = (
-    _REQUESTS.format(extra="", extra_agg="", extra_group="")
+    _REQUESTS.format(extra="")
     + """
 SELECT model, route, version, count(*),
        count(*) FILTER (WHERE status >= 500),
@@ -89,11 +88,7 @@ FROM requests GROUP BY model, route, version ORDER BY model, route, version
 )
 
 _SERIES = (
-    _REQUESTS.format(
-        extra=", epoch_us(ts) AS ts_us",
-        extra_agg=", min(ts_us) // $bucket_us AS bucket",
-        extra_group="",
-    )
+    _REQUESTS.format(extra=", epoch_us(ts) // $bucket_us AS bucket")
     + """
 SELECT bucket, route, count(*), count(*) FILTER (WHERE status >= 500),
        quantile_cont(latency_us, 0.99)

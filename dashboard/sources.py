@@ -8,6 +8,7 @@ one computation).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from registry import Registry
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class MonitorUnavailable(RuntimeError):
@@ -31,21 +33,43 @@ class MonitorUnavailable(RuntimeError):
 
 
 class TtlCache:
-    """Values by key, each kept ``ttl_s`` seconds; one computation per key at a time."""
+    """Values by key, fresh for ``ttl_s`` seconds, then served stale while one background
+    thread recomputes them (stale-while-revalidate): a page that refreshes every few seconds
+    never waits for a figure it saw a moment ago. A value older than ``max_stale_s`` (or
+    never computed) is computed on the caller's thread."""
 
-    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        max_stale_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.max_stale_s = max_stale_s
         self.clock = clock
         self._values: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._refreshing: set[tuple[Any, ...]] = set()
 
     def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         if self.ttl_s <= 0:
             return compute()
+        hit = self._values.get(key)
+        if hit is not None:
+            age = self.clock() - hit[0]
+            if age < self.ttl_s:
+                return hit[1]  # type: ignore[no-any-return]
+            if age < self.ttl_s + self.max_stale_s:
+                self._refresh(key, compute)
+                return hit[1]  # type: ignore[no-any-return]
+        return self._compute(key, compute)
+
+    def _compute(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
-        with lock:
+        with lock:  # one computation per key at a time; the others wait and reuse it
             hit = self._values.get(key)
             if hit is not None and self.clock() - hit[0] < self.ttl_s:
                 return hit[1]  # type: ignore[no-any-return]
@@ -55,6 +79,25 @@ class TtlCache:
                     self._values.clear()
                 self._values[key] = (self.clock(), value)
             return value
+
+    def _refresh(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def run() -> None:
+            try:
+                self._compute(key, compute)
+            except Exception:  # noqa: BLE001 - the next caller computes it and sees the error
+                log.exception("dashboard: refreshing %s failed", key)
+                with self._lock:
+                    self._values.pop(key, None)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=run, name="dashboard-refresh", daemon=True).start()
 
     def clear(self) -> None:
         with self._lock:

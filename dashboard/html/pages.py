@@ -422,7 +422,7 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
         return head + f"<p class='note'>{_e(doc.get('note'))}</p>"
     grid = doc["grid"]
     params = {"version": doc["version"], "route": doc["route"], "metric": doc["metric"]}
-    link = f"{base}/models/{quote(name)}/drift?{urlencode(params)}&amp;"
+    link = f"{base}/models/{quote(name)}/drift?{urlencode(params)}&"
     keys = "".join(
         f"<option value='{k['version']}|{_e(k['route'])}'"
         f"{' selected' if (k['version'], k['route']) == (doc['version'], doc['route']) else ''}>"
@@ -471,10 +471,10 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
     else:
         detail = "<p class='muted'>pick a cell of the heat map</p>"
     options = "".join(
-        _chip(f["name"], feature, f"{link}window={doc.get('window')}&amp;")
+        _chip(f["name"], feature, f"{escape(link)}window={doc.get('window')}&amp;")
         for f in grid["features"]
     ) + "".join(
-        _chip(c, feature, f"{link}window={doc.get('window')}&amp;")
+        _chip(c, feature, f"{escape(link)}window={doc.get('window')}&amp;")
         for c in (doc.get("distributions") or {})
         if c.startswith("@")
     )

@@ -93,6 +93,24 @@
     }
   });
 
+  // heat map cells: the value on hover, the window and feature on click
+  document.addEventListener("mouseover", (ev) => {
+    const cell = ev.target.closest && ev.target.closest("rect.cell");
+    if (!cell || cell.querySelector("title")) return;
+    const row = cell.parentNode;
+    const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    t.textContent = `${row.dataset.f}, window ${cell.dataset.w}: ${cell.dataset.v}` +
+      ` (threshold ${row.dataset.t})`;
+    cell.appendChild(t);
+  });
+  document.addEventListener("click", (ev) => {
+    const cell = ev.target.closest && ev.target.closest("rect.cell");
+    if (!cell) return;
+    const link = cell.closest("svg").dataset.link;
+    window.location.href = link + "window=" + encodeURIComponent(cell.dataset.w) +
+      "&feature=" + encodeURIComponent(cell.parentNode.dataset.f);
+  });
+
   // the drift page's selectors apply at once
   document.addEventListener("change", (ev) => {
     if (ev.target.closest("#drift-controls")) ev.target.form.submit();
