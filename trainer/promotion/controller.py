@@ -239,9 +239,17 @@ class RolloutController:
                             action="abort", reason="the route no longer routes the candidate "
                             "as its plan expects (changed by hand?)", verdicts=[],
                             elapsed_s=0.0, held=False)  # fmt: skip
-        found = self.evidence(name, route, now)
-        verdicts = analysis.analyse(found, plan)
         elapsed = (now - evidence.utc(state["step_started_at"])).total_seconds()
+        try:
+            found = self.evidence(name, route, now)
+        except (evidence.LogReadError, OSError) as exc:
+            # no evidence is never a pass: wait for the store to be readable, abort at the limit
+            reason = f"log store unreadable: {exc}"
+            action = "abort" if elapsed >= plan.max_wait_s else "wait"
+            return Decision(model=name, version=version, phase=phase, weight=weight,
+                            action=action, reason=reason, verdicts=[], elapsed_s=elapsed,
+                            held=False)  # fmt: skip
+        verdicts = analysis.analyse(found, plan)
         if phase == SHADOW:
             held = elapsed >= plan.shadow_s or found.candidate.requests >= plan.shadow_requests
             hold = f"{plan.shadow_s:g} s or {plan.shadow_requests} shadow requests"

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from monitor.ingest.logstore import LogStore
 
 
+class LogReadError(Exception):
+    """The log store's segments could not be read (a corrupt or foreign file, a storage
+    error); the message names the query's error."""
+
+
 class Side(msgspec.Struct, frozen=True):
     """Request counts of one side over one window."""
 
@@ -246,6 +251,8 @@ def gather(store: LogStore, model: str, window: Window) -> Evidence:
         "rollout_since": window.rollout_since,
         "until": window.until,
     }
+    import duckdb
+
     con = _connect(store)
     try:
         con.execute(_REQUESTS, params)
@@ -266,6 +273,8 @@ def gather(store: LogStore, model: str, window: Window) -> Evidence:
                  "matured_before": window.matured_before},
             ).fetchone()  # fmt: skip
             pairs, better, worse = (int(x or 0) for x in row) if row else (0, 0, 0)
+    except duckdb.Error as exc:
+        raise LogReadError(f"{store.url}, model {model!r}: {exc}") from exc
     finally:
         con.close()
     candidate, champion, champion_rollout, latencies = sides

@@ -285,3 +285,22 @@ def test_metrics_export_phase_and_check_figures(
     assert 'mlgate_rollout_phase{model="iris",phase="shadow"} 1.0' in text
     assert 'mlgate_rollout_check{check="error_rate",figure="n",model="iris"} 150.0' in text
     assert 'mlgate_rollout_check{check="latency",figure="threshold",model="iris"}' in text
+
+
+def test_an_unreadable_log_waits_then_aborts(reg: Registry, tmp_path: Path, clock: Clock) -> None:
+    ctl = RolloutController(reg, str(tmp_path / "logs"), PLAN, clock=clock)
+    ctl.begin("iris", 2)
+    Traffic(tmp_path / "logs", "iris").run(reg.route("iris"), clock.now, 5.0, 30,
+                                           {1: Model(), 2: Model()})  # fmt: skip
+    day = next((tmp_path / "logs" / "predictions" / "model=iris").iterdir())
+    (day / "w9-broken.parquet").write_bytes(b"PAR1 not really parquet")
+    clock.now += timedelta(seconds=20)
+    decision = ctl.tick_model("iris")
+    assert decision is not None and decision.action == "wait"
+    assert "log store unreadable" in decision.reason and "w9-broken" in decision.reason
+    clock.now += timedelta(seconds=PLAN.max_wait_s)
+    decision = ctl.tick_model("iris")
+    assert decision is not None and decision.action == "abort"
+    last = reg.events("iris")[-1]
+    assert last.kind == "rollout.aborted" and "log store unreadable" in last.detail["reason"]
+    assert reg.route("iris").shadows == []
