@@ -1,5 +1,7 @@
 """The drift monitor: log reader, reference profiles, drift and performance statistics,
-River detectors and signed alert webhooks (DESIGN.md "Monitor").
+River detectors and signed alert webhooks (DESIGN.md "Monitor"). Its stages are its
+subpackages, in pipeline order: ``stats``, ``detectors``, ``store``, ``ingest``, ``compute``,
+``alerts``, ``report`` (see ``monitor/README.md``).
 
 Public surface::
 

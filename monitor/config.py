@@ -2,12 +2,15 @@
 
 Every default below is documented here and can be overridden in the ``[monitor]`` table of
 ``mlgate.toml`` (keys are the field names), webhooks in ``[[monitor.webhooks]]`` tables, and a
-single extra endpoint by ``MLGATE_WEBHOOK_URL`` / ``MLGATE_WEBHOOK_SECRET``.
+single extra endpoint by ``MLGATE_WEBHOOK_URL`` / ``MLGATE_WEBHOOK_SECRET``. Any setting can
+also come from ``MLGATE_MONITOR_<NAME>`` (e.g. ``MLGATE_MONITOR_WINDOW_ROWS=500``), which wins
+over the file. Times are in seconds and named ``*_s``; the older ``*_seconds`` names are still
+read, with a deprecation warning.
 
 Defaults and why:
 
 - ``window_rows = 1000``: a window closes after this many rows per model, version and route;
-  ``window_seconds`` switches to tumbling time windows instead.
+  ``window_s`` switches to tumbling time windows instead.
 - ``bins = 10`` reference-quantile bins (plus underflow, overflow and null) for PSI, JS and
   chi-square; ``fine_bins = 1000`` reference-quantile boundaries for KS and Wasserstein
   (binned KS is then within 1/1000 of the exact statistic).
@@ -25,7 +28,7 @@ Defaults and why:
   ``monitor.compute.summaries.chunk_windows``);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
-- Prediction rows kept for the feedback join are dropped ``label_horizon_seconds`` (7 days)
+- Prediction rows kept for the feedback join are dropped ``label_horizon_s`` (7 days)
   after their window ends; metrics of a window with fewer than ``min_labels`` labels are
   reported but flagged ``enough_labels: false``.
 - Every alert is also appended to the model's registry audit trail (``events.jsonl``, actor
@@ -38,9 +41,13 @@ Defaults and why:
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 EVENT_DRIFT_DETECTED = "model.drift.detected"
 EVENT_DRIFT_RESOLVED = "model.drift.resolved"
@@ -51,6 +58,15 @@ EVENT_TYPES = (EVENT_DRIFT_DETECTED, EVENT_DRIFT_RESOLVED, EVENT_PERFORMANCE_DEG
 FORWARDED_PATTERNS = ("rollout.*", "trainer.*")
 
 FORMATS = ("standard", "alertmanager")
+
+# settings renamed to the project's unit suffix (``_s``); the old names still work, with a
+# warning, in ``[monitor]`` and in ``MLGATE_MONITOR_<NAME>`` variables
+DEPRECATED = {
+    f"{name}_seconds": f"{name}_s"
+    for name in ("window", "lateness", "label_horizon", "interval", "cooldown",
+                 "webhook_timeout", "retry_base", "retry_max", "retry_give_up")
+}  # fmt: skip
+ENV_PREFIX = "MLGATE_MONITOR_"
 
 
 class MonitorConfigError(ValueError):
@@ -131,8 +147,8 @@ class MonitorConfig:
     """All monitor knobs; see the module docstring for the defaults' reasons."""
 
     window_rows: int = 1000
-    window_seconds: float | None = None
-    lateness_seconds: float = 60.0
+    window_s: float | None = None
+    lateness_s: float = 60.0
     bins: int = 10
     fine_bins: int = 1000
     min_rows: int = 500
@@ -150,13 +166,13 @@ class MonitorConfig:
     detector_batch_rows: int = 100
     min_labels: int = 50
     keep_prediction_rows: bool = True
-    label_horizon_seconds: float = 7 * 86400.0
-    interval_seconds: float = 30.0
-    cooldown_seconds: float = 3600.0
-    webhook_timeout_seconds: float = 5.0
-    retry_base_seconds: float = 2.0
-    retry_max_seconds: float = 300.0
-    retry_give_up_seconds: float = 86400.0
+    label_horizon_s: float = 7 * 86400.0
+    interval_s: float = 30.0
+    cooldown_s: float = 3600.0
+    webhook_timeout_s: float = 5.0
+    retry_base_s: float = 2.0
+    retry_max_s: float = 300.0
+    retry_give_up_s: float = 86400.0
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "64MB"
     release_between_passes: bool = True
@@ -178,24 +194,63 @@ class MonitorConfig:
     def from_section(
         cls, section: dict[str, Any], *, environ: dict[str, str] | None = None
     ) -> MonitorConfig:
-        """Build from the ``[monitor]`` table of ``mlgate.toml`` plus the webhook env vars."""
+        """Build from the ``[monitor]`` table of ``mlgate.toml``, then ``MLGATE_MONITOR_<NAME>``
+        variables (which win), plus the webhook variables.
+
+        >>> MonitorConfig.from_section({"interval_s": 5}, environ={}).interval_s
+        5.0
+        >>> MonitorConfig.from_section({}, environ={"MLGATE_MONITOR_WINDOW_ROWS": "50"}).window_rows
+        50
+        """
         environ = dict(os.environ) if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"webhooks"}
         kwargs: dict[str, Any] = {}
         for key, value in section.items():
             if key == "webhooks":
                 continue
-            if key not in known:
+            name = _current(key, f"[monitor] {key}")
+            if name not in known:
                 raise MonitorConfigError(
                     f"[monitor] {key}: unknown setting; known: {sorted(known)}"
                 )
-            kwargs[key] = _coerce(key, value, getattr(cls, key, None))
+            kwargs[name] = _coerce(key, value, getattr(cls, name, None))
+        for var, raw in sorted(environ.items()):
+            key = var[len(ENV_PREFIX) :].lower()
+            # other MLGATE_MONITOR_* variables belong to the CLI (METRICS_PORT, …)
+            if not var.startswith(ENV_PREFIX) or (key not in known and key not in DEPRECATED):
+                continue
+            name = _current(key, var)
+            kwargs[name] = _coerce(var, _parse_env(raw), getattr(cls, name, None))
         hooks = [_endpoint(h) for h in section.get("webhooks", []) or []]
         url = environ.get("MLGATE_WEBHOOK_URL")
         if url:
             hooks.append(WebhookEndpoint(url=url, secret=environ.get("MLGATE_WEBHOOK_SECRET")))
         kwargs["webhooks"] = tuple(hooks)
         return cls(**kwargs)
+
+
+def _current(key: str, where: str) -> str:
+    """The setting's name today: a deprecated one is mapped, with a warning."""
+    if key in DEPRECATED:
+        new = DEPRECATED[key]
+        warnings.warn(f"{where}: renamed to {new!r}; the old name will go", DeprecationWarning,
+                      stacklevel=3)  # fmt: skip
+        log.warning("%s: deprecated setting name, use %s", where, new)
+        return new
+    return key
+
+
+def _parse_env(raw: str) -> Any:
+    """An environment value as TOML would have it: number, true/false, else the text."""
+    text = raw.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return raw
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -25,6 +25,7 @@ from monitor.ingest.predictions import PredictionIngestor, SegmentError
 from monitor.ingest.references import RegistryReader, VersionContext, build_context
 from monitor.metrics import MonitorMetrics
 from monitor.store import MonitorStore
+from monitor.store.rows import SegmentRow
 from registry import logschema
 
 if TYPE_CHECKING:
@@ -73,9 +74,7 @@ class Monitor:
         self.logs = LogStore(logs, storage_options=storage_options)
         self.metrics = MonitorMetrics()
         self._own_sender = sender is None
-        self.sender: AlertSender = sender or HttpSender(
-            timeout_s=self.config.webhook_timeout_seconds
-        )
+        self.sender: AlertSender = sender or HttpSender(timeout_s=self.config.webhook_timeout_s)
         self.outbox = Outbox(
             self.store, self.config, clock=self.clock, sender=self.sender, recorder=registry
         )
@@ -148,12 +147,7 @@ class Monitor:
         if now - self._pruned_at < 3600:
             return
         self._pruned_at = now
-        horizon_us = int((now - self.config.label_horizon_seconds) * 1e6)
-        self.store.con.execute(
-            "DELETE FROM prediction_rows WHERE window_id IN"
-            " (SELECT window_id FROM windows WHERE complete AND end_us < ?)",
-            [horizon_us],
-        )
+        self.store.prune_prediction_rows(int((now - self.config.label_horizon_s) * 1e6))
 
     def _ingest_kind(self, kind: str, models: set[str], result: PassResult) -> None:
         try:
@@ -161,18 +155,13 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - log store outage: record, retry next pass
             self._problem("logs_unavailable", f"{self.logs.url}/{kind}: {exc}", result)
             return
-        known = {
-            str(p): (int(sz), int(mt), str(st))
-            for p, sz, mt, st in self.store.con.execute(
-                "SELECT path, size, mtime_ns, status FROM segments WHERE kind = ?", [kind]
-            ).fetchall()
-        }
+        known = self.store.segments(kind)
         for seg in segments:
             seen = known.get(seg.path)
             if seen is not None:
-                if seen[:2] != (seg.size, seg.mtime_ns):
-                    if seen[2] in ("corrupt_segment", "foreign_segment"):
-                        self.store.con.execute("DELETE FROM segments WHERE path = ?", [seg.path])
+                if (seen.size, seen.mtime_ns) != (seg.size, seg.mtime_ns):
+                    if seen.status in ("corrupt_segment", "foreign_segment"):
+                        self.store.forget_segment(seg.path)
                     else:
                         self._problem(
                             "segment_changed",
@@ -240,19 +229,10 @@ class Monitor:
         """Remember a segment we cannot use (so it is not re-read unless it changes)."""
         self._problem(kind, detail, result, model=seg.model, path=seg.path)
         self.metrics.segments.labels(seg.kind, kind).inc()
-        self.store.con.execute(
-            "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            [
-                seg.path,
-                seg.kind,
-                seg.model,
-                seg.size,
-                seg.mtime_ns,
-                kind,
-                detail,
-                self.clock.time(),
-            ],
-        )
+        self.store.record_segment(
+            SegmentRow(seg.path, seg.kind, seg.model, seg.size, seg.mtime_ns, 0, kind, detail,
+                       self.clock.time())
+        )  # fmt: skip
 
     def _context(self, model: str, version: int) -> VersionContext | None:
         key = (model, version)
@@ -304,11 +284,9 @@ class Monitor:
         try:
             changed = refresh_performance(self.store, now=now, min_labels=self.config.min_labels)
             for wid, perf in changed:
-                row = self.store.con.execute(
-                    "SELECT model, version, route FROM windows WHERE window_id = ?", [wid]
-                ).fetchone()
-                if row:
-                    self.metrics.observe_performance((row[0], int(row[1]), row[2]), perf)
+                w = self.store.window(wid)
+                if w is not None:
+                    self.metrics.observe_performance((w.model, w.version, w.route), perf)
         except Exception as exc:  # noqa: BLE001
             self._problem("performance_failed", f"{type(exc).__name__}: {exc}", result)
         events = events_for(self.store, summaries, self.config)

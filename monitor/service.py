@@ -27,7 +27,7 @@ class MonitorService:
         self, monitor: Monitor, *, interval_s: float | None = None, close_monitor: bool = True
     ) -> None:
         self.monitor = monitor
-        self.interval_s = interval_s if interval_s is not None else monitor.config.interval_seconds
+        self.interval_s = interval_s if interval_s is not None else monitor.config.interval_s
         self.close_monitor = close_monitor
         self.passes = 0
         self.failures = 0

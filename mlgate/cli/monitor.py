@@ -103,7 +103,7 @@ def run(
         return
     _log_to_stderr()
     loop = LeaderLoop(
-        lease, mon.run_once, interval_s=interval or mon.config.interval_seconds, role="monitor"
+        lease, mon.run_once, interval_s=interval or mon.config.interval_s, role="monitor"
     )
     mon.collector_registry.register(_Collector(loop))
     if metrics_port is not None:

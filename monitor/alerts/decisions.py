@@ -18,6 +18,7 @@ from monitor.config import (
     EVENT_DRIFT_DETECTED,
     EVENT_DRIFT_RESOLVED,
 )
+from monitor.store.rows import AlertState
 
 if TYPE_CHECKING:
     from monitor.compute.summaries import WindowSummary
@@ -66,24 +67,18 @@ def events_for(
 ) -> list[tuple[str, dict[str, Any]]]:
     """State transitions of these windows (in order) as ``(event_type, data)``."""
     out: list[tuple[str, dict[str, Any]]] = []
-    state: dict[tuple[str, int, str], tuple[bool, bool]] = {}
-    for model, version, route, drifting, degraded in store.con.execute(
-        "SELECT model, version, route, drifting, degraded FROM alert_state"
-    ).fetchall():
-        state[(model, int(version), route)] = (bool(drifting), bool(degraded))
+    state = store.alert_states()
     before = dict(state)
     for s in summaries:
         key = (s.model, s.version, s.route)
-        drifting, degraded = state.get(key, (False, False))
+        was = state.get(key, AlertState(drifting=False, degraded=False))
         now_drifting = is_drifting(s, config)
-        if now_drifting and not drifting:
+        if now_drifting and not was.drifting:
             out.append((EVENT_DRIFT_DETECTED, payload(s, config)))
-        elif drifting and not now_drifting:
+        elif was.drifting and not now_drifting:
             out.append((EVENT_DRIFT_RESOLVED, payload(s, config)))
-        state[key] = (now_drifting, degraded)
-    changed = [(*k, *v) for k, v in state.items() if before.get(k) != v]
-    if changed:
-        store.con.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?)", changed)
+        state[key] = was._replace(drifting=now_drifting)
+    store.set_alert_states({k: v for k, v in state.items() if before.get(k) != v})
     return out
 
 
@@ -97,29 +92,23 @@ def degraded_event(
     config: MonitorConfig,
 ) -> dict[str, Any]:
     """Payload of ``model.performance.degraded`` for the window whose rows DDM flagged."""
-    row = store.con.execute(
-        "SELECT w.seq, w.start_us, w.end_us, w.rows, s.performance, s.share_drifted,"
-        " s.dataset_drift, s.drifted_features FROM windows w"
-        " LEFT JOIN summaries s USING (window_id) WHERE w.window_id = ?",
-        [window_id],
-    ).fetchone()
-    seq, start_us, end_us, rows, perf, share, dataset, drifted = row or (None,) * 8
+    w = store.degraded_window(window_id)
     return {
         "model": model,
         "version": version,
         "route": route,
         "window": {
             "id": window_id,
-            "seq": seq,
-            "start": iso(start_us / 1e6) if start_us is not None else None,
-            "end": iso(end_us / 1e6) if end_us is not None else None,
-            "rows": rows,
+            "seq": w.seq,
+            "start": iso(w.start_us / 1e6) if w.start_us is not None else None,
+            "end": iso(w.end_us / 1e6) if w.end_us is not None else None,
+            "rows": w.rows,
         },
         "detector": "ddm",
         "ddm_detections": detections,
-        "performance": json.loads(perf) if perf else None,
-        "share_drifted": share,
-        "dataset_drift": dataset,
-        "drifted_features": list(drifted or []),
+        "performance": json.loads(w.performance) if w.performance else None,
+        "share_drifted": w.share_drifted,
+        "dataset_drift": w.dataset_drift,
+        "drifted_features": w.drifted_features,
         "thresholds": {"min_labels": config.min_labels},
     }

@@ -51,9 +51,7 @@ def forward_events(
             start = 0  # the trail was replaced: re-read it; message ids dedupe what was sent
         if len(trail) == start:
             continue
-        con = store.con
-        con.execute("BEGIN")
-        try:
+        with store.transaction():
             for index in range(start, len(trail)):
                 event = trail[index]
                 if not is_forwarded(event.kind):
@@ -63,8 +61,4 @@ def forward_events(
                 outbox.enqueue(event.kind, data, key=key, audit=False, cooldown=False)
                 out.append(event.kind)
             store.set_event_cursor(model, len(trail))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return out

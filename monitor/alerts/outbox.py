@@ -3,9 +3,9 @@
 - **dedupe**: one message per (endpoint, fingerprint) ever; re-raising the same event is a
   no-op, so a pass replayed after a crash sends nothing twice;
 - **cooldown**: the same event type for the same model, version and route is not sent to an
-  endpoint again within ``cooldown_seconds`` (the message is kept as ``suppressed``);
+  endpoint again within ``cooldown_s`` (the message is kept as ``suppressed``);
 - **retries**: a failed delivery (refused, 5xx, timeout) is retried with exponential
-  backoff and jitter until ``retry_give_up_seconds`` after it was queued; messages to one
+  backoff and jitter until ``retry_give_up_s`` after it was queued; messages to one
   endpoint go out in order, and a failure holds back that endpoint only.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.alerts import webhooks
+from monitor.store.rows import OutboxMessage
 
 if TYPE_CHECKING:
     import httpx
@@ -112,17 +113,12 @@ class RegistrySink:
         return Delivery(ok=True)
 
 
-MESSAGE_FIELDS = ("id", "endpoint", "event_type", "status", "attempts", "last_error",
-                  "created_at", "delivered_at")  # fmt: skip
+MESSAGE_FIELDS = OutboxMessage._fields
 
 
 def messages(store: MonitorStore, model: str | None = None) -> list[dict[str, Any]]:
     """The outbox's messages (``MESSAGE_FIELDS``), oldest first; only ``model``'s if given."""
-    where, args = (" WHERE subject LIKE ?", [f"%|{model}|%"]) if model else ("", [])
-    rows = store.con.execute(
-        f"SELECT {', '.join(MESSAGE_FIELDS)} FROM outbox{where} ORDER BY seq", args
-    ).fetchall()
-    return [dict(zip(MESSAGE_FIELDS, r, strict=True)) for r in rows]
+    return [m._asdict() for m in store.outbox_messages(model)]
 
 
 class HttpSender:
@@ -212,7 +208,7 @@ class Outbox:
         """Queue ``event_type`` for every endpoint that wants it; returns new message ids.
 
         ``audit``: also queue it for the registry audit trail (when the outbox has one);
-        ``cooldown``: hold back a repeat of the same subject within ``cooldown_seconds``;
+        ``cooldown``: hold back a repeat of the same subject within ``cooldown_s``;
         ``key``: the event's identity when it is not the type, model, version, route and
         window of a monitor alert.
         """
@@ -227,23 +223,19 @@ class Outbox:
             destinations.append((REGISTRY_DESTINATION, None))
         for url, ep in destinations:
             msg_id = "msg_" + hashlib.sha256(f"{url}|{fp}".encode()).hexdigest()[:24]
-            con = self.store.con
-            if con.execute("SELECT 1 FROM outbox WHERE id = ?", [msg_id]).fetchone():
+            if self.store.outbox_has(msg_id):
                 continue  # dedupe: this exact event was already queued for this endpoint
-            recent = None
-            if cooldown and ep is not None:
-                recent = con.execute(
-                    "SELECT 1 FROM outbox WHERE endpoint = ? AND status <> 'suppressed'"
-                    " AND subject = ? AND created_at > ?",
-                    [url, subject, now - self.config.cooldown_seconds],
-                ).fetchone()
+            recent = (
+                cooldown
+                and ep is not None
+                and self.store.outbox_sent_since(url, subject, now - self.config.cooldown_s)
+            )
             status = "suppressed" if recent else "pending"
             body = self._body(ep, event_type, data, now)
-            con.execute(
-                "INSERT INTO outbox SELECT ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL,"
-                " coalesce(max(seq), 0) + 1, ? FROM outbox",
-                [msg_id, url, event_type, fp, subject, body.decode(), now, now, status,
-                 alert_id(fp)],
+            self.store.outbox_add(
+                msg_id=msg_id, endpoint=url, event_type=event_type, fingerprint=fp,
+                subject=subject, body=body.decode(), now=now, status=status,
+                alert_id=alert_id(fp),
             )  # fmt: skip
             if status == "pending":
                 ids.append(msg_id)
@@ -259,9 +251,7 @@ class Outbox:
 
     def backoff(self, attempts: int) -> float:
         """Delay before retry number ``attempts`` (1-based): capped doubling, equal jitter."""
-        cap = min(
-            self.config.retry_max_seconds, self.config.retry_base_seconds * 2 ** (attempts - 1)
-        )
+        cap = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** (attempts - 1))
         return float(cap / 2 + self.rng.uniform(0, cap / 2))
 
     def deliver_due(self) -> dict[str, int]:
@@ -270,16 +260,12 @@ class Outbox:
         ``delivered`` counts webhooks, ``recorded`` alerts appended to the registry trail.
         """
         now = self.clock.time()
-        rows = self.store.con.execute(
-            "SELECT id, endpoint, body, created_at, attempts, coalesce(alert_id, id) FROM outbox"
-            " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY seq",
-            [now],
-        ).fetchall()
+        due = self.store.outbox_due(now)
         outcome = {"delivered": 0, "recorded": 0, "retry": 0, "failed": 0}
         blocked: set[str] = set()
         if self.sink is not None:
             self.sink.begin()
-        for msg_id, url, body, created_at, attempts, public_id in rows:
+        for msg_id, url, body, created_at, attempts, public_id in due:
             if url in blocked:
                 continue
             raw = body.encode()
@@ -303,33 +289,19 @@ class Outbox:
     def _settle(
         self, msg_id: str, result: Delivery, created_at: float, attempts: int, now: float
     ) -> str:
-        con = self.store.con
         if result.ok:
-            con.execute(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
-                " delivered_at = ?, last_error = NULL WHERE id = ?",
-                [now, msg_id],
-            )
+            self.store.outbox_delivered(msg_id, now)
             return "delivered"
         attempts += 1
-        if now - created_at >= self.config.retry_give_up_seconds:
-            con.execute(
-                "UPDATE outbox SET status = 'failed', attempts = ?, last_error = ? WHERE id = ?",
-                [attempts, result.error, msg_id],
-            )
+        if now - created_at >= self.config.retry_give_up_s:
+            self.store.outbox_failed(msg_id, attempts, result.error)
             log.warning("alert %s given up after %d attempts: %s", msg_id, attempts, result.error)
             return "failed"
-        con.execute(
-            "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-            [attempts, now + self.backoff(attempts), result.error, msg_id],
-        )
+        self.store.outbox_retry(msg_id, attempts, now + self.backoff(attempts), result.error)
         return "retry"
 
     def pending(self) -> int:
-        row = self.store.con.execute(
-            "SELECT count(*) FROM outbox WHERE status='pending'"
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return self.store.outbox_pending()
 
     def messages(self) -> list[dict[str, Any]]:
         return messages(self.store)

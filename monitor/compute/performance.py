@@ -13,28 +13,14 @@ import numpy as np
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
-
-
-def labelled_counts(store: MonitorStore) -> dict[int, int]:
-    """Labelled rows per complete window that has at least one label."""
-    rows = store.con.execute(
-        "SELECT p.window_id, count(*) FROM prediction_rows p"
-        " JOIN windows w ON w.window_id = p.window_id"
-        " JOIN feedback f ON f.rid = p.rid AND f.model = w.model WHERE w.complete GROUP BY 1"
-    ).fetchall()
-    return {int(w): int(n) for w, n in rows}
+    from monitor.store.rows import LabelledRow
 
 
 def window_performance(
     store: MonitorStore, window_id: int, *, task: str, classes: list[str]
 ) -> dict[str, Any]:
     """Accuracy, F1, ROC AUC, log loss (classification) or MAE, RMSE (regression)."""
-    rows = store.con.execute(
-        "SELECT p.prediction, p.prediction, p.probas, f.label, f.label_value"
-        " FROM prediction_rows p JOIN windows w ON w.window_id = p.window_id"
-        " JOIN feedback f ON f.rid = p.rid AND f.model = w.model WHERE p.window_id = ?",
-        [window_id],
-    ).fetchall()
+    rows = store.labelled_rows(window_id)
     out: dict[str, Any] = {"labelled_rows": len(rows)}
     if not rows:
         return out
@@ -45,16 +31,18 @@ def window_performance(
     return out
 
 
-def classification_metrics(rows: list[tuple[Any, ...]], classes: list[str]) -> dict[str, Any]:
-    """Rows are (class code, _, probas, label, _); code k >= 1 is ``classes[k - 1]``."""
+def classification_metrics(rows: list[LabelledRow], classes: list[str]) -> dict[str, Any]:
+    """A row's prediction is a class code: k >= 1 is ``classes[k - 1]``."""
     # imported here, not at module level: only windows with labels need scikit-learn
     from sklearn import metrics as skm
 
     y_pred = [
-        classes[int(r[0]) - 1] if r[0] is not None and 1 <= r[0] <= len(classes) else "(none)"
+        classes[int(r.prediction) - 1]
+        if r.prediction is not None and 1 <= r.prediction <= len(classes)
+        else "(none)"
         for r in rows
     ]
-    y_true = [str(r[3]) for r in rows]
+    y_true = [str(r.label) for r in rows]
     out: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
     labels = classes or sorted(set(y_true) | set(y_pred))
     binary = len(labels) == 2
@@ -68,7 +56,7 @@ def classification_metrics(rows: list[tuple[Any, ...]], classes: list[str]) -> d
             zero_division=0,
         )
     )
-    probas = [r[2] for r in rows]
+    probas = [r.probas for r in rows]
     out["roc_auc"] = out["log_loss"] = None
     if classes and all(p is not None and len(p) == len(classes) for p in probas):
         proba = np.asarray(probas, dtype=np.float64)
@@ -89,11 +77,14 @@ def classification_metrics(rows: list[tuple[Any, ...]], classes: list[str]) -> d
     return out
 
 
-def regression_metrics(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+def regression_metrics(rows: list[LabelledRow]) -> dict[str, Any]:
     pairs = [
-        (r[1], r[4])
+        (r.prediction, r.label_value)
         for r in rows
-        if r[1] is not None and r[4] is not None and math.isfinite(r[1]) and math.isfinite(r[4])
+        if r.prediction is not None
+        and r.label_value is not None
+        and math.isfinite(r.prediction)
+        and math.isfinite(r.label_value)
     ]
     if not pairs:
         return {"mae": None, "rmse": None}

@@ -17,12 +17,13 @@ import numpy as np
 import pyarrow as pa
 
 from monitor.compute.decide import DECIDING, dataset_decision
-from monitor.compute.performance import labelled_counts, window_performance
+from monitor.compute.performance import window_performance
 from monitor.compute.statistics import window_statistics
 
 if TYPE_CHECKING:
     from monitor.config import MonitorConfig
     from monitor.store import MonitorStore
+    from monitor.store.rows import WindowRow
 
 REPORTED = (
     "psi",
@@ -58,13 +59,6 @@ class WindowSummary:
     prediction: dict[str, Any] = field(default_factory=dict)
 
 
-def pending_windows(store: MonitorStore) -> list[tuple[Any, ...]]:
-    return store.con.execute(
-        "SELECT window_id, model, version, route, seq, rows, start_us, end_us FROM windows"
-        " WHERE complete AND computed_revision < revision ORDER BY model, version, route, seq"
-    ).fetchall()
-
-
 def signals(c: dict[str, np.ndarray], config: MonitorConfig) -> dict[str, np.ndarray]:
     """Threshold crossings per statistic, as boolean vectors (NaN never crosses)."""
     with np.errstate(invalid="ignore"):
@@ -80,14 +74,6 @@ def signals(c: dict[str, np.ndarray], config: MonitorConfig) -> dict[str, np.nda
         }
 
 
-def _previous_streaks(store: MonitorStore, key: tuple[str, int, str], seq: int) -> dict[str, int]:
-    rows = store.con.execute(
-        "SELECT name, streak FROM results WHERE model=? AND version=? AND route=? AND seq=?",
-        [*key, seq - 1],
-    ).fetchall()
-    return {str(n): int(s) for n, s in rows}
-
-
 def compute_windows(
     store: MonitorStore, config: MonitorConfig, *, now: float
 ) -> list[WindowSummary]:
@@ -97,7 +83,7 @@ def compute_windows(
     query fits DuckDB's memory limit (``chunk_windows``); streaks carry over through the
     stored results.
     """
-    pending = pending_windows(store)
+    pending = store.pending_windows()
     out: list[WindowSummary] = []
     if not pending:
         return out
@@ -120,13 +106,7 @@ def chunk_windows(store: MonitorStore, memory_limit: str | None) -> int:
     limit = parse_bytes(memory_limit)
     if limit is None:
         return MAX_CHUNK_WINDOWS // 2
-    rows = store.con.execute(
-        "SELECT max(bins) FROM (SELECT"
-        " sum(coalesce(len(pc.ref_cum), 0) + coalesce(len(pc.ref_coarse), 0)) AS bins"
-        " FROM versions v JOIN profile_columns pc ON pc.profile_id = v.profile_id"
-        " OR pc.profile_id = v.prediction_profile_id GROUP BY v.model, v.version)"
-    ).fetchall()
-    bins = int(rows[0][0]) if rows and rows[0][0] else 1
+    bins = store.widest_version_bins()
     return max(1, min(MAX_CHUNK_WINDOWS, limit // (BYTES_PER_BIN * bins)))
 
 
@@ -163,15 +143,15 @@ def _statistics(store: MonitorStore, window_ids: list[int]) -> dict[str, np.ndar
 
 
 def _compute_chunk(
-    store: MonitorStore, config: MonitorConfig, pending: list[tuple[Any, ...]], *, now: float
+    store: MonitorStore, config: MonitorConfig, pending: list[WindowRow], *, now: float
 ) -> list[WindowSummary]:
-    position = {int(p[0]): i for i, p in enumerate(pending)}
+    position = {p.window_id: i for i, p in enumerate(pending)}
     c = _statistics(store, list(position))
     slots = np.array([position[int(w)] for w in c["window_id"]], dtype=np.int64)
     order = np.lexsort((c["name"].astype(str), slots))
     c = {k: v[order] for k, v in c.items()}
     n = len(c["window_id"])
-    win_rows = np.array([pending[position[int(w)]][5] for w in c["window_id"]], dtype=np.int64)
+    win_rows = np.array([pending[position[int(w)]].rows for w in c["window_id"]], dtype=np.int64)
     hits = signals(c, config)
     raw = (win_rows >= config.min_rows) & np.logical_or.reduce([hits[d] for d in DECIDING])
     streak = np.zeros(n, dtype=np.int64)
@@ -181,9 +161,9 @@ def _compute_chunk(
         if len(group) == 0:
             continue
         p = pending[position[int(c["window_id"][group[0]])]]
-        key, seq = (p[1], int(p[2]), p[3]), int(p[4])
+        key, seq = (p.model, p.version, p.route), p.seq
         if key not in prev:
-            prev[key] = (seq - 1, _previous_streaks(store, key, seq))
+            prev[key] = (seq - 1, store.streaks(key, seq - 1))
         last_seq, last = prev[key]
         base = last if last_seq == seq - 1 else {}  # a gap in the sequence breaks streaks
         current: dict[str, int] = {}
@@ -205,7 +185,7 @@ def _value(v: Any) -> Any:
 
 
 def _summaries(
-    pending: list[tuple[Any, ...]],
+    pending: list[WindowRow],
     position: dict[int, int],
     c: dict[str, np.ndarray],
     hits: dict[str, np.ndarray],
@@ -219,7 +199,7 @@ def _summaries(
         by_window.setdefault(int(w), []).append(i)
     out = []
     for p in pending:
-        wid = int(p[0])
+        wid = p.window_id
         features: list[dict[str, Any]] = []
         columns: list[dict[str, Any]] = []
         for i in by_window.get(wid, []):
@@ -237,19 +217,19 @@ def _summaries(
                 entry["role"] = str(c["role"][i])
                 columns.append(entry)
         share, dataset = dataset_decision(
-            [f["drifted"] for f in features], window_rows=int(p[5]), config=config
+            [f["drifted"] for f in features], window_rows=p.rows, config=config
         )
         prediction = {"drifted": any(x["drifted"] for x in columns), "columns": columns}
         out.append(
             WindowSummary(
                 window_id=wid,
-                model=p[1],
-                version=int(p[2]),
-                route=p[3],
-                seq=int(p[4]),
-                rows=int(p[5]),
-                start_us=p[6],
-                end_us=p[7],
+                model=p.model,
+                version=p.version,
+                route=p.route,
+                seq=p.seq,
+                rows=p.rows,
+                start_us=p.start_us,
+                end_us=p.end_us,
                 share_drifted=share,
                 dataset_drift=dataset,
                 drifted_features=[f["name"] for f in features if f["drifted"]],
@@ -262,7 +242,7 @@ def _summaries(
 
 
 def _results_table(
-    pending: list[tuple[Any, ...]],
+    pending: list[WindowRow],
     c: dict[str, np.ndarray],
     hits: dict[str, np.ndarray],
     streak: np.ndarray,
@@ -272,7 +252,7 @@ def _results_table(
     now: float,
 ) -> pa.Table:
     n = len(c["window_id"])
-    meta = {int(p[0]): p for p in pending}
+    meta = {p.window_id: p for p in pending}
     rows = [meta[int(w)] for w in c["window_id"]]
 
     def full(v: float) -> pa.Array:
@@ -284,10 +264,10 @@ def _results_table(
     return pa.table(
         {
             "window_id": pa.array(c["window_id"]),
-            "model": pa.array([r[1] for r in rows], pa.string()),
-            "version": pa.array([int(r[2]) for r in rows], pa.int64()),
-            "route": pa.array([r[3] for r in rows], pa.string()),
-            "seq": pa.array([int(r[4]) for r in rows], pa.int64()),
+            "model": pa.array([r.model for r in rows], pa.string()),
+            "version": pa.array([r.version for r in rows], pa.int64()),
+            "route": pa.array([r.route for r in rows], pa.string()),
+            "seq": pa.array([r.seq for r in rows], pa.int64()),
             "name": pa.array(c["name"].tolist(), pa.string()),
             "role": pa.array(c["role"].tolist(), pa.string()),
             "kind": pa.array(c["kind"].tolist(), pa.string()),
@@ -328,7 +308,7 @@ def _results_table(
 
 def _write(
     store: MonitorStore,
-    pending: list[tuple[Any, ...]],
+    pending: list[WindowRow],
     c: dict[str, np.ndarray],
     hits: dict[str, np.ndarray],
     streak: np.ndarray,
@@ -339,8 +319,6 @@ def _write(
     *,
     now: float,
 ) -> None:
-    con = store.con
-    ids = pa.table({"window_id": pa.array([int(p[0]) for p in pending], pa.int64())})
     results = _results_table(pending, c, hits, streak, drifted, win_rows, config, now)
     summary_table = pa.table(
         {
@@ -366,49 +344,27 @@ def _write(
             "computed_at": pa.array([now] * len(summaries), pa.float64()),
         }
     )
-    con.execute("BEGIN")
-    try:
-        con.register("_ids", ids)
-        con.execute("DELETE FROM results WHERE window_id IN (SELECT window_id FROM _ids)")
-        con.execute("DELETE FROM summaries WHERE window_id IN (SELECT window_id FROM _ids)")
-        store.insert_arrow("results", results)
-        store.insert_arrow("summaries", summary_table)
-        con.execute(
-            "UPDATE windows SET computed_revision = revision"
-            " WHERE window_id IN (SELECT window_id FROM _ids)"
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_ids")
+    store.replace_results([p.window_id for p in pending], results, summary_table)
 
 
 def refresh_performance(
     store: MonitorStore, *, now: float, min_labels: int = 50
 ) -> list[tuple[int, dict[str, Any]]]:
     """Recompute metrics of windows whose labelled row count changed; returns them."""
-    counts = labelled_counts(store)
+    counts = store.labelled_counts()
     if not counts:
         return []
-    known = dict(store.con.execute("SELECT window_id, labelled_rows FROM summaries").fetchall())
+    known = store.summary_labelled_rows()
     changed: list[tuple[int, dict[str, Any]]] = []
     for wid, n in sorted(counts.items()):
         if wid not in known or known[wid] == n:
             continue
-        meta = store.con.execute(
-            "SELECT v.task, v.classes FROM windows w JOIN versions v"
-            " ON v.model = w.model AND v.version = w.version WHERE w.window_id = ?",
-            [wid],
-        ).fetchone()
+        meta = store.window_task(wid)
         if meta is None:
             continue
-        perf = window_performance(store, wid, task=str(meta[0]), classes=list(meta[1] or []))
+        task, classes = meta
+        perf = window_performance(store, wid, task=task, classes=classes)
         perf["enough_labels"] = n >= min_labels
-        store.con.execute(
-            "UPDATE summaries SET performance = ?, labelled_rows = ? WHERE window_id = ?",
-            [json.dumps(perf), n, wid],
-        )
+        store.set_performance(wid, perf, n)
         changed.append((wid, perf))
     return changed

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from monitor.detectors.adwin import ADWIN
 from monitor.detectors.streams import ConfidenceMonitor, confidence_monitor
@@ -50,10 +49,13 @@ from monitor.ingest.segment import (
 from monitor.ingest.windows import WindowCutter, WindowPart
 from monitor.stats.binning import BinCounts, NumericBinner
 from monitor.stats.profile import CATEGORICAL, ColumnProfile
+from monitor.store.rows import SegmentRow
 from registry import logschema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
+
+    import pyarrow as pa
 
     from monitor.config import MonitorConfig
     from monitor.ingest.logstore import Segment
@@ -223,7 +225,7 @@ class PredictionIngestor:
         # one stream holding every row of the segment: no filtering at all, and the
         # version, route and status columns need not be read
         whole = len(streams) == 1 and streams[0].group.rows == source.rows
-        by_runs = whole and self.config.window_seconds is None
+        by_runs = whole and self.config.window_s is None
         row_windows = (
             np.full(source.rows, -1, dtype=np.int64)
             if streams and not by_runs and self.config.keep_prediction_rows
@@ -346,7 +348,7 @@ class PredictionIngestor:
             arrays[PREDICTION] = pred
         if SCORE in cols and score is not None:
             arrays[SCORE] = score
-        if self.config.window_seconds is None:
+        if self.config.window_s is None:
             pieces = [(p, np.arange(a, b)) for p, a, b in cutter.split_rows(chunk.rows)]
         else:
             pieces = cutter.split_time(ts)
@@ -405,17 +407,38 @@ class PredictionIngestor:
         problems: list[str],
         now: float,
     ) -> None:
-        con = self.store.con
-        con.execute("BEGIN")
         try:
+            self._store_segment(segment, source, streams, row_windows, total, problems, now)
+        except BaseException as exc:
+            self.store.reset_insertion_order()
+            if isinstance(exc, duckdb.Error) and not isinstance(exc, _TRANSIENT):
+                # the segment was read whole: a failure to store it (a full disk, say) is
+                # not the segment's fault, and it is read again on the next pass
+                raise StoreFailed(
+                    f"{segment.path}: not stored ({exc}); read again next pass"
+                ) from exc
+            raise
+
+    def _store_segment(
+        self,
+        segment: Segment,
+        source: SegmentFile,
+        streams: list[_Stream],
+        row_windows: np.ndarray | None,
+        total: int,
+        problems: list[str],
+        now: float,
+    ) -> None:
+        """Windows, counts, detector state, prediction rows and the segment's own row: one
+        transaction."""
+        with self.store.transaction():
             for s in streams:
                 s.cutter.write({c.name: c for c in s.ctx.columns()})
                 self.store.save_detector_state(s.detector.key, s.detector.NAME, s.detector.state())
             if self.config.keep_prediction_rows and total:
                 self._insert_prediction_rows(source, streams, row_windows)
-            con.execute(
-                "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
+            self.store.record_segment(
+                SegmentRow(
                     segment.path,
                     segment.kind,
                     segment.model,
@@ -425,19 +448,8 @@ class PredictionIngestor:
                     "problem" if problems else "ok",
                     "; ".join(problems) or None,
                     now,
-                ],
+                )
             )
-            con.execute("COMMIT")
-        except BaseException as exc:
-            con.execute("ROLLBACK")
-            con.execute("RESET preserve_insertion_order")  # the setting outlives a rollback
-            if isinstance(exc, duckdb.Error) and not isinstance(exc, _TRANSIENT):
-                # the segment was read whole: a failure to store it (a full disk, say) is
-                # not the segment's fault, and it is read again on the next pass
-                raise StoreFailed(
-                    f"{segment.path}: not stored ({exc}); read again next pass"
-                ) from exc
-            raise
 
     def _insert_prediction_rows(
         self, source: SegmentFile, streams: list[_Stream], row_windows: np.ndarray | None
@@ -449,7 +461,6 @@ class PredictionIngestor:
         threads. Otherwise the i-th row read is paired with ``row_windows[i]`` (POSITIONAL
         JOIN, one thread), and rows of no window are left out.
         """
-        con = self.store.con
         present = set(source.types)
         path = sql_list([source.path])
 
@@ -461,18 +472,9 @@ class PredictionIngestor:
 
         if row_windows is None:  # one stream in row windows: its runs are in row order
             (stream,) = streams
-            window = _runs_formula(stream.runs)
+            window = runs_formula(stream.runs)
             if window is not None:
-                # the rows' order in the table does not matter, and keeping it made DuckDB
-                # insert on one thread under the 64MB memory limit (a failed insert aborts
-                # the transaction, where RESET fails too: _commit resets after ROLLBACK)
-                con.execute("SET preserve_insertion_order = false")
-                con.execute(
-                    f"INSERT INTO prediction_rows SELECT {window}, {values(stream.ctx)}"
-                    f" FROM read_parquet({path}, hive_partitioning = false,"
-                    " file_row_number = true) p"
-                )
-                con.execute("RESET preserve_insertion_order")
+                self.store.add_prediction_rows(window, values(stream.ctx), path)
                 return
             ids, counts = np.array(stream.runs, dtype=np.int64).reshape(-1, 2).T
             row_windows = np.repeat(ids, counts)
@@ -480,30 +482,24 @@ class PredictionIngestor:
         for s in streams:
             ctx, ids_of = by_version.setdefault(id(s.ctx), (s.ctx, set()))
             ids_of.update(wid for wid, _ in s.runs)
-        con.register("_row_windows", pa.table({"window_id": row_windows}))
-        try:
-            for ctx, ids_of in by_version.values():
-                where = "w.window_id >= 0"
-                if len(by_version) > 1:  # the rows of this version only
-                    where = f"list_contains({sorted(ids_of)}, w.window_id)"
-                con.execute(
-                    f"INSERT INTO prediction_rows SELECT w.window_id, {values(ctx)}"
-                    f" FROM read_parquet({path}, hive_partitioning = false) p"
-                    f" POSITIONAL JOIN _row_windows w WHERE {where}"
-                )
-        finally:
-            con.unregister("_row_windows")
+        parts = []
+        for ctx, ids_of in by_version.values():
+            where = "w.window_id >= 0"
+            if len(by_version) > 1:  # the rows of this version only
+                where = f"list_contains({sorted(ids_of)}, w.window_id)"
+            parts.append((values(ctx), where))
+        self.store.add_prediction_rows_paired(row_windows, parts, path)
 
 
-def _runs_formula(runs: list[list[int]]) -> str | None:
+def runs_formula(runs: list[list[int]]) -> str | None:
     """The window of each row as SQL over ``file_row_number``, for runs ``[id, rows]`` that
     have the shape of one stream cut into row windows: a first window of ``a`` rows, then
     windows of ``w`` rows with consecutive ids, the last one possibly shorter (a gateway
     worker's usual segment). None for any other shape.
 
-    >>> _runs_formula([[7, 2], [8, 3], [9, 1]])
+    >>> runs_formula([[7, 2], [8, 3], [9, 1]])
     '(CASE WHEN file_row_number < 2 THEN 7 ELSE 8 + (file_row_number - 2) // 3 END)'
-    >>> _runs_formula([[7, 1], [9, 1], [8, 1]]) is None
+    >>> runs_formula([[7, 1], [9, 1], [8, 1]]) is None
     True
     """
     if not runs or any(wid < 0 or n <= 0 for wid, n in runs):

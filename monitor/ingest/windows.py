@@ -1,7 +1,7 @@
 """Cutting a version's row stream into windows, and storing each window's bin counts.
 
 Row windows close after ``window_rows`` rows per model, version and route; time windows are
-tumbling ``window_seconds`` intervals that close once a row ``lateness_seconds`` past their
+tumbling ``window_s`` intervals that close once a row ``lateness_s`` past their
 end has been seen (a late row for a closed time window still lands in it, and the window is
 computed again as a new revision).
 
@@ -62,25 +62,17 @@ class WindowCutter:
         self.parts: dict[int, WindowPart] = {}
         self.by_time: dict[int, WindowPart] = {}
         self.completed: set[int] = set()
-        row = store.con.execute(
-            "SELECT max(seq), max(end_us) FROM windows WHERE model=? AND version=? AND route=?",
-            list(self.key),
-        ).fetchone()
-        self.next_seq = int(row[0]) + 1 if row and row[0] is not None else 1
-        self.watermark_us = int(row[1]) if row and row[1] is not None else None
+        last_seq, self.watermark_us = store.stream_position(self.key)
+        self.next_seq = last_seq + 1 if last_seq is not None else 1
         self.open: WindowPart | None = None
-        if config.window_seconds is None:
-            found = store.con.execute(
-                "SELECT window_id, seq, rows FROM windows WHERE model=? AND version=? AND"
-                " route=? AND NOT complete ORDER BY seq DESC LIMIT 1",
-                list(self.key),
-            ).fetchone()
+        if config.window_s is None:
+            found = store.open_row_window(self.key)
             if found is not None:
                 self.open = WindowPart(
-                    window_id=int(found[0]),
-                    seq=int(found[1]),
+                    window_id=found.window_id,
+                    seq=found.seq,
                     time_key=None,
-                    existing_rows=int(found[2]),
+                    existing_rows=found.rows,
                     stored=True,
                 )
                 self.parts[self.open.window_id] = self.open
@@ -116,8 +108,8 @@ class WindowCutter:
 
     def split_time(self, ts_us: np.ndarray) -> list[tuple[WindowPart, np.ndarray]]:
         """Time windows: ``[(part, row_indices)]`` grouped by tumbling interval."""
-        assert self.config.window_seconds is not None
-        width = int(self.config.window_seconds * 1_000_000)
+        assert self.config.window_s is not None
+        width = int(self.config.window_s * 1_000_000)
         keys = ts_us // width
         out = []
         for key in np.unique(keys):
@@ -133,19 +125,15 @@ class WindowCutter:
     def _time_part(self, key: int) -> WindowPart:
         if key in self.by_time:
             return self.by_time[key]
-        row = self.store.con.execute(
-            "SELECT window_id, seq, rows FROM windows WHERE model=? AND version=?"
-            " AND route=? AND time_key=?",
-            [*self.key, key],
-        ).fetchone()
+        row = self.store.time_window(self.key, key)
         if row is None:
             part = self._new_part(key)
         else:
             part = WindowPart(
-                window_id=int(row[0]),
-                seq=int(row[1]),
+                window_id=row.window_id,
+                seq=row.seq,
                 time_key=key,
-                existing_rows=int(row[2]),
+                existing_rows=row.rows,
                 stored=True,
             )
             self.parts[part.window_id] = part
@@ -154,10 +142,10 @@ class WindowCutter:
 
     def close_time_windows(self) -> None:
         """Mark time windows whose end is ``lateness`` behind the watermark as complete."""
-        if self.config.window_seconds is None or self.watermark_us is None:
+        if self.config.window_s is None or self.watermark_us is None:
             return
-        width = int(self.config.window_seconds * 1_000_000)
-        horizon = self.watermark_us - int(self.config.lateness_seconds * 1_000_000)
+        width = int(self.config.window_s * 1_000_000)
+        horizon = self.watermark_us - int(self.config.lateness_s * 1_000_000)
         for part in self.parts.values():
             if part.time_key is not None and (part.time_key + 1) * width <= horizon:
                 self.completed.add(part.window_id)
@@ -165,29 +153,17 @@ class WindowCutter:
 
     def write(self, columns: dict[str, ColumnProfile]) -> None:
         """Persist windows and their counts (inside the caller's transaction)."""
-        con = self.store.con
-        if self.config.window_seconds is not None and hasattr(self, "_close_horizon"):
+        if self.config.window_s is not None and hasattr(self, "_close_horizon"):
             width, horizon = self._close_horizon
-            con.execute(
-                "UPDATE windows SET complete = true, revision = revision + 1 WHERE model=? AND"
-                " version=? AND route=? AND NOT complete AND (time_key + 1) * ? <= ?",
-                [*self.key, width, horizon],
-            )
+            self.store.close_time_windows(self.key, width, horizon)
         fresh = [p for p in self.parts.values() if p.rows and not p.stored]
         old = [p for p in self.parts.values() if p.rows and p.stored]
         for part in old:
             complete = part.window_id in self.completed
-            con.execute(
-                "UPDATE windows SET rows = rows + ?, start_us = least(start_us, ?),"
-                " end_us = greatest(end_us, ?), revision = revision"
-                " + CASE WHEN complete OR ? THEN 1 ELSE 0 END, complete = complete OR ?"
-                " WHERE window_id = ?",
-                [part.rows, part.start_us, part.end_us, complete, complete, part.window_id],
-            )
+            self.store.grow_window(part.window_id, part.rows, part.start_us, part.end_us, complete)
         if fresh:
             done = [p.window_id in self.completed for p in fresh]
-            self.store.insert_arrow(
-                "windows",
+            self.store.add_windows(
                 pa.table(
                     {
                         "window_id": pa.array([p.window_id for p in fresh], pa.int64()),
@@ -208,31 +184,23 @@ class WindowCutter:
         self._merge_old(old, columns)
         write_counts(self.store, [p for p in [*fresh, *old] if p.counts], columns)
         flags = [(p.window_id, d, n) for p in [*fresh, *old] for d, n in p.flags.items()]
-        if flags:
-            con.executemany("INSERT INTO window_flags VALUES (?, ?, ?)", flags)
+        self.store.add_window_flags(flags)
 
     def _merge_old(self, old: list[WindowPart], columns: dict[str, ColumnProfile]) -> None:
         """Fold the stored counts of re-opened windows into this segment's parts."""
-        con = self.store.con
         for part in old:
-            rows = con.execute(
-                "SELECT name, cum, nulls, under_sum, over_sum, total, total_sq"
-                " FROM window_counts WHERE window_id = ?",
-                [part.window_id],
-            ).fetchall()
-            for name, cum, nulls, under, over, total, total_sq in rows:
-                acc = part.counts.get(name)
+            for row in self.store.take_window_counts(part.window_id):
+                acc = part.counts.get(row.name)
                 if acc is None:
-                    acc = part.counts[name] = BinCounts(len(cum))
-                stored: np.ndarray = np.diff(np.asarray(cum, dtype=np.int64), prepend=0)
+                    acc = part.counts[row.name] = BinCounts(len(row.cum))
+                stored: np.ndarray = np.diff(np.asarray(row.cum, dtype=np.int64), prepend=0)
                 if len(stored) == len(acc.counts):
                     acc.counts += stored
-                acc.nulls += int(nulls)
-                acc.under_sum += float(under)
-                acc.over_sum += float(over)
-                acc.total += float(total)
-                acc.total_sq += float(total_sq)
-            con.execute("DELETE FROM window_counts WHERE window_id = ?", [part.window_id])
+                acc.nulls += int(row.nulls)
+                acc.under_sum += float(row.under_sum)
+                acc.over_sum += float(row.over_sum)
+                acc.total += float(row.total)
+                acc.total_sq += float(row.total_sq)
 
 
 def _list_array(arrays: list[np.ndarray]) -> pa.ListArray:
@@ -285,8 +253,7 @@ def _insert_counts(
     if not ids:
         return
     nulls, under, over, total, total_sq = (list(c) for c in zip(*scalars, strict=True))
-    store.insert_arrow(
-        "window_counts",
+    store.add_window_counts(
         pa.table(
             {
                 "window_id": pa.array(ids, pa.int64()),

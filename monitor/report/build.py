@@ -18,28 +18,11 @@ from monitor.compute.decide import FEATURE_FIELDS
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
+    from monitor.store.rows import SummaryRow
 
 
 class ReportError(LookupError):
     """Nothing to report for the requested model/version."""
-
-
-def _windows(
-    store: MonitorStore, model: str, version: int | None, route: str | None
-) -> list[tuple[Any, ...]]:
-    sql = (
-        "SELECT s.window_id, s.version, s.route, s.seq, w.start_us, w.end_us, s.rows,"
-        " s.share_drifted, s.dataset_drift, s.prediction, s.performance, s.labelled_rows"
-        " FROM summaries s JOIN windows w USING (window_id) WHERE s.model = ?"
-    )
-    params: list[Any] = [model]
-    if version is not None:
-        sql += " AND s.version = ?"
-        params.append(version)
-    if route is not None:
-        sql += " AND s.route = ?"
-        params.append(route)
-    return store.con.execute(sql + " ORDER BY w.end_us, s.seq", params).fetchall()
 
 
 def build_report(
@@ -53,10 +36,10 @@ def build_report(
     """The latest complete window (``window="latest"``) or every one (``"all"``)."""
     if window not in ("latest", "all"):
         raise ReportError(f"window: expected latest or all, got {window!r}")
-    rows = _windows(store, model, version, route)
+    rows = store.summaries(model, version, route)
     if version is None and rows:
-        version = int(rows[-1][1])
-        rows = [r for r in rows if int(r[1]) == version]
+        version = rows[-1].version
+        rows = [r for r in rows if r.version == version]
     base: dict[str, Any] = {"model": model, "version": version}
     base["problems"] = problem_summary(store, model)
     base["alerts"] = alerts(store, model)
@@ -81,12 +64,7 @@ def build_report(
 
 
 def _empty_note(store: MonitorStore, model: str, version: int | None) -> str:
-    row = store.con.execute(
-        "SELECT count(*), coalesce(sum(rows), 0) FROM windows WHERE model = ?"
-        + (" AND version = ?" if version is not None else ""),
-        [model] if version is None else [model, version],
-    ).fetchone()
-    n, rows = (int(row[0]), int(row[1])) if row else (0, 0)
+    n, rows = store.window_totals(model, version)
     return (
         f"no complete window yet for model {model}"
         + (f" version {version}" if version is not None else "")
@@ -94,16 +72,10 @@ def _empty_note(store: MonitorStore, model: str, version: int | None) -> str:
     )
 
 
-def _window_report(store: MonitorStore, r: tuple[Any, ...]) -> dict[str, Any]:
+def _window_report(store: MonitorStore, r: SummaryRow) -> dict[str, Any]:
     wid, version, route, seq, start_us, end_us, rows, share, dataset, pred, perf, labelled = r
-    cur = store.con.execute("SELECT * FROM results WHERE window_id = ? AND role = 'feature'", [wid])
-    names = [d[0] for d in cur.description]
-    fetched = cur.fetchall()
-    order = _feature_order(store, wid)
-    items = sorted(
-        (dict(zip(names, r, strict=True)) for r in fetched),
-        key=lambda e: order.get(e["name"], 1 << 30),
-    )
+    order = {name: i for i, name in enumerate(store.feature_names(wid))}
+    items = sorted(store.feature_results(wid), key=lambda e: order.get(e["name"], 1 << 30))
     features = [_feature(e) for e in items]
     prediction = json.loads(pred) if pred else None
     performance = json.loads(perf) if perf else {"labelled_rows": int(labelled or 0)}
@@ -147,15 +119,6 @@ def _feature(e: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _feature_order(store: MonitorStore, window_id: int) -> dict[str, int]:
-    rows = store.con.execute(
-        "SELECT v.features FROM windows w JOIN versions v ON v.model = w.model"
-        " AND v.version = w.version WHERE w.window_id = ?",
-        [window_id],
-    ).fetchone()
-    return {name: i for i, name in enumerate(rows[0] or [])} if rows else {}
-
-
 def problem_summary(store: MonitorStore, model: str) -> dict[str, Any]:
     """Bad data and failures seen for ``model`` (or for no model in particular)."""
     items = store.problems(model)
@@ -179,16 +142,8 @@ def alerts(store: MonitorStore, model: str) -> list[dict[str, Any]]:
 
 def distributions(store: MonitorStore, window_id: int) -> dict[str, dict[str, Any]]:
     """Reference and current shares per coarse bin (null bucket last), per column."""
-    rows = store.con.execute(
-        "SELECT pc.name, pc.ref_coarse, pc.ref_nulls, wc.coarse, wc.nulls FROM windows w"
-        " JOIN versions v ON v.model = w.model AND v.version = w.version"
-        " JOIN profile_columns pc ON pc.profile_id IN (v.profile_id, v.prediction_profile_id)"
-        " JOIN window_counts wc ON wc.window_id = w.window_id AND wc.name = pc.name"
-        " WHERE w.window_id = ?",
-        [window_id],
-    ).fetchall()
     out: dict[str, dict[str, Any]] = {}
-    for name, ref_coarse, ref_nulls, coarse, nulls in rows:
+    for name, ref_coarse, ref_nulls, coarse, nulls in store.column_counts(window_id):
         ref = [float(v) for v in ref_coarse] + [float(ref_nulls)]
         cur = [float(v) for v in coarse] + [float(nulls)]
         tr, tq = sum(ref) or 1.0, sum(cur) or 1.0

@@ -179,14 +179,9 @@ def _problems(report: dict[str, Any]) -> str:
 
 
 def _profiles(store: MonitorStore, window_id: int) -> dict[str, ColumnProfile]:
-    row = store.con.execute(
-        "SELECT v.profile_id, v.prediction_profile_id FROM windows w JOIN versions v"
-        " ON v.model = w.model AND v.version = w.version WHERE w.window_id = ?",
-        [window_id],
-    ).fetchone()
     out: dict[str, ColumnProfile] = {}
-    for pid in row or []:
-        prof = store.load_profile(pid) if pid else None
+    for pid in store.window_profile_ids(window_id):
+        prof = store.load_profile(pid)
         for col in prof.columns if prof else []:
             out[col.name] = col
     return out

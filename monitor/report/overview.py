@@ -15,6 +15,7 @@ from monitor.report.build import distributions
 
 if TYPE_CHECKING:
     from monitor.store import MonitorStore
+    from monitor.store.rows import GridWindow
 
 # statistics with a threshold column in ``results`` (``<name>_threshold``)
 GRID_METRICS = ("psi", "wasserstein", "js", "null_rate", "unseen_share", "ks_pvalue", "chi2_pvalue")
@@ -28,15 +29,21 @@ def _time(us: Any) -> str | None:
 
 def latest_windows(store: MonitorStore) -> dict[str, dict[str, Any]]:
     """Per model, its latest computed window (a champion window when there is one)."""
-    rows = store.con.execute(
-        "SELECT s.model, s.window_id, s.version, s.route, w.start_us, w.end_us, s.rows,"
-        " s.n_features, s.n_drifted, s.share_drifted, s.dataset_drift, s.drifted_features"
-        " FROM summaries s JOIN windows w USING (window_id)"
-        " QUALIFY row_number() OVER (PARTITION BY s.model"
-        "   ORDER BY (s.route = 'champion') DESC, w.end_us DESC, s.seq DESC) = 1"
-    ).fetchall()
     out: dict[str, dict[str, Any]] = {}
-    for model, wid, version, route, start, end, n, nf, nd, share, dataset, names in rows:
+    for (
+        model,
+        wid,
+        version,
+        route,
+        start,
+        end,
+        n,
+        nf,
+        nd,
+        share,
+        dataset,
+        names,
+    ) in store.latest_summaries():
         out[str(model)] = {
             "window_id": int(wid),
             "version": int(version),
@@ -55,12 +62,7 @@ def latest_windows(store: MonitorStore) -> dict[str, dict[str, Any]]:
 
 def window_keys(store: MonitorStore, model: str) -> list[dict[str, Any]]:
     """The (version, route) pairs with computed windows, and how many, newest version first."""
-    rows = store.con.execute(
-        "SELECT version, route, count(*) FROM summaries WHERE model = ?"
-        " GROUP BY version, route ORDER BY version DESC, route",
-        [model],
-    ).fetchall()
-    return [{"version": int(v), "route": r, "windows": int(n)} for v, r, n in rows]
+    return [{"version": v, "route": r, "windows": n} for v, r, n in store.summary_streams(model)]
 
 
 def drift_grid(
@@ -77,15 +79,8 @@ def drift_grid(
     threshold and the drift decision, as ``values[feature][window]``."""
     if metric not in GRID_METRICS:
         raise ValueError(f"metric: expected one of {', '.join(GRID_METRICS)}, got {metric!r}")
-    windows = store.con.execute(
-        "SELECT * FROM (SELECT s.window_id, w.start_us, w.end_us, s.rows, s.share_drifted,"
-        " s.share_threshold, s.dataset_drift, s.prediction, s.performance, s.labelled_rows,"
-        " w.seq FROM summaries s JOIN windows w USING (window_id)"
-        " WHERE s.model = ? AND s.version = ? AND s.route = ? ORDER BY w.seq DESC LIMIT ?)"
-        " ORDER BY seq",
-        [model, version, route, limit],
-    ).fetchall()
-    ids = [int(w[0]) for w in windows]
+    windows = store.last_summaries(model, version, route, limit)
+    ids = [w.window_id for w in windows]
     column = {wid: i for i, wid in enumerate(ids)}
     features: list[str] = []
     values: dict[str, list[float | None]] = {}
@@ -93,16 +88,11 @@ def drift_grid(
     thresholds: dict[str, float | None] = {}
     kinds: dict[str, str] = {}
     if ids:
-        order = store.con.execute(
-            "SELECT features FROM versions WHERE model = ? AND version = ?", [model, version]
-        ).fetchone()
-        features = list(order[0] or []) if order else []
-        rows = store.con.execute(
-            f"SELECT window_id, name, kind, {metric}, {metric}_threshold, drifted FROM results"
-            " WHERE role = 'feature' AND window_id BETWEEN ? AND ? AND model = ?",
-            [min(ids), max(ids), model],
-        ).fetchall()
-        for wid, name, kind, value, threshold, is_drifted in rows:
+        row = store.version_row(model, version)
+        features = list((row or {}).get("features") or [])
+        for wid, name, kind, value, threshold, is_drifted in store.metric_results(
+            model, metric, min(ids), max(ids)
+        ):
             i = column.get(int(wid))
             if i is None:
                 continue
@@ -137,7 +127,7 @@ def drift_grid(
     }
 
 
-def _window(w: tuple[Any, ...]) -> dict[str, Any]:
+def _window(w: GridWindow) -> dict[str, Any]:
     wid, start, end, n, share, share_threshold, dataset, pred, perf, labelled, seq = w
     prediction = json.loads(pred) if pred else None
     columns = (prediction or {}).get("columns", [])
@@ -162,22 +152,12 @@ def window_distributions(store: MonitorStore, window_id: int) -> dict[str, dict[
     """Per column of one window (features, and ``@``-prefixed prediction columns): reference
     and current shares per bin with the bins' labels, the null share and the unseen share."""
     shares = distributions(store, window_id)
-    row = store.con.execute(
-        "SELECT v.profile_id, v.prediction_profile_id FROM windows w JOIN versions v"
-        " ON v.model = w.model AND v.version = w.version WHERE w.window_id = ?",
-        [window_id],
-    ).fetchone()
     columns = {}
-    for pid in row or []:
-        profile = store.load_profile(pid) if pid else None
+    for pid in store.window_profile_ids(window_id):
+        profile = store.load_profile(pid)
         for col in profile.columns if profile else []:
             columns[col.name] = col
-    figures = {
-        name: (null_rate, unseen)
-        for name, null_rate, unseen in store.con.execute(
-            "SELECT name, null_rate, unseen_share FROM results WHERE window_id = ?", [window_id]
-        ).fetchall()
-    }
+    figures = store.null_and_unseen(window_id)
     out: dict[str, dict[str, Any]] = {}
     for name, dist in shares.items():
         profile_col = columns.get(name)
@@ -202,29 +182,17 @@ def window_distributions(store: MonitorStore, window_id: int) -> dict[str, dict[
 
 def latest_alerts(store: MonitorStore) -> dict[str, dict[str, Any]]:
     """Per model, the newest alert queued in the outbox (any endpoint, suppressed included)."""
-    rows = store.con.execute(
-        "SELECT split_part(subject, '|', 2) AS model, event_type, created_at, status"
-        " FROM outbox QUALIFY row_number() OVER (PARTITION BY model ORDER BY seq DESC) = 1"
-    ).fetchall()
     return {
-        str(model): {"event_type": kind, "at": iso(created), "status": status}
-        for model, kind, created, status in rows
+        model: {"event_type": kind, "at": iso(created), "status": status}
+        for model, (kind, created, status) in store.latest_outbox().items()
     }
 
 
 def alert_messages(store: MonitorStore, *, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` outbox messages, newest first, with the model they are about."""
-    rows = store.con.execute(
-        "SELECT id, endpoint, event_type, split_part(subject, '|', 2),"
-        " split_part(subject, '|', 3), status, attempts, last_error, created_at, delivered_at,"
-        " next_attempt_at FROM outbox ORDER BY seq DESC LIMIT ?",
-        [limit],
-    ).fetchall()
-    keys = ("id", "endpoint", "event_type", "model", "version", "status", "attempts",
-            "last_error", "created_at", "delivered_at", "next_attempt_at")  # fmt: skip
     out = []
-    for r in rows:
-        item = dict(zip(keys, r, strict=True))
+    for message in store.newest_messages(limit):
+        item = message._asdict()
         for k in ("created_at", "delivered_at", "next_attempt_at"):
             item[k] = iso(item[k]) if item[k] is not None else None
         out.append(item)
@@ -233,18 +201,16 @@ def alert_messages(store: MonitorStore, *, limit: int) -> list[dict[str, Any]]:
 
 def endpoint_summary(store: MonitorStore) -> list[dict[str, Any]]:
     """Per webhook endpoint: messages by status and the last delivery error."""
-    rows = store.con.execute(
-        "SELECT endpoint,"
-        " count(*) FILTER (WHERE status = 'delivered'),"
-        " count(*) FILTER (WHERE status = 'pending'),"
-        " count(*) FILTER (WHERE status = 'failed'),"
-        " count(*) FILTER (WHERE status = 'suppressed'),"
-        " arg_max(last_error, seq) FILTER (WHERE last_error IS NOT NULL),"
-        " max(delivered_at)"
-        " FROM outbox GROUP BY endpoint ORDER BY endpoint"
-    ).fetchall()
     out = []
-    for endpoint, delivered, pending, failed, suppressed, last_error, last_ok in rows:
+    for (
+        endpoint,
+        delivered,
+        pending,
+        failed,
+        suppressed,
+        last_error,
+        last_ok,
+    ) in store.endpoint_counts():
         state = "failing" if failed or (pending and last_error) else "ok"
         out.append(
             {

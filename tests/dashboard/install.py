@@ -168,8 +168,8 @@ def build(home: Path, *, webhook_ok: str, webhook_down: str) -> Install:
         min_rows=200,
         min_labels=20,
         consecutive=1,
-        retry_base_seconds=0.01,
-        webhook_timeout_seconds=1.0,
+        retry_base_s=0.01,
+        webhook_timeout_s=1.0,
         webhooks=(WebhookEndpoint(url=webhook_ok), WebhookEndpoint(url=webhook_down)),
     )
     monitor = Monitor(reg, str(logs), db=home / "monitor.duckdb", config=config)

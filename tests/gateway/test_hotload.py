@@ -13,7 +13,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gateway.rollout_status import collect_status
 from gateway.runtimes import compile_model
 from gateway.settings import GatewaySettings
 from registry import Canary, Registry, Route, Shadow

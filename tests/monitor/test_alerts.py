@@ -53,10 +53,10 @@ def receiver() -> Receiver:
 
 def _outbox(store: MonitorStore, clock: ManualClock, url: str, **cfg: Any) -> Outbox:
     fmt = cfg.pop("format", "standard")
-    timeout = cfg.pop("webhook_timeout_seconds", 2.0)
+    timeout = cfg.pop("webhook_timeout_s", 2.0)
     config = MonitorConfig(
         webhooks=(WebhookEndpoint(url=url, secret=SECRET, format=fmt),),
-        webhook_timeout_seconds=timeout,
+        webhook_timeout_s=timeout,
         **cfg,
     )
     return Outbox(
@@ -100,7 +100,7 @@ def test_receiver_down_for_minutes_loses_nothing(store: MonitorStore, clock: Man
     port = receiver.port
     receiver.stop()  # down before anything is sent
     outbox = _outbox(
-        store, clock, f"http://127.0.0.1:{port}/hook", retry_max_seconds=60.0, cooldown_seconds=0.0
+        store, clock, f"http://127.0.0.1:{port}/hook", retry_max_s=60.0, cooldown_s=0.0
     )
     for w in (1, 2, 3):
         outbox.enqueue("model.drift.detected", _event(w))
@@ -130,7 +130,7 @@ def test_receiver_down_for_minutes_loses_nothing(store: MonitorStore, clock: Man
 def test_500_and_hanging_receivers_are_retried(
     store: MonitorStore, clock: ManualClock, receiver: Receiver
 ) -> None:
-    outbox = _outbox(store, clock, receiver.url, webhook_timeout_seconds=0.3)
+    outbox = _outbox(store, clock, receiver.url, webhook_timeout_s=0.3)
     outbox.enqueue("model.drift.detected", _event())
     receiver.mode = "error"
     assert outbox.deliver_due() == {"delivered": 0, "recorded": 0, "retry": 1, "failed": 0}
@@ -154,9 +154,9 @@ def test_backoff_doubles_with_jitter_and_gives_up(store: MonitorStore, clock: Ma
         store,
         clock,
         "http://127.0.0.1:9/none",
-        retry_base_seconds=2.0,
-        retry_max_seconds=60.0,
-        retry_give_up_seconds=600.0,
+        retry_base_s=2.0,
+        retry_max_s=60.0,
+        retry_give_up_s=600.0,
     )
     for attempt in range(1, 10):
         cap = min(60.0, 2.0 * 2 ** (attempt - 1))
@@ -174,7 +174,7 @@ def test_backoff_doubles_with_jitter_and_gives_up(store: MonitorStore, clock: Ma
 
 
 def test_dedupe_and_cooldown(store: MonitorStore, clock: ManualClock, receiver: Receiver) -> None:
-    outbox = _outbox(store, clock, receiver.url, cooldown_seconds=600.0)
+    outbox = _outbox(store, clock, receiver.url, cooldown_s=600.0)
     assert len(outbox.enqueue("model.drift.detected", _event(1))) == 1
     assert outbox.enqueue("model.drift.detected", _event(1)) == []  # same event: deduped
     clock.advance(60)

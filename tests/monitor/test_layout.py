@@ -53,8 +53,13 @@ def _imports(name: str) -> set[str]:
             parts = target.split(".")
             for i in range(1, len(parts) + 1):
                 candidate = ".".join(parts[:i])
-                # the root package is the public facade, imported before any module of it
-                if candidate in MODULES and candidate not in (name, "monitor"):
+                # the root package is the public facade, imported before any module of it,
+                # and a module's own packages are already being imported when it runs
+                if (
+                    candidate in MODULES
+                    and candidate != "monitor"
+                    and not (name == candidate or name.startswith(candidate + "."))
+                ):
                     found.add(candidate)
     return found
 
@@ -133,6 +138,35 @@ def test_modules_never_import_the_facade() -> None:
             if isinstance(node, ast.ImportFrom) and node.module == "monitor":
                 names = [a.name for a in node.names]
                 assert all(f"monitor.{n}" in MODULES for n in names), (name, names)
+
+
+SQL_CALLS = {"execute", "executemany", "sql", "register", "unregister"}
+
+
+def test_only_the_store_runs_sql() -> None:
+    """``MonitorStore`` owns every table read and write: no other stage runs a statement
+    (the ingest stage's scratch in-memory DuckDB only evaluates expressions over Arrow)."""
+    outside = []
+    for name, path in MODULES.items():
+        if _stage(name) == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_CALLS
+            ):
+                outside.append(f"{name}:{node.lineno} .{node.func.attr}()")
+    assert outside == []
+
+
+def test_segments_are_written_in_one_place() -> None:
+    statements = [
+        f"{name}"
+        for name, path in MODULES.items()
+        for _ in range(path.read_text().count("INTO segments"))
+    ]
+    assert statements == ["monitor.store.segments"]
 
 
 def test_no_private_name_crosses_a_module() -> None:

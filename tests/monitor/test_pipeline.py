@@ -88,7 +88,7 @@ def test_time_windows_take_late_rows_as_a_new_revision(
     mv = registry.register("timed", est, reference=ref)
     rng = np.random.default_rng(2)
     minute = 60_000_000
-    m = make_monitor(MonitorConfig(window_seconds=60, lateness_seconds=30, min_rows=100))
+    m = make_monitor(MonitorConfig(window_s=60, lateness_s=30, min_rows=100))
     logs.predictions(
         mv, rng.normal(size=(600, 4)), estimator=est, start_us=T0_US, step_us=minute // 600
     )
@@ -213,7 +213,7 @@ def test_prediction_rows_are_dropped_after_the_label_horizon(
     mv = registry.register("aging", est, reference=ref)
     rng = np.random.default_rng(9)
     logs.predictions(mv, rng.normal(size=(1500, 4)), estimator=est)
-    m = make_monitor(MonitorConfig(label_horizon_seconds=86_400))
+    m = make_monitor(MonitorConfig(label_horizon_s=86_400))
     clock.now = T0_US / 1e6  # the logs' own time: nothing is old yet
     m.run_once()
     assert m.store.con.execute("SELECT count(*) FROM prediction_rows").fetchone() == (1500,)
@@ -382,7 +382,7 @@ def test_prediction_rows_of_time_windows_keep_each_rows_window(
     frame = frame.with_columns(pl.Series("ts", ts).cast(pl.Datetime("us", "UTC")))
     path.unlink()
     logs.write(frame, "predictions", "shuffled", T0_US, "w9")
-    m = make_monitor(MonitorConfig(window_seconds=60, lateness_seconds=0, min_rows=100))
+    m = make_monitor(MonitorConfig(window_s=60, lateness_s=0, min_rows=100))
     assert m.run_once().rows == 900
     got = m.store.con.execute(
         "SELECT p.rid, w.time_key FROM prediction_rows p JOIN windows w USING (window_id)"

@@ -113,7 +113,7 @@ def _registry_outbox(
     store: MonitorStore, clock: ManualClock, registry: Registry, url: str | None = None
 ) -> Outbox:
     hooks = (WebhookEndpoint(url=url, secret=SECRET),) if url else ()
-    config = MonitorConfig(webhooks=hooks, cooldown_seconds=600.0)
+    config = MonitorConfig(webhooks=hooks, cooldown_s=600.0)
     return Outbox(
         store,
         config,

@@ -205,7 +205,7 @@ def test_row_window_formula_matches_the_windows_it_replaces(
     every row the same window as the array, or is refused (None) when it cannot."""
     import duckdb
 
-    from monitor.ingest.predictions import _runs_formula
+    from monitor.ingest.predictions import runs_formula
 
     def _window_formula(row_windows: np.ndarray) -> str | None:
         """The formula for a per-row window array: its runs (a row of no window: None)."""
@@ -213,7 +213,7 @@ def test_row_window_formula_matches_the_windows_it_replaces(
             return None
         starts = np.flatnonzero(np.diff(row_windows)) + 1
         bounds = [0, *starts.tolist(), len(row_windows)]
-        return _runs_formula(
+        return runs_formula(
             [[int(row_windows[a]), b - a] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         )
 

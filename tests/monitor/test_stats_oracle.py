@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from monitor.compute.statistics import PSI_EPSILON, as_rows, window_statistics
+from monitor.compute.statistics import window_statistics
 from monitor.config import MonitorConfig
 from monitor.ingest.windows import WindowPart, write_counts
 from monitor.stats.binning import BinCounts, NumericBinner, categorical_codes
+from monitor.stats.drift import PSI_EPSILON, as_rows
 from monitor.stats.profile import (
     ReferenceProfile,
     categorical_profile,
