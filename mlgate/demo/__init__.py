@@ -58,7 +58,7 @@ poll_interval_s = 0.2
 log_flush_interval_s = 0.5
 
 [monitor]
-interval_seconds = 1
+interval_s = 1
 window_rows = 200
 min_rows = 200
 min_labels = 50

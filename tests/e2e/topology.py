@@ -30,7 +30,7 @@ TOML = """
 log_flush_interval_s = {flush_s}
 poll_interval_s = 0.25
 [monitor]
-interval_seconds = 0.5
+interval_s = 0.5
 window_rows = 200
 min_rows = 100
 """
