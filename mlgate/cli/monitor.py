@@ -186,11 +186,21 @@ def report(
     logs: LogsOption = None,
 ) -> None:
     """Drift figures, decisions and bad-data counts of a model's latest (or every) window."""
+    from monitor import MonitorConfig, MonitorConfigError
     from monitor.report.build import ReportError, build_report
     from monitor.report.html import render_html
+    from monitor.report.verdicts import annotate
     from monitor.store import MonitorStore, StoreBusy
 
     locs = locations(home=home, registry=registry, logs=logs)
+    try:
+        config = MonitorConfig.from_section(locs.config.get("monitor", {}) or {})
+    except MonitorConfigError as exc:
+        fail(str(exc))
+    from monitor.compute.decide import thresholds
+
+    rules: dict[str, Any] = {"min_rows": config.min_rows, "consecutive": config.consecutive,
+                             "thresholds": thresholds(config)}  # fmt: skip
     if not locs.monitor_db.exists():
         fail(f"{locs.monitor_db}: no monitor state yet; run `mlgate monitor run --once` first")
     _check_known(locs.registry, name, version, route)
@@ -201,12 +211,16 @@ def report(
     try:
         try:
             doc = build_report(store, name, version=version, route=route, window=window.value)
+            annotate(doc, **rules)
         except ReportError as exc:
             fail(str(exc))
         if fmt is ReportFormat.html:
             if window is WindowChoice.all:
-                fail("--format html shows one window; drop --window all")
-            text = render_html(doc, store)
+                fail("--format html shows the latest window and every window over time;"
+                     " drop --window all")  # fmt: skip
+            history = build_report(store, name, version=doc.get("version"), route=route,
+                                   window="all")  # fmt: skip
+            text = render_html(doc, store, history=annotate(history, **rules))
         elif fmt is ReportFormat.json:
             text = json.dumps(doc, indent=2, default=str)
         else:
@@ -236,18 +250,7 @@ def _check_known(registry_url: str, name: str, version: int | None, route: str |
         fail(str(exc))
 
 
-# short column titles for the figures of monitor.compute.decide.FEATURE_FIELDS
-HEADERS = {
-    "ks_pvalue": "ks p",
-    "chi2_pvalue": "chi2 p",
-    "null_rate": "null",
-    "unseen_share": "unseen",
-}
-
-
 def _print_table(doc: dict[str, Any]) -> None:
-    from monitor.compute.decide import FEATURE_FIELDS
-
     windows = doc.get("windows") or ([doc] if doc.get("window") else [])
     if not windows:
         console.print(doc.get("note") or "no complete window")
@@ -257,27 +260,58 @@ def _print_table(doc: dict[str, Any]) -> None:
             title=f"{doc['model']} v{w.get('version')} {w.get('route')} window"
             f" {info['seq']} ({info['rows']} rows, {info['start']} → {info['end']})"
         )
-        figures = [HEADERS.get(k, k) for k in FEATURE_FIELDS]
-        for col in ("feature", "kind", *figures, "drifted"):
-            t.add_column(col, justify="left" if col in ("feature", "kind") else "right")
-        for f in w["features"]:
+        for col in ("column", "kind", "verdict", "score", "decided by", *FIGURES, "why"):
+            left = col in ("column", "kind", "verdict", "decided by", "why")
+            t.add_column(col, justify="left" if left else "right",
+                         overflow="fold" if col == "why" else "ellipsis")  # fmt: skip
+        columns = [*w["features"], *((w.get("prediction") or {}).get("columns") or [])]
+        for f in sorted(columns, key=lambda c: -(c.get("score") or 0.0)):
+            verdict = f.get("verdict") or ("drifted" if f.get("drifted") else "stable")
+            style = {"drifted": "bold red", "watch": "yellow"}.get(verdict, "green")
             t.add_row(
-                f["name"],
-                f["kind"],
-                *(_num(f.get(k)) for k in FEATURE_FIELDS),
-                "[bold red]yes[/]" if f["drifted"] else "no",
+                str(f["name"]),
+                str(f.get("kind")),
+                f"[{style}]{verdict}[/]",
+                _num(f.get("score")),
+                str(f.get("decided_by") or "-"),
+                *(_num(f.get(k)) for k in FIGURES),
+                str(f.get("reason") or ""),
             )
         console.print(t)
         console.print(
             f"share drifted {_num(w.get('share_drifted'))}; dataset drift:"
-            f" {'[bold red]yes[/]' if w.get('dataset_drift') else 'no'};"
-            f" performance: {w.get('performance')}"
+            f" {'[bold red]yes[/]' if w.get('dataset_drift') else 'no'}",
+            highlight=False,
         )
+        console.print(_performance(w.get("performance")), highlight=False)
     probs = doc.get("problems") or {}
     if probs.get("total"):
-        console.print(f"problems: {probs['by_kind']}")
+        kinds = ", ".join(f"{k} {n}" for k, n in probs["by_kind"].items())
+        console.print(f"problems: {kinds}", highlight=False)
         for p in probs.get("recent", [])[-5:]:
             console.print(f"  {p['kind']}: {p['detail']}", highlight=False)
+
+
+# the figures the table shows beside the verdict (the JSON and HTML outputs have them all)
+FIGURES = ("psi", "wasserstein", "js", "ks_pvalue", "chi2_pvalue", "null_rate", "unseen_share")
+
+
+def _performance(perf: dict[str, Any] | None) -> str:
+    """``performance: accuracy 0.94, f1 0.93 (412 labelled rows)`` rather than a dict."""
+    if not perf:
+        return "performance: no labels yet"
+    labelled = perf.get("labelled_rows")
+    figures, flags = [], []
+    for k, v in perf.items():
+        if isinstance(v, bool):
+            flags.append(f"{k} {v}")
+        elif k != "labelled_rows" and isinstance(v, int | float):
+            figures.append(f"{k} {_num(v)}")
+    text = ", ".join(figures) if figures else "no labelled metric"
+    if labelled is not None:
+        flags.insert(0, f"{labelled} labelled rows")
+    extra = ", ".join(flags)
+    return f"performance: {text}" + (f" ({extra})" if extra else "")
 
 
 def _num(v: Any) -> str:

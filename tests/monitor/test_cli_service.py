@@ -88,7 +88,9 @@ def test_run_once_then_report_in_every_format(home: Path, tmp_path: Path) -> Non
     assert html.exit_code == 0, html.output
     text = page.read_text()
     assert text.startswith("<!doctype html>") and text.count("<svg") >= 6
-    assert "<script" not in text and "http://" not in text.replace("http://www.w3.org", "")
+    # self-contained: one inline script (sorting the summary), nothing fetched from anywhere
+    assert text.count("<script") == 1 and "<script src" not in text
+    assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
     missing = runner.invoke(
         app, ["monitor", "report", "nope", "--home", str(home), "--format", "json"]
     )
