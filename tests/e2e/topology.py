@@ -28,7 +28,7 @@ ADMIN_TOKEN = "topology-admin"
 TOML = """
 [gateway]
 log_flush_interval_s = {flush_s}
-poll_interval_s = 0.25
+poll_interval_s = {poll_s}
 [monitor]
 interval_s = 0.5
 window_rows = 200
@@ -98,6 +98,7 @@ class Topology:
         monitor: bool = True,
         trainer: bool = False,
         flush_s: float = 1.0,
+        poll_interval_s: float = 0.25,
         gateway_args: tuple[str, ...] = (),
     ) -> None:
         self.root = root
@@ -107,6 +108,7 @@ class Topology:
         self.with_monitor = monitor
         self.with_trainer = trainer
         self.flush_s = flush_s
+        self.poll_interval_s = poll_interval_s
         self.gateway_args = gateway_args
         self.processes: dict[str, MlgateProcess] = {}
         self.gateways: list[str] = []
@@ -157,7 +159,9 @@ class Topology:
         return proc
 
     def start(self) -> None:
-        (self.root / "mlgate.toml").write_text(TOML.format(flush_s=self.flush_s))
+        (self.root / "mlgate.toml").write_text(
+            TOML.format(flush_s=self.flush_s, poll_s=self.poll_interval_s)
+        )
         self.s3.start()
         self.enter_env()
         import boto3
