@@ -25,7 +25,13 @@ import polars as pl
 
 from monitor.ingest.logstore import LogStore
 from monitor.ingest.segment import request_hash_sql
-from registry.logschema import FEATURE_PREFIX, FEEDBACK, PREDICTIONS, ROUTE_SHADOW
+from registry.logschema import (
+    FEATURE_PREFIX,
+    FEEDBACK,
+    PREDICTIONS,
+    ROUTE_SHADOW,
+    TRAFFIC_COLUMN,
+)
 from trainer.errors import RunFailed, RunSkipped
 
 if TYPE_CHECKING:
@@ -131,6 +137,9 @@ def labelled_rows(
         cols = ", ".join(f'p."{FEATURE_PREFIX}{f}" AS "{f}"' for f in features)
         limit = f"LIMIT {int(recent_rows)}" if recent_rows > 0 else ""
         after = f"AND p.ts >= {_sql_str(since)}::TIMESTAMPTZ" if since else ""
+        # load-test rows (X-Mlgate-Traffic) are synthetic: never trained on
+        if TRAFFIC_COLUMN in logged:
+            after += f' AND p."{TRAFFIC_COLUMN}" IS NULL'
         fb = f"read_parquet({_sql_list(feedback)}, union_by_name = true)"
         sql = f"""
             WITH f AS (

@@ -249,7 +249,7 @@ class PredictionIngestor:
         whole: bool,
         row_windows: np.ndarray | None,
     ) -> int:
-        needed = {"ts"} if whole else {"ts", "version", "route", "status"}
+        needed = {"ts"} if whole else {"ts", "version", "route", *source.filter_columns()}
         for s in streams:
             needed |= self._sources(s.ctx, source)
         columns = [c for c in source.types if c in needed]

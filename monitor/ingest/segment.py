@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from registry import logschema
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -71,11 +73,24 @@ class SegmentFile:
     def has_status(self) -> bool:
         return "status" in self.types
 
+    def has_traffic(self) -> bool:
+        return logschema.TRAFFIC_COLUMN in self.types
+
+    def filter_columns(self) -> list[str]:
+        """The columns ``ok_mask`` reads."""
+        return [c for c in ("status", logschema.TRAFFIC_COLUMN) if c in self.types]
+
     def ok_mask(self, batch: pa.RecordBatch | pa.Table) -> pa.Array | None:
-        """Served rows (``status < 400``; a null status is not served); None: all rows."""
-        if not self.has_status():
+        """Rows the statistics count: served (``status < 400``; a null status is not served)
+        real traffic (a null ``traffic``: load tests are left out); None: all rows."""
+        masks = []
+        if self.has_status():
+            masks.append(pc.fill_null(pc.less(batch.column("status"), 400), False))
+        if self.has_traffic():
+            masks.append(pc.is_null(batch.column(logschema.TRAFFIC_COLUMN)))
+        if not masks:
             return None
-        mask = pc.fill_null(pc.less(batch.column("status"), 400), False)
+        mask = masks[0] if len(masks) == 1 else pc.and_(masks[0], masks[1])
         return mask if isinstance(mask, pa.Array) else mask.combine_chunks()
 
     def groups(self) -> list[Group]:
@@ -83,7 +98,7 @@ class SegmentFile:
         known = self._single_group()
         if known is not None:
             return [known]
-        names = ["version", "route", *(["status"] if self.has_status() else [])]
+        names = ["version", "route", *self.filter_columns()]
         table = self._read(names)
         mask = self.ok_mask(table)
         if mask is not None:
@@ -135,10 +150,26 @@ class SegmentFile:
                 if not isinstance(status.max, int) or status.max >= 400:
                     return None
             seen.add((version.min, route.min))
-        if len(seen) != 1:
+        if len(seen) != 1 or not self._no_synthetic_rows():
             return None
         version_value, route_value = seen.pop()
         return Group(version=version_value, route=route_value, rows=self.rows)
+
+    def _no_synthetic_rows(self) -> bool:
+        """The statistics prove every ``traffic`` value is null (or there is no such column)."""
+        if not self.has_traffic():
+            return True
+        meta = self.file.metadata
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        if names.count(logschema.TRAFFIC_COLUMN) != 1:
+            return False
+        col = names.index(logschema.TRAFFIC_COLUMN)
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            stats = rg.column(col).statistics
+            if stats is None or stats.null_count != rg.num_rows:
+                return False
+        return True
 
     def _read(self, columns: list[str]) -> pa.Table:
         try:

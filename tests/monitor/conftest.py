@@ -52,6 +52,7 @@ class Logs:
         status: np.ndarray | None = None,
         drop: list[str] = (),  # type: ignore[assignment]
         version: int | None = None,
+        traffic: list[str | None] | None = None,
     ) -> Path:
         n = len(x)
         ts = start_us + np.arange(n, dtype=np.int64) * step_us
@@ -82,6 +83,8 @@ class Logs:
         cols["latency_us"] = pl.Series([100] * n, dtype=pl.Int64)
         cols["batch_rows"] = pl.Series([1] * n, dtype=pl.Int64)
         cols["status"] = pl.Series(status if status is not None else [200] * n, dtype=pl.Int64)
+        if traffic is not None:
+            cols[logschema.TRAFFIC_COLUMN] = pl.Series(traffic, dtype=pl.String)
         frame = pl.DataFrame(cols).drop(list(drop))
         return self.write(frame, logschema.PREDICTIONS, mv.name, start_us, worker)
 

@@ -64,6 +64,7 @@ def write_traffic(
     prefix: str = "req",
     label_col: list[object] | None = None,
     features: list[str] = FEATURES,
+    traffic: list[str | None] | None = None,
 ) -> None:
     """One prediction and one feedback segment, as the gateway writes them."""
     start = start or datetime(2026, 12, 1, tzinfo=UTC)
@@ -84,6 +85,8 @@ def write_traffic(
             "status": [200] * n,
         }
     )
+    if traffic is not None:
+        pred = pred.with_columns(pl.Series("traffic", traffic, dtype=pl.String))
     labels = label_col if label_col is not None else [str(v) for v in list(y)]
     fb = pl.DataFrame(
         {
