@@ -1,9 +1,10 @@
 """The whole topology as separate processes (``make topology``): an S3 server, two gateways, a
-monitor (and the trainer once installed), configured by MLGATE_REGISTRY / MLGATE_LOGS alone.
+monitor and the trainer, configured by MLGATE_REGISTRY / MLGATE_LOGS alone.
 
 Checks: both gateways serve every route change within 2 s; both gateways' prediction segments
 reach the monitor, each counted once; the store can go away under load and come back with no
-failed request, the gateways ready throughout and reporting it on /metrics; clean shutdown."""
+failed request, the gateways ready throughout and reporting it on /metrics; the monitor's
+alert starts exactly one trainer run; clean shutdown."""
 
 from __future__ import annotations
 
@@ -193,5 +194,53 @@ def test_two_gateways_a_monitor_and_an_s3_outage(tmp_path: Path) -> None:
     finally:
         if traffic is not None:
             traffic.stop()
+        codes = topology.stop()
+    assert all(code in (0, -15) for code in codes.values()), codes
+
+
+def test_the_monitors_alert_starts_one_trainer_run(tmp_path: Path) -> None:
+    """Drifted traffic through both gateways -> the monitor's alert in the registry's audit
+    trail -> exactly one run of the trainer process, triggered by that alert."""
+    from trainer import history
+
+    topology = Topology(tmp_path, gateways=2, monitor=True, trainer=True)
+    topology.start()
+    try:
+        reg = Registry(topology.registry_url)
+        X, _ = iris()
+        reg.register("iris", fit_iris(), reference=X)
+        topology.start_gateways()
+        topology.start_companions()
+        topology.wait_ready()
+        rng = np.random.default_rng(1)
+        drifted = (X + 3.0 * X.std(axis=0)).astype(np.float32)  # every feature moved by 3 sd
+        for url in topology.gateways:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                for _ in range(40):  # 400 rows per gateway, 10 per request
+                    rows = drifted[rng.integers(len(drifted), size=10)]
+                    body = {"inputs": [{"name": "input-0", "shape": [10, 4], "datatype": "FP32",
+                                        "data": rows.ravel().tolist()}]}  # fmt: skip
+                    r = client.post("/v2/models/iris/infer", json=body)
+                    assert r.status_code == 200, r.text
+
+        def alerts() -> set[str]:
+            return {
+                str(e.detail.get("alert_id"))
+                for e in reg.events("iris")
+                if e.kind == "model.drift.detected"
+            }
+
+        wait_until(lambda: bool(alerts()), 180, "the monitor's drift alert in the audit trail")
+        wait_until(
+            lambda: any(run.trigger.kind == "alert" for run in history(reg, "iris")),
+            180,
+            "a trainer run started by the alert",
+        )
+        runs = [run for run in history(reg, "iris") if run.trigger.kind == "alert"]
+        assert {run.trigger.alert_id for run in runs} <= alerts()
+        per_alert = Counter(run.trigger.alert_id for run in runs if run.attempt == 1)
+        assert max(per_alert.values()) == 1, per_alert  # one run per alert, never two
+        assert "trainer" in topology.processes and topology.processes["trainer"].alive()
+    finally:
         codes = topology.stop()
     assert all(code in (0, -15) for code in codes.values()), codes
