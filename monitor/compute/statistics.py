@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from monitor.store import MonitorStore
 
 
-def window_statistics(store: MonitorStore, window_ids: list[int]) -> dict[str, np.ndarray]:
+def window_statistics(
+    store: MonitorStore, window_ids: list[int], *, noise_z: float = 4.0
+) -> dict[str, np.ndarray]:
     """Columns (one entry per window and column profile) of every figure of
     ``monitor.stats.drift``."""
     table = store.window_statistics(window_ids)
@@ -25,5 +27,5 @@ def window_statistics(store: MonitorStore, window_ids: list[int]) -> dict[str, n
     }
     for key in NUMERIC_OUT:
         out[key] = table.column(key).cast(pa.float64()).to_numpy(zero_copy_only=False)
-    finish(out)
+    finish(out, noise_z)
     return out

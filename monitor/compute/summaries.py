@@ -60,18 +60,32 @@ class WindowSummary:
 
 
 def signals(c: dict[str, np.ndarray], config: MonitorConfig) -> dict[str, np.ndarray]:
-    """Threshold crossings per statistic, as boolean vectors (NaN never crosses)."""
+    """Threshold crossings per statistic, as boolean vectors (NaN never crosses). A distance
+    must also clear its noise floor (``effective_thresholds``)."""
+    limits = effective_thresholds(c, config)
     with np.errstate(invalid="ignore"):
         null_increase = c["null_rate"] - np.nan_to_num(c["ref_null_rate"])
         return {
-            "psi": c["psi"] >= config.psi_threshold,
-            "wasserstein": c["wasserstein"] >= config.wasserstein_threshold,
-            "js": c["js"] >= config.js_threshold,
+            "psi": c["psi"] >= limits["psi"],
+            "wasserstein": c["wasserstein"] >= limits["wasserstein"],
+            "js": c["js"] >= limits["js"],
             "null_rate": null_increase >= config.null_rate_threshold,
             "unseen_share": c["unseen_share"] >= config.unseen_threshold,
             "ks_pvalue": c["ks_pvalue"] < config.ks_pvalue,
             "chi2_pvalue": c["chi2_pvalue"] < config.chi2_pvalue,
         }
+
+
+def effective_thresholds(c: dict[str, np.ndarray], config: MonitorConfig) -> dict[str, np.ndarray]:
+    """Per window and column: the larger of each distance's threshold and its noise floor
+    (what sampling noise alone reaches at this window's and the reference's sizes)."""
+    out = {}
+    for key, threshold in (("psi", config.psi_threshold), ("wasserstein",
+                           config.wasserstein_threshold), ("js", config.js_threshold)):  # fmt: skip
+        floor = c.get(f"{key}_floor")
+        base = np.full(len(c["window_id"]), threshold, dtype=np.float64)
+        out[key] = base if floor is None else np.fmax(base, floor)
+    return out
 
 
 def compute_windows(
@@ -129,16 +143,19 @@ def parse_bytes(text: str | None) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
-def _statistics(store: MonitorStore, window_ids: list[int]) -> dict[str, np.ndarray]:
+def _statistics(
+    store: MonitorStore, window_ids: list[int], noise_z: float
+) -> dict[str, np.ndarray]:
     """``window_statistics``, in halves while DuckDB runs out of its memory limit (a model
     with hundreds of features needs more per window than ``CHUNK_WINDOWS`` assumes)."""
     try:
-        return window_statistics(store, window_ids)
+        return window_statistics(store, window_ids, noise_z=noise_z)
     except duckdb.OutOfMemoryException:
         if len(window_ids) == 1:
             raise
     half = len(window_ids) // 2
-    first, second = _statistics(store, window_ids[:half]), _statistics(store, window_ids[half:])
+    first = _statistics(store, window_ids[:half], noise_z)
+    second = _statistics(store, window_ids[half:], noise_z)
     return {key: np.concatenate([first[key], second[key]]) for key in first}
 
 
@@ -146,7 +163,7 @@ def _compute_chunk(
     store: MonitorStore, config: MonitorConfig, pending: list[WindowRow], *, now: float
 ) -> list[WindowSummary]:
     position = {p.window_id: i for i, p in enumerate(pending)}
-    c = _statistics(store, list(position))
+    c = _statistics(store, list(position), config.noise_z)
     slots = np.array([position[int(w)] for w in c["window_id"]], dtype=np.int64)
     order = np.lexsort((c["name"].astype(str), slots))
     c = {k: v[order] for k, v in c.items()}
@@ -252,6 +269,7 @@ def _results_table(
     now: float,
 ) -> pa.Table:
     n = len(c["window_id"])
+    limits = effective_thresholds(c, config)
     meta = {p.window_id: p for p in pending}
     rows = [meta[int(w)] for w in c["window_id"]]
 
@@ -273,13 +291,13 @@ def _results_table(
             "kind": pa.array(c["kind"].tolist(), pa.string()),
             "rows": pa.array(win_rows),
             "psi": num("psi"),
-            "psi_threshold": full(config.psi_threshold),
+            "psi_threshold": pa.array(limits["psi"]),
             "psi_drift": pa.array(hits["psi"]),
             "wasserstein": num("wasserstein"),
-            "wasserstein_threshold": full(config.wasserstein_threshold),
+            "wasserstein_threshold": pa.array(limits["wasserstein"]),
             "wasserstein_drift": pa.array(hits["wasserstein"]),
             "js": num("js"),
-            "js_threshold": full(config.js_threshold),
+            "js_threshold": pa.array(limits["js"]),
             "js_drift": pa.array(hits["js"]),
             "null_rate": num("null_rate"),
             "ref_null_rate": num("ref_null_rate"),

@@ -11,6 +11,15 @@ All figures come from bin counts, never from raw rows, for any set of windows at
 - Wasserstein-1 of the samples snapped to their fine bin's upper boundary (values outside the
   reference range keep their value), divided by the reference standard deviation; equals
   ``scipy.stats.wasserstein_distance`` on the snapped samples.
+- Noise floors (``psi_floor``, ``wasserstein_floor``, ``js_floor``): what sampling noise alone
+  gives each distance for this window's and the reference's sizes, ``noise_z`` standard
+  deviations above its mean when nothing drifted. With ``n = rows * ref_rows / (rows +
+  ref_rows)`` and ``k`` non-empty cells: PSI ~ chi2(k-1) / n and JS divergence ~ chi2(k-1) /
+  (8 n) (their second-order expansions); Wasserstein-1 has mean ``sqrt(2 / (pi n)) *
+  sum(sqrt(F (1 - F)) * width)`` over the fine bins (``|F_ref - F_window|`` is half-normal
+  at each boundary) and at most ``sqrt(pi / 2 - 1)`` times that as standard deviation, over
+  the reference standard deviation. A window of 1,000 rows against a small reference reads
+  a normalized Wasserstein of 0.1 from noise alone; the floors keep that from counting.
 - Chi-square (categorical) on the 2 x k table of reference and current counts (empty columns
   dropped), as ``scipy.stats.chi2_contingency(correction=False)``.
 P-values come from the statistic (KS: Kolmogorov limit with Stephens' correction for
@@ -39,6 +48,7 @@ NUMERIC_OUT = (
     "chi2_dof",
     "ks",
     "wasserstein_raw",
+    "w_spread",
     "std",
     "ref_nulls",
     "null_rate",
@@ -68,8 +78,29 @@ def ks_pvalue(d: np.ndarray, en: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def finish(c: dict[str, np.ndarray]) -> None:
-    """Normalize Wasserstein and turn statistics into p-values."""
+def noise_floors(
+    en: np.ndarray, cells_dof: np.ndarray, w_spread: np.ndarray, std: np.ndarray, z: float
+) -> dict[str, np.ndarray]:
+    """The distances sampling noise alone reaches (``z`` standard deviations above their mean
+    under no drift), for effective sizes ``en`` (see the module docstring).
+
+    >>> f = noise_floors(np.array([500.0]), np.array([10.0]), np.array([0.8]),
+    ...                  np.array([1.0]), 4.0)
+    >>> [round(float(f[k][0]), 3) for k in ("psi", "js", "wasserstein")]
+    [0.056, 0.083, 0.115]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2_bound = cells_dof + z * np.sqrt(2.0 * cells_dof)
+        w_mean = np.sqrt(2.0 / (np.pi * en)) * w_spread / std
+        return {
+            "psi": chi2_bound / en,
+            "js": np.sqrt(chi2_bound / (8.0 * en)),
+            "wasserstein": w_mean * (1.0 + z * np.sqrt(np.pi / 2.0 - 1.0)),
+        }
+
+
+def finish(c: dict[str, np.ndarray], noise_z: float = 4.0) -> None:
+    """Normalize Wasserstein, turn statistics into p-values, add the noise floors."""
     w = c.pop("wasserstein_raw")
     std = c["std"]
     c["wasserstein_abs"] = w
@@ -92,6 +123,9 @@ def finish(c: dict[str, np.ndarray]) -> None:
     if okc.any():
         pch[okc] = chi2_sf(dof[okc], c["chi2"][okc])  # = scipy.stats.chi2.sf
     c["chi2_pvalue"] = pch
+    floors = noise_floors(en, dof, c.pop("w_spread"), std, noise_z)
+    for key, floor in floors.items():
+        c[f"{key}_floor"] = np.where(np.isfinite(floor) & (en > 0), floor, np.nan)
     for key in ("psi", "js", "ks", "wasserstein", "null_rate", "unseen_share", "mean"):
         c[key] = np.where(np.isfinite(c[key]), c[key], np.nan)
 

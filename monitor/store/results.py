@@ -43,7 +43,8 @@ cols AS MATERIALIZED (
     WHERE wc.window_id BETWEEN {lo} AND {hi}),
 fine AS (
     SELECT window_id, name, max(abs(r / nr - q / nq)) AS ks,
-           sum(abs(r / nr - q / nq) * ww) AS w_inner
+           sum(abs(r / nr - q / nq) * ww) AS w_inner,
+           sum(sqrt(greatest(r / nr * (1 - r / nr), 0)) * ww) AS w_spread
     FROM (SELECT window_id, name, nr, nq, unnest(ref_cum) AS r, unnest(cum) AS q,
                  unnest(widths) AS ww
           FROM cols WHERE kind = 'numeric' AND nr > 0 AND nq > 0)
@@ -75,7 +76,7 @@ SELECT c.window_id, c.name, c.kind, c.role, c.nr AS ref_rows, c.nq AS rows, c.nu
        CASE WHEN c.kind = 'numeric' AND c.nq > 0 AND c.nr > 0 THEN
             f.w_inner + (c.cum[1] * c.bmin - c.under_sum) / c.nq
             + (c.over_sum - (c.cum[-1] - c.cum[-2]) * c.bmax) / c.nq
-       END AS wasserstein_raw,
+       END AS wasserstein_raw, f.w_spread,
        c.std, c.ref_nulls,
        c.nulls / nullif(c.nq + c.nulls, 0) AS null_rate,
        c.ref_nulls / nullif(c.nr + c.ref_nulls, 0) AS ref_null_rate,

@@ -323,11 +323,13 @@ def test_statistics_split_their_windows_when_duckdb_runs_out_of_memory(
     real = compute.window_statistics
     calls: list[int] = []
 
-    def at_most_two_windows(store: Any, window_ids: list[int]) -> dict[str, np.ndarray]:
+    def at_most_two_windows(
+        store: Any, window_ids: list[int], **options: Any
+    ) -> dict[str, np.ndarray]:
         calls.append(len(window_ids))
         if len(window_ids) > 2:
             raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
-        return real(store, window_ids)
+        return real(store, window_ids, **options)
 
     monkeypatch.setattr(compute, "window_statistics", at_most_two_windows)
     split = make_monitor()
