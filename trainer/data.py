@@ -270,11 +270,22 @@ def assemble(
     used_since = None
     if since and settings.since_alert_window:
         frame, counts = labelled_rows(
-            reader, model, features, recent_rows=settings.recent_rows, since=since
+            reader,
+            model,
+            features,
+            recent_rows=settings.recent_rows,
+            since=since,
+            threads=settings.data_threads,
         )
         used_since = since
     if frame.height < settings.min_labelled_rows:
-        frame, counts = labelled_rows(reader, model, features, recent_rows=settings.recent_rows)
+        frame, counts = labelled_rows(
+            reader,
+            model,
+            features,
+            recent_rows=settings.recent_rows,
+            threads=settings.data_threads,
+        )
         used_since = None
     if frame.height == 0:
         raise RunSkipped(

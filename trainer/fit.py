@@ -44,6 +44,7 @@ class FitJob:
     y: np.ndarray
     weights: np.ndarray | None
     threads: int
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,17 @@ def _exit_with_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
+def lower_priority(nice: int) -> None:
+    """Raise this process's nice level to ``nice`` (never lowers it; 0: leave it)."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    current = os.nice(0)
+    if current < nice:
+        os.nice(nice - current)
+
+
 def _child(job: FitJob, conn: Connection, parent: int) -> None:
+    lower_priority(job.nice)
     for var in THREAD_VARS:
         os.environ[var] = str(job.threads)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()

@@ -329,6 +329,7 @@ def _fit_candidates(
             y=rows.y_train,
             weights=rows.w_train,
             threads=settings.fit_threads,
+            nice=settings.nice,
         )
         result = fit.fit_in_child(job, timeout_s=settings.fit_timeout_s)
         entry: dict[str, Any] = {"name": name, "recipe": recipe, "fit_s": round(result.fit_s, 3)}

@@ -80,6 +80,11 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     fit_timeout_s: float = 600.0
     # BLAS/OpenMP threads of the fitting process, so serving on the same machine keeps its CPUs
     fit_threads: int = 1
+    # nice level of the trainer's processes (``mlgate trainer run|retrain`` and the fitting
+    # process): on a machine shared with the gateway, serving gets the CPU first; 0 = as is
+    nice: int = 10
+    # DuckDB threads of the data assembly
+    data_threads: int = 2
     # -- gate -------------------------------------------------------------------------------
     # "auto": accuracy for classifiers, rmse for regressors; else one of accuracy, log_loss,
     # roc_auc, f1, rmse, mae
@@ -114,6 +119,7 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "reference_rows": self.reference_rows,
             "fit_timeout_s": self.fit_timeout_s,
             "fit_threads": self.fit_threads,
+            "data_threads": self.data_threads,
             "bootstrap_rounds": self.bootstrap_rounds,
             "bootstrap_max_rows": self.bootstrap_max_rows,
         }
@@ -129,6 +135,7 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "reference_weight": self.reference_weight,
             "margin": self.margin,
             "class_tolerance": self.class_tolerance,
+            "nice": self.nice,
         }.items():
             if value < 0:
                 raise TrainerSettingsError(

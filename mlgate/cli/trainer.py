@@ -50,6 +50,9 @@ def _context(home: str | None, registry: str | None, logs: str | None) -> Any:
     except (TrainerSettingsError, RolloutPlanError) as exc:
         fail(str(exc))
     reg = registry_call(lambda: Registry(where.registry))
+    from trainer.fit import lower_priority
+
+    lower_priority(settings.nice)  # serving on this machine comes first
     return context(reg, logs=where.logs, settings=settings, plan=plan)
 
 

@@ -23,7 +23,9 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 def test_retrain_json_then_history_carries_the_version(world: World, monkeypatch) -> None:
     monkeypatch.chdir(world.root)
-    (world.root / "mlgate.toml").write_text("[trainer]\nrollout = false\nbootstrap_rounds = 100\n")
+    (world.root / "mlgate.toml").write_text(
+        "[trainer]\nrollout = false\nbootstrap_rounds = 100\nnice = 0\n"
+    )
     drifted_traffic(world)
     where = ["--registry", world.registry.url, "--logs", str(world.logs)]
     code, out, err = _cli("trainer", "retrain", MODEL, "--dry-run", "--format", "json", *where)
