@@ -149,17 +149,17 @@ def labelled_rows(
                 FROM {fb} WHERE request_id IS NOT NULL AND model = {_sql_str(model)}
                 GROUP BY rid
             )
-            SELECT * FROM (
-                SELECT p.ts AS {TS}, {cols}, f.label, f.label_value
-                FROM {src} p JOIN f ON {request_hash_sql("p.request_id")} = f.rid
-                WHERE p.status = 200 AND p.route <> {_sql_str(ROUTE_SHADOW)}
-                  AND p.model = {_sql_str(model)} {after}
-                ORDER BY p.ts DESC {limit}
-            ) ORDER BY {TS}
+            SELECT p.ts AS {TS}, {cols}, f.label, f.label_value
+            FROM {src} p JOIN f ON {request_hash_sql("p.request_id")} = f.rid
+            WHERE p.status = 200 AND p.route <> {_sql_str(ROUTE_SHADOW)}
+              AND p.model = {_sql_str(model)} {after}
+            ORDER BY p.ts {"DESC" if limit else ""} {limit}
         """
         table = con.sql(sql).to_arrow_table()
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
+        if limit:  # newest first for the limit; oldest first for everyone else (one sort)
+            frame = frame.reverse()
     except duckdb.Error as exc:
         raise RunFailed(
             f"model {model!r}: cannot read the log store {reader.logs.url}: {exc}"
@@ -183,20 +183,18 @@ def _targets(
             )
         return values, ok
     assert classes is not None
-    by_text = {str(c): c for c in classes}
-    texts = frame["label"].cast(pl.String).to_list()
-    ok = np.array([t in by_text for t in texts], dtype=bool)
+    texts = frame["label"].cast(pl.String)
+    keys = [str(c) for c in classes]
+    codes = texts.replace_strict(keys, list(range(len(keys))), default=-1, return_dtype=pl.Int64)
+    index = codes.fill_null(-1).to_numpy()
+    ok = index >= 0
     if frame.height and not ok.any():
-        shown = sorted({str(t) for t in texts})[:5]
+        shown = sorted(str(t) for t in texts.unique().head(5).to_list())
         raise RunFailed(
             f"{what}: labels of the wrong type: expected the model's classes {classes[:10]}, "
             f"got {shown}"
         )
-    labels = np.array([by_text.get(t) for t in texts], dtype=object)
-    try:
-        labels = labels.astype(np.asarray(classes).dtype) if ok.all() else labels
-    except (TypeError, ValueError):
-        pass
+    labels = np.asarray(classes)[np.where(ok, index, 0)]
     return labels, ok
 
 
@@ -237,7 +235,10 @@ def fingerprint(X: pl.DataFrame, y: np.ndarray) -> str:
             h.update(s.cast(pl.Float64).fill_null(math.nan).to_numpy().tobytes())
         else:
             h.update("\x00".join("" if v is None else str(v) for v in s.to_list()).encode())
-    h.update("\x00".join(map(str, y.tolist())).encode())
+    if y.dtype.kind in "biuf":
+        h.update(np.ascontiguousarray(y, dtype=np.float64).tobytes())
+    else:
+        h.update("\x00".join(map(str, y.tolist())).encode())
     return h.hexdigest()
 
 
@@ -296,9 +297,8 @@ def assemble(
         )
     y_all, ok = _targets(frame, task, classes, what=f"model {model!r}")
     dropped = int((~ok).sum())
-    frame, y_all = frame.filter(pl.Series(ok)), y_all[ok]
-    if task == "classification" and y_all.dtype == object:
-        y_all = y_all.astype(np.asarray(classes).dtype)
+    if dropped:
+        frame, y_all = frame.filter(pl.Series(ok)), y_all[ok]
     n = frame.height
     if n < settings.min_labelled_rows:
         raise RunSkipped(
@@ -324,8 +324,6 @@ def assemble(
         y_ref, ok_ref = _targets(ref, task, classes, what=f"model {model!r} reference sample")
         ref = ref.filter(pl.Series(ok_ref))
         y_ref = y_ref[ok_ref]
-        if task == "classification" and y_ref.dtype == object:
-            y_ref = y_ref.astype(np.asarray(classes).dtype)
         n_reference = ref.height
         X_train = pl.concat([_features(ref, champion), X_train], how="vertical_relaxed")
         y_train = np.concatenate([y_ref, y_train])
