@@ -55,6 +55,8 @@ def test_prometheus_scrapes_the_gateways_and_the_monitor() -> None:
     assert targets["mlgate-gateway"] == ["gateway-1:8080", "gateway-2:8080"]
     monitor_port = services["monitor"]["command"][-1]
     assert targets["mlgate-monitor"] == [f"monitor:{monitor_port}"]
+    trainer_port = services["trainer"]["environment"]["MLGATE_TRAINER_METRICS_PORT"]
+    assert targets["mlgate-trainer"] == [f"trainer:{trainer_port}"]
     assert config["rule_files"] == ["/etc/prometheus/alerts.yaml"]
     mounts = services["prometheus"]["volumes"]
     assert "../prometheus/alerts.yaml:/etc/prometheus/alerts.yaml:ro" in mounts

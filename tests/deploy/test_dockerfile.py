@@ -114,7 +114,7 @@ def test_healthcheck_ports_and_default_command() -> None:
     [health] = runtime.all("HEALTHCHECK")
     assert "/v2/health/live" in health and "--start-period" in health
     [expose] = runtime.all("EXPOSE")
-    assert expose.split() == ["8080", "8081", "9100"]
+    assert expose.split() == ["8080", "8081", "9100", "9101"]
     [entry] = runtime.all("ENTRYPOINT")
     [cmd] = runtime.all("CMD")
     assert entry == '["mlgate"]'
@@ -140,3 +140,18 @@ def test_the_build_context_holds_every_package_and_no_local_state() -> None:
             assert not _ignored(package, patterns), package
     for needed in ("pyproject.toml", "requirements.lock", "README.md"):
         assert (ROOT / needed).is_file() and not _ignored(needed, patterns)
+
+
+def test_the_lock_pins_every_runtime_dependency() -> None:
+    """``pip install -c requirements.lock -r runtime.txt`` installs exact versions only if
+    the lock names every runtime dependency of pyproject.toml (and their own are resolved
+    from it too)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pinned = {
+        re.split(r"[=<>;\[ ]", line, maxsplit=1)[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith((" ", "#")) and "==" in line
+    }
+    for requirement in pyproject["project"]["dependencies"]:
+        name = re.split(r"[=<>;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not pinned in requirements.lock"

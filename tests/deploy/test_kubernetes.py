@@ -9,6 +9,7 @@ import sys
 import tomllib
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from gateway.settings import GatewaySettings
@@ -185,6 +186,18 @@ def test_the_monitor_keeps_its_state_and_exports_metrics() -> None:
     annotations = monitor["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == env["MLGATE_MONITOR_METRICS_PORT"]
     assert {"MLGATE_WEBHOOK_URL", "MLGATE_WEBHOOK_SECRET"} <= set(env)
+
+
+def test_the_trainer_exports_its_rollout_metrics() -> None:
+    trainer = by_kind("Deployment", "mlgate-trainer")
+    env = {e["name"]: e.get("value") for e in container(trainer)["env"]}
+    port = env["MLGATE_TRAINER_METRICS_PORT"]
+    assert env["MLGATE_TRAINER_METRICS_HOST"] == "0.0.0.0"
+    assert trainer["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == port
+    assert {p["containerPort"] for p in container(trainer)["ports"]} == {int(port)}
+    command = typer.main.get_command(app).commands["trainer"].commands["run"]  # type: ignore[attr-defined]
+    envvars = {p.envvar for p in command.params}
+    assert {"MLGATE_TRAINER_METRICS_PORT", "MLGATE_TRAINER_METRICS_HOST"} <= envvars
 
 
 def test_every_pod_runs_as_the_image_user_without_privileges() -> None:

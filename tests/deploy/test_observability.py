@@ -24,6 +24,7 @@ from tests.deploy.manifests import DEPLOY
 from tests.gateway.conftest import fit_iris, iris, serve
 from tests.monitor.conftest import Logs, fit_classifier
 from tests.monitor.receiver import Receiver
+from trainer.promotion.metrics import RolloutMetrics
 
 pytestmark = pytest.mark.slow  # a live gateway and a monitor pass (numba compiles)
 
@@ -85,7 +86,11 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
     finally:
         mon.close()
         receiver.stop()
-    yield {**exported(gateway_text), **exported(monitor_text)}
+    # the trainer's rollout figures, as its process exports them while it drives a rollout
+    rollouts = RolloutMetrics()
+    rollouts.update("iris", "canary", 10.0, [])
+    trainer_text = generate_latest(rollouts.registry).decode()
+    yield {**exported(gateway_text), **exported(monitor_text), **exported(trainer_text)}
 
 
 def queries() -> list[tuple[str, str]]:
