@@ -23,7 +23,7 @@ if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
 from monitor.alerts.outbox import AlertSender, Delivery, HttpSender  # noqa: E402
 from monitor.clock import Clock, ManualClock, SystemClock  # noqa: E402
 from monitor.config import MonitorConfig, MonitorConfigError, WebhookEndpoint  # noqa: E402
-from monitor.monitor import Monitor, PassResult, from_locations  # noqa: E402
+from monitor.monitor import Monitor, PassResult  # noqa: E402
 
 __all__ = [
     "AlertSender",
@@ -37,7 +37,6 @@ __all__ = [
     "PassResult",
     "SystemClock",
     "WebhookEndpoint",
-    "from_locations",
 ]
 
 from monitor.report.build import ReportError, build_report  # noqa: E402

@@ -324,20 +324,3 @@ class Monitor:
         """Deliver due alerts only (between passes)."""
         with self.store.lock:
             return self.outbox.deliver_due()
-
-
-def from_locations(
-    locations: Any, *, clock: Clock | None = None, sender: AlertSender | None = None
-) -> Monitor:
-    """Build a monitor from ``mlgate.settings.Locations`` (registry, logs, home, config)."""
-    from registry import Registry
-
-    config = MonitorConfig.from_section(locations.section("monitor"))
-    return Monitor(
-        Registry(locations.registry),
-        locations.logs,
-        db=locations.monitor_db,
-        config=config,
-        clock=clock,
-        sender=sender,
-    )

@@ -41,12 +41,14 @@ def attach(app: typer.Typer) -> None:
 
 
 def _monitor(home: str | None, registry: str | None, logs: str | None) -> Any:
-    from monitor import MonitorConfigError, from_locations
-    from registry import RegistryError
+    """The monitor of these locations: its parts are made here, the monitor is handed them."""
+    from monitor import Monitor, MonitorConfig, MonitorConfigError
+    from registry import Registry, RegistryError
 
     locs = locations(home=home, registry=registry, logs=logs)
     try:
-        return from_locations(locs)
+        config = MonitorConfig.from_section(locs.section("monitor"))
+        return Monitor(Registry(locs.registry), locs.logs, db=locs.monitor_db, config=config)
     except (MonitorConfigError, RegistryError, OSError) as exc:
         fail(str(exc))
 
