@@ -87,9 +87,11 @@ class WebhookEndpoint:
     for Alertmanager (which models firing conditions, not a log of rollout steps).
     """
 
-    url: str
-    secret: str | None = None
-    format: str = "standard"
+    url: str  # http(s) URL the alerts are POSTed to
+    secret: str | None = None  # whsec_ + base64 signing key (Standard Webhooks); None: unsigned
+    format: str = "standard"  # "standard" (Standard Webhooks JSON) or "alertmanager"
+    # event types or patterns sent here (e.g. ["model.drift.*", "rollout.*"]); default: all
+    # for "standard", the monitor's alerts for "alertmanager"
     events: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -151,40 +153,46 @@ def is_forwarded(kind: str) -> bool:
 class MonitorConfig:
     """All monitor knobs; see the module docstring for the defaults' reasons."""
 
-    window_rows: int = 1000
-    window_s: float | None = None
-    lateness_s: float = 60.0
-    bins: int = 10
-    fine_bins: int = 1000
-    min_rows: int = 500
-    consecutive: int = 2
-    psi_threshold: float = 0.2
-    wasserstein_threshold: float = 0.1
-    js_threshold: float = 0.1
+    # -- windows --
+    window_rows: int = 1000  # a window closes after this many rows per model, version, route
+    window_s: float | None = None  # tumbling time windows of this many seconds instead of rows
+    lateness_s: float = 60.0  # time windows: rows this late still join their window
+    # -- statistics --
+    bins: int = 10  # reference-quantile bins for PSI, JS and chi-square (+ under/overflow, null)
+    fine_bins: int = 1000  # reference-quantile boundaries for KS and Wasserstein
+    min_rows: int = 500  # a window with fewer rows is reported but never judged
+    consecutive: int = 2  # a column drifts after this many raw-flagged windows in a row
+    psi_threshold: float = 0.2  # population stability index at or above which a column flags
+    wasserstein_threshold: float = 0.1  # Wasserstein distance / reference std, at or above
+    js_threshold: float = 0.1  # Jensen-Shannon distance at or above which a column flags
     # a distance counts only when it also clears what sampling noise alone gives it at the
     # window's and the reference's sizes, this many standard deviations above its mean
     # (monitor.compute.statistics); 0 keeps only the mean
     noise_z: float = 4.0
-    ks_pvalue: float = 0.05
-    chi2_pvalue: float = 0.05
-    null_rate_threshold: float = 0.1
-    unseen_threshold: float = 0.1
-    dataset_drift_share: float = 0.5
+    ks_pvalue: float = 0.05  # KS p-value below which the supporting signal is set (no verdict)
+    chi2_pvalue: float = 0.05  # chi-square p-value, likewise supporting evidence only
+    null_rate_threshold: float = 0.1  # increase of the null share over the reference's
+    unseen_threshold: float = 0.1  # share of rows with a category unseen in the reference
+    dataset_drift_share: float = 0.5  # dataset drift when this share of features drifts
     alert_on: str = "dataset"  # "dataset": dataset drift only; "feature": any drifted feature
-    adwin_delta: float = 0.002
-    detector_batch_rows: int = 100
-    min_labels: int = 50
-    keep_prediction_rows: bool = True
-    label_horizon_s: float = 7 * 86400.0
-    interval_s: float = 30.0
-    cooldown_s: float = 3600.0
-    webhook_timeout_s: float = 5.0
-    retry_base_s: float = 2.0
-    retry_max_s: float = 300.0
-    retry_give_up_s: float = 86400.0
-    duckdb_threads: int = 2
-    duckdb_memory_limit: str = "64MB"
-    release_between_passes: bool = True
+    # -- labels and detectors --
+    adwin_delta: float = 0.002  # ADWIN's confidence on the prediction-confidence stream
+    detector_batch_rows: int = 100  # ADWIN is fed the mean confidence of this many rows
+    min_labels: int = 50  # a window's metrics with fewer labels are flagged not enough
+    keep_prediction_rows: bool = True  # keep rows for joining labels that arrive later
+    label_horizon_s: float = 7 * 86400.0  # kept rows are dropped this long after their window
+    # -- passes and alerts --
+    interval_s: float = 30.0  # seconds between monitor passes
+    cooldown_s: float = 3600.0  # a repeat of the same alert to an endpoint is held back this long
+    webhook_timeout_s: float = 5.0  # one delivery attempt gives up after this
+    retry_base_s: float = 2.0  # first retry delay of a failed delivery (then doubling)
+    retry_max_s: float = 300.0  # longest delay between retries
+    retry_give_up_s: float = 86400.0  # a delivery failing this long is given up (and counted)
+    # -- DuckDB --
+    duckdb_threads: int = 2  # threads of the monitor's DuckDB
+    duckdb_memory_limit: str = "64MB"  # DuckDB spills to disk past this rather than growing
+    release_between_passes: bool = True  # close the state file between passes (reports read it)
+    # alert receivers: [[monitor.webhooks]] tables (see [monitor.webhooks] below)
     webhooks: tuple[WebhookEndpoint, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

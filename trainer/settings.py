@@ -98,7 +98,7 @@ class TrainerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     min_class_rows: int = 20
     # paired bootstrap rounds on the holdout, and the interval's confidence (two-sided)
     bootstrap_rounds: int = 300
-    confidence: float = 0.9
+    confidence: float = 0.9  # two-sided confidence of the bootstrap interval
     # holdout rows used by the bootstrap (a random subset past this; all for the point figure)
     bootstrap_max_rows: int = 50_000
     # -- rollout ----------------------------------------------------------------------------

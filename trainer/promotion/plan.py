@@ -31,7 +31,7 @@ class RolloutPlan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # the shadow phase lasts this long, or until the candidate answered shadow_requests
     # copies, whichever first; then it ends as soon as every check passes
     shadow_s: float = 30.0
-    shadow_requests: int = 1_000
+    shadow_requests: int = 1_000  # see shadow_s
     # -- canary ------------------------------------------------------------------------------
     # canary weights in percent, strictly increasing; after the last one passes: champion
     steps: list[float] = msgspec.field(default_factory=lambda: [10.0, 50.0, 100.0])
@@ -58,8 +58,8 @@ class RolloutPlan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # max_latency_ratio plus latency_slack_ms (the slack keeps sub-millisecond models from
     # failing on scheduler noise)
     latency_quantile: float = 0.99
-    max_latency_ratio: float = 1.5
-    latency_slack_ms: float = 5.0
+    max_latency_ratio: float = 1.5  # see latency_quantile
+    latency_slack_ms: float = 5.0  # see latency_quantile
     # agreement with the champion on the same requests (shadow pairs): a lower share fails,
     # unless labels are used (a better model is expected to disagree where the champion errs)
     min_agreement: float = 0.5
