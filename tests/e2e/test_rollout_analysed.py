@@ -87,8 +87,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     process = MlgateProcess(
         "serve",
-        ["serve", "--role", "gateway", "--port", str(port), "--log-level", "warning",
-         "--registry", reg.url, "--logs", str(home / "logs")],
+        ["serve", "--role", "gateway", "--port", str(port), "--grpc-port", "0",
+         "--log-level", "warning", "--registry", reg.url, "--logs", str(home / "logs")],
         env=child_env(MLGATE_HOME=str(home / "home")), cwd=home, log_dir=home,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

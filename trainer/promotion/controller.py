@@ -32,6 +32,7 @@ from monitor.ingest.logstore import LogStore
 from registry import rollout as actions
 from registry import routes
 from registry.errors import InvalidRoute, ModelNotFound, RegistryError
+from registry.gateways import failed_versions
 from registry.model import Canary, Route, Shadow
 from trainer.promotion import analysis, evidence
 from trainer.promotion.checks import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
@@ -240,6 +241,12 @@ class RolloutController:
                             "as its plan expects (changed by hand?)", verdicts=[],
                             elapsed_s=0.0, held=False)  # fmt: skip
         elapsed = (now - evidence.utc(state["step_started_at"])).total_seconds()
+        failed_load = failed_versions(self.registry, name).get(version)
+        if failed_load is not None:
+            return Decision(model=name, version=version, phase=phase, weight=weight,
+                            action="rollback", verdicts=[], elapsed_s=elapsed, held=False,
+                            reason=f"a gateway could not load version {version}: "
+                                   f"{failed_load}")  # fmt: skip
         try:
             found = self.evidence(name, route, now)
         except (evidence.LogReadError, OSError) as exc:

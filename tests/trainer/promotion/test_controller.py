@@ -304,3 +304,19 @@ def test_an_unreadable_log_waits_then_aborts(reg: Registry, tmp_path: Path, cloc
     last = reg.events("iris")[-1]
     assert last.kind == "rollout.aborted" and "log store unreadable" in last.detail["reason"]
     assert reg.route("iris").shadows == []
+
+
+def test_a_version_a_gateway_cannot_load_is_rolled_back(
+    reg: Registry, tmp_path: Path, clock: Clock
+) -> None:
+    from registry.gateways import report_gateway
+
+    ctl = RolloutController(reg, str(tmp_path / "logs"), PLAN, clock=clock)
+    route = ctl.begin("iris", 2)
+    report_gateway(reg, "iris", "gw-1", generation=route.generation, versions={1: "ready"},
+                   errors={2: "UnsupportedModel: no kernel"})  # fmt: skip
+    decision = ctl.tick_model("iris")
+    assert decision is not None and decision.action == "rollback"
+    last = reg.events("iris")[-1]
+    assert last.kind == "rollout.rolled_back" and "no kernel" in last.detail["reason"]
+    assert reg.route("iris").shadows == [] and reg.route("iris").champion == 1
