@@ -8,6 +8,13 @@ client (typed ``fp32_contents``, which every OIP server reads), over HTTP by the
 asyncio client (``benchmarks.asyncio_load``). Writes the "## gRPC serving" section of
 ``benchmarks/RESULTS.md``.
 
+Triton's ``perf_analyzer`` is measured as a peer client against mlgate over both transports
+when it is found (``$PERF_ANALYZER`` or on the PATH). The binary ships inside the
+``tritonclient`` manylinux wheels up to 2.41 (``tritonclient-2.41.0.data/data/bin/``; unzip
+the wheel) and needs ``libb64.so.0d`` (Debian/Ubuntu ``libb64-0d``) and ``libcudart.so.12``
+(the ``nvidia-cuda-runtime-cu12`` wheel's ``nvidia/cuda_runtime/lib``, on
+``LD_LIBRARY_PATH``); no GPU is used.
+
     .venv/bin/python -m benchmarks.bench_grpc                     # mlgate and MLServer, ~2 min
     .venv/bin/python -m benchmarks.bench_grpc --targets mlgate --duration 5 --no-write
 """
@@ -16,8 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import resource
 import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,6 +199,40 @@ def _mlserver(workdir: Path, model_file: Path) -> Served:
 
 
 SERVERS = {"mlgate": _mlgate, "mlserver": _mlserver}
+_PA_LINE = re.compile(r"^Concurrency: (\d+), throughput: ([\d.]+) infer/sec, latency (\d+) usec")
+
+
+def perf_analyzer_binary() -> str | None:
+    found = os.environ.get("PERF_ANALYZER") or shutil.which("perf_analyzer")
+    return found if found and os.access(found, os.X_OK) else None
+
+
+def perf_analyzer(
+    binary: str, served: Served, cfg: argparse.Namespace
+) -> list[tuple[str, str, Any]]:
+    """Rows ``(server, load, text)`` from ``perf_analyzer`` over HTTP and gRPC."""
+    out: list[tuple[str, str, Any]] = []
+    http = served.process.base_url.removeprefix("http://")
+    for transport, address in (("http", http), ("grpc", served.grpc_address)):
+        low, high = cfg.concurrency[0], cfg.concurrency[-1]
+        argv = [binary, "-m", workload.MODEL_NAME, "-u", address, "-i", transport,
+                "--concurrency-range", f"{low}:{high}:{max(1, high - low)}",
+                "--measurement-interval", str(int(cfg.duration * 1000)),
+                "--stability-percentage", "100", "--max-trials", "5"]  # fmt: skip
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            out.append((served.name, f"perf_analyzer {transport}", "timed out"))
+            continue
+        found = [_PA_LINE.match(line.strip()) for line in done.stdout.splitlines()]
+        rows = [m for m in found if m]
+        if not rows:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            out.append((served.name, f"perf_analyzer {transport}", f"failed: {tail[0][:200]}"))
+        for m in rows:
+            text = f"{float(m.group(2)):,.0f} infer/s, mean latency {int(m.group(3)) / 1000:.2f} ms"
+            out.append((served.name, f"perf_analyzer {transport}, c={m.group(1)}", text))
+    return out
 
 
 def measure(served: Served, model: Any, cfg: argparse.Namespace) -> list[tuple[str, str, Any]]:
@@ -228,6 +273,8 @@ def render(points: list[tuple[str, str, Any]], command: str, before: str) -> str
         "|---|---|---|---|---|---|---|",
     ]
     for name, load, result in points:
+        if isinstance(result, str) and load.startswith("perf_analyzer"):
+            continue  # listed below the table
         if isinstance(result, str):
             lines.append(f"| {name} | {load} | – | – | – | {result} | – |")
             continue
@@ -250,7 +297,14 @@ def render(points: list[tuple[str, str, Any]], command: str, before: str) -> str
                 f"{ours.ok_rps / max(peer.ok_rps, 1e-9):.1f}×, p99 "
                 f"{ours.p99_ms / max(peer.p99_ms, 1e-9):.2f}× of MLServer's"
             )
-    return "\n".join([*lines, "", *ratios]) + "\n"
+    analyzer = [f"- {name}, {load}: {text}" for name, load, text in points
+                if load.startswith("perf_analyzer")]  # fmt: skip
+    if analyzer:
+        analyzer.insert(0, "Triton's `perf_analyzer` 2.41 (its own client, its own random data):")
+    else:
+        analyzer = ["Triton's `perf_analyzer` was not found: set `PERF_ANALYZER` (see the "
+                    "module docstring of `benchmarks/bench_grpc.py`) to add its rows."]  # fmt: skip
+    return "\n".join([*lines, "", *ratios, "", *analyzer]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,11 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = workload.load_model()
     before = load_average()
     points: list[tuple[str, str, Any]] = []
+    analyzer = perf_analyzer_binary()
     for name in names:
         served = SERVERS[name](workdir, model_file)
         served.process.start(timeout_s=180)
         try:
             points.extend(measure(served, model, cfg))
+            if analyzer and name == "mlgate":
+                points.extend(perf_analyzer(analyzer, served, cfg))
         finally:
             served.process.stop()
     command = "python -m benchmarks.bench_grpc " + shlex.join(sys.argv[1:] if argv is None else

@@ -3,10 +3,12 @@
 - runtimes: ``python -m benchmarks.bench_runtimes --table`` (prints its Markdown table;
   paste it into the "## Runtimes" section of RESULTS.md);
 - HTTP serving: ``python -m benchmarks.http_bench`` (updates "## HTTP serving" itself);
-- monitor: ``python -m benchmarks.bench_monitor --write`` (updates "## Monitor" itself).
+- monitor: ``python -m benchmarks.bench_monitor --write`` (updates "## Monitor" itself);
+- gRPC serving: ``python -m benchmarks.bench_grpc`` (updates "## gRPC serving" itself; with
+  Triton's ``perf_analyzer`` on the PATH or in ``$PERF_ANALYZER`` it adds its rows).
 
 Each runs in its own process so that one's memory and threads do not colour the next.
-``--only runtimes,http,monitor`` picks a subset; extra arguments after ``--`` go to each.
+``--only runtimes,http,monitor,grpc`` picks a subset; extra arguments after ``--`` go to each.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ SUITES = {
     "runtimes": ["benchmarks.bench_runtimes", "--table"],
     "http": ["benchmarks.http_bench"],
     "monitor": ["benchmarks.bench_monitor", "--write"],
+    "grpc": ["benchmarks.bench_grpc"],
 }
 
 

@@ -87,6 +87,9 @@ def test_statistics_count_what_was_served(triton: Any) -> None:
     success = after["inference_stats"]["success"]
     assert int(success["count"]) - int(before["inference_stats"]["success"]["count"]) == 2
     assert int(success["ns"]) > 0 and int(after["execution_count"]) >= 1
+    counts = {int(after["inference_stats"][k]["count"]) for k in
+              ("compute_input", "compute_infer", "compute_output")}  # fmt: skip
+    assert counts == {int(success["count"])}  # perf_analyzer refuses unequal counts
     assert int(after["last_inference"]) > 0
     everything = client.get_inference_statistics(**_as_json(module))["model_stats"]
     assert {s["name"] for s in everything} == {"iris", "diabetes"}
