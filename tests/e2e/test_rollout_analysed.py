@@ -33,7 +33,8 @@ from registry import Registry
 from tests.e2e.processes import CLI, MlgateProcess, child_env, wait_until
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.slow
+# one gateway serves the module: keep its tests on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rollout_analysed")]
 
 # small figures so that each test takes seconds; the analysis itself is the real one
 FAST = [
