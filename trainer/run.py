@@ -151,11 +151,10 @@ def execute(
     Never raises for a bad model, bad data or a storage failure: the record says why.
     """
     progress = progress or _Silent()
-    runs = ctx.runs
     settings = ctx.settings.for_model(record.model)
-    runs.save(record)
-    _event(ctx, record, EVENT_STARTED, {"attempt": record.attempt, "dry_run": record.dry_run})
     try:
+        ctx.runs.save(record)
+        _event(ctx, record, EVENT_STARTED, {"attempt": record.attempt, "dry_run": record.dry_run})
         with Heartbeat(ctx, record.model, record.run_id) as beat:
             _pipeline(ctx, settings, record, beat, progress)
     except LeaseLost as exc:

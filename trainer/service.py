@@ -9,6 +9,7 @@ run per alert), runs what it won, and advances the timed rollouts it started.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from registry import RegistryError
@@ -17,8 +18,6 @@ from trainer.records import RunRecord, new_run_id, utc_now
 from trainer.run import RunContext, execute, new_record
 
 if TYPE_CHECKING:
-    import threading
-
     from trainer.claims import ModelState
     from trainer.run import Progress
 
@@ -50,8 +49,10 @@ class TrainerService:
         for model in models:
             try:
                 record = self.tick_model(model)
-            except (RegistryError, OSError) as exc:
-                log.warning("trainer: model %r skipped this poll: %s", model, exc)
+            except Exception as exc:  # noqa: BLE001 - one model's trouble must not stop the rest
+                log.warning(
+                    "trainer: model %r skipped this poll: %s: %s", model, type(exc).__name__, exc
+                )
                 continue
             if record is not None:
                 made.append(record)
@@ -116,7 +117,25 @@ class TrainerService:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set."""
+        """Poll until ``stop`` is set. Rollouts are advanced on a thread of their own, so a
+        long fit never holds up another model's rollout step."""
+        interval = self.ctx.settings.poll_interval_s
+        rollouts = threading.Thread(
+            target=self._rollouts, args=(stop, interval), name="trainer-rollouts", daemon=True
+        )
+        rollouts.start()
+        try:
+            while not stop.is_set():
+                self._poll()
+                stop.wait(interval)
+        finally:
+            stop.set()
+            rollouts.join(30)
+
+    def _rollouts(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
-            self.tick()
-            stop.wait(self.ctx.settings.poll_interval_s)
+            try:
+                self.ctx.rollouts.tick()
+            except Exception:  # noqa: BLE001 - logged; the next tick tries again
+                log.exception("trainer: the rollout controller's tick failed")
+            stop.wait(interval)
