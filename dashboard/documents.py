@@ -112,8 +112,11 @@ def models_document(sources: Sources) -> dict[str, Any]:
         ("figures", None, settings.traffic_window_s),
         lambda: sources.logs.route_figures(window_s=settings.traffic_window_s),
     )
-    drift, note = _monitor_or_none(sources, ("latest",), overview.latest_windows)
-    alerts, _ = _monitor_or_none(sources, ("latest_alerts",), overview.latest_alerts)
+    # one monitor read per page: opening the DuckDB file is most of a read's cost
+    latest, note = _monitor_or_none(
+        sources, ("latest",), lambda s: (overview.latest_windows(s), overview.latest_alerts(s))
+    )
+    drift, alerts = latest or (None, None)
     rows = []
     for name in names:
         route = reg.route(name)
@@ -294,6 +297,44 @@ def diff_document(sources: Sources, name: str, a: int, b: int) -> dict[str, Any]
 # ------------------------------------------------------------------------------------ drift
 
 
+def _drift_reads(
+    store: Any,
+    name: str,
+    *,
+    version: int | None,
+    route: str | None,
+    metric: str,
+    window: int | None,
+    champion: int | None,
+    limit: int,
+    max_events: int,
+) -> dict[str, Any]:
+    """Everything the drift page needs from the monitor, on one connection (opening the
+    DuckDB file is most of a read's cost)."""
+    keys = overview.window_keys(store, name)
+    out: dict[str, Any] = {"keys": keys, "grid": None}
+    if not keys:
+        return out
+    if version is None:
+        version = next((k for k in keys if k["version"] == champion), keys[0])["version"]
+    if route is None:
+        routes = [k["route"] for k in keys if k["version"] == version]
+        route = "champion" if "champion" in routes else (routes[0] if routes else "champion")
+    assert version is not None and route is not None
+    grid = overview.drift_grid(store, name, version=version, route=route, metric=metric,
+                               limit=limit)  # fmt: skip
+    ids: list[int] = [w["id"] for w in grid["windows"]]
+    chosen = window if window is not None else (ids[-1] if ids else None)
+    out.update(version=version, route=route, grid=grid, ids=ids, window=chosen)
+    out["distributions"] = (
+        overview.window_distributions(store, chosen) if chosen is not None and chosen in ids else {}
+    )
+    out["alerts"] = [
+        a for a in overview.alert_messages(store, limit=max_events) if a["model"] == name
+    ]
+    return out
+
+
 def drift_document(
     sources: Sources,
     name: str,
@@ -307,7 +348,8 @@ def drift_document(
     """Window x feature grid, one window's distributions, prediction drift, the labelled
     metric over time, and alerts and trainer runs on the same time axis."""
     reg = sources.registry
-    if not reg.versions(name):
+    if name not in reg.list():
+        reg.route(name)  # InvalidName for a malformed name
         raise ModelNotFound(f"model '{name}' is not registered")
     if metric not in overview.GRID_METRICS:
         raise BadQuery(
@@ -320,54 +362,37 @@ def drift_document(
         if is_run(e) or is_alert(e)
     ]
     doc: dict[str, Any] = {"at": _now(), "name": name, "metric": metric, "markers": markers}
-    keys, note = _monitor_or_none(sources, ("keys", name), lambda s: overview.window_keys(s, name))
-    doc["keys"] = keys or []
-    if not keys:
+    champion = reg.route(name).champion
+    limit = sources.settings.max_windows
+
+    def read(store: Any) -> dict[str, Any]:
+        return _drift_reads(
+            store, name, version=version, route=route, metric=metric, window=window,
+            champion=champion, limit=limit, max_events=sources.settings.max_events,
+        )  # fmt: skip
+
+    found, note = _monitor_or_none(
+        sources, ("drift", name, version, route, metric, limit, window, champion), read
+    )
+    doc["keys"] = (found or {}).get("keys") or []
+    if not found or found["grid"] is None:
         doc.update(grid=None, window=None, distributions={}, note=note or "no computed window yet")
         return doc
-    if version is None:
-        champion = reg.route(name).champion
-        pick = next((k for k in keys if k["version"] == champion), keys[0])
-        version = pick["version"]
-    if route is None:
-        routes = [k["route"] for k in keys if k["version"] == version]
-        route = "champion" if "champion" in routes else (routes[0] if routes else "champion")
-    limit = sources.settings.max_windows
-    grid, note = _monitor_or_none(
-        sources,
-        ("grid", name, version, route, metric, limit),
-        lambda s: overview.drift_grid(
-            s, name, version=version, route=route, metric=metric, limit=limit
-        ),
-    )
-    if grid is None:
-        doc.update(grid=None, window=None, distributions={}, note=note)
-        return doc
-    ids = [w["id"] for w in grid["windows"]]
+    version, route, grid, ids = found["version"], found["route"], found["grid"], found["ids"]
     if window is not None and window not in ids:
         raise BadQuery(
             f"window: {window} is not a window of model '{name}' version {version} "
             f"route {route} (known: the last {len(ids)})"
         )
-    chosen = window if window is not None else (ids[-1] if ids else None)
-    dists: dict[str, Any] = {}
-    if chosen is not None:
-        dists, _ = _monitor_or_none(
-            sources, ("dist", chosen), lambda s: overview.window_distributions(s, chosen)
-        )
-        dists = dists or {}
-    alerts, _ = _monitor_or_none(
-        sources,
-        ("alerts", name),
-        lambda s: [
-            a
-            for a in overview.alert_messages(s, limit=sources.settings.max_events)
-            if a["model"] == name
-        ],
-    )
-    for a in alerts or []:
-        markers.append({"kind": "alert", "type": a["event_type"], "at": a["created_at"],
-                        "version": a["version"]})  # fmt: skip
+    chosen = found["window"]
+    dists = found["distributions"]
+    seen = set()
+    for a in found["alerts"]:
+        marker = {"kind": "alert", "type": a["event_type"], "at": a["created_at"],
+                  "version": a["version"]}  # fmt: skip
+        if (a["event_type"], a["created_at"], a["version"]) not in seen:  # one per endpoint
+            seen.add((a["event_type"], a["created_at"], a["version"]))
+            markers.append(marker)
     names = [f["name"] for f in grid["features"]]
     if feature is not None and feature not in dists and feature not in names:
         raise BadQuery(f"feature: model '{name}' has no column {feature!r}")
@@ -406,10 +431,12 @@ def events_document(
             if kind is None or e.kind == kind or e.kind.startswith(kind + "."):
                 trail.append(_event(e))
     trail.sort(key=lambda e: e["ts"], reverse=True)
-    messages, note = _monitor_or_none(
-        sources, ("messages", limit), lambda s: overview.alert_messages(s, limit=limit)
+    both, note = _monitor_or_none(
+        sources,
+        ("outbox", limit),
+        lambda s: (overview.alert_messages(s, limit=limit), overview.endpoint_summary(s)),
     )
-    endpoints, _ = _monitor_or_none(sources, ("endpoints",), overview.endpoint_summary)
+    messages, endpoints = both or (None, None)
     outbox = [
         m
         for m in messages or []

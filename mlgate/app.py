@@ -67,9 +67,14 @@ def app_from_env() -> FastPath | Litestar:
     """The worker factory for ``uvicorn --factory mlgate.app:app_from_env`` (and granian)."""
     raw = os.environ.get(ENV_SETTINGS)
     settings = GatewaySettings.from_json(raw) if raw else GatewaySettings.from_mapping()
-    return create_gateway_app(
+    app = create_gateway_app(
         settings,
         registry_url=os.environ.get(ENV_REGISTRY),
         logs_url=os.environ.get(ENV_LOGS),
         grpc=True,
     )
+    from gateway.http.fastpath import FastPath
+    from mlgate.ui import mount_from_env
+
+    mount_from_env(app.app if isinstance(app, FastPath) else app)  # the dashboard, at /ui
+    return app

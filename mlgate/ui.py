@@ -73,3 +73,11 @@ def mount_dashboard(app: Litestar, where: Locations, *, registry: Any = None) ->
     app.register(router)
     app.on_shutdown.append(lambda: runs.join(30.0))
     return settings.mount_path
+
+
+def mount_from_env(app: Litestar) -> str | None:
+    """``mount_dashboard`` in a gateway worker of ``mlgate serve``: the installation is the
+    one ``serve`` resolved (``MLGATE_HOME``, ``MLGATE_REGISTRY``, ``MLGATE_LOGS``)."""
+    from mlgate.settings import resolve
+
+    return mount_dashboard(app, resolve())

@@ -95,6 +95,7 @@ def serve(
         ENV_REGISTRY: where.registry,
         ENV_LOGS: where.logs,
         ENV_SETTINGS: settings.to_json().decode(),
+        "MLGATE_HOME": str(where.home),  # the dashboard reads <home>/monitor.duckdb
     }
     if metrics_port is not None:
         env["MLGATE_MONITOR_METRICS_PORT"] = str(metrics_port)

@@ -39,3 +39,54 @@ def test_disabled(install: Install, tmp_path: Path) -> None:
     config.write_text("[dashboard]\nenabled = false\n")
     app = Litestar(route_handlers=[live])
     assert mount_dashboard(app, resolve(home=str(install.home), config_path=config)) is None
+
+
+def test_mlgate_serve_serves_the_dashboard_under_ui(fresh: Install) -> None:
+    """A live ``mlgate serve`` (gateway role): the dashboard at /ui beside the gateway's API,
+    and the gateway it runs shows as live and on the current route."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.dashboard.conftest import ADMIN
+    from tests.helpers import free_port, wait_for
+
+    port = free_port()
+    log = (fresh.home / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from mlgate.cli import main; main()", "serve",
+         "--home", str(fresh.home), "--role", "gateway", "--port", str(port),
+         "--grpc-port", "0", "--log-level", "warning"],
+        env={**os.environ, "MLGATE_ADMIN_TOKEN": ADMIN},
+        stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, "mlgate serve exited"
+        try:
+            return httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(ready, 240, 0.2)
+        page = httpx.get(f"{url}/ui/")
+        assert page.status_code == 200 and "href='/ui/models/churn'" in page.text
+
+        def on_route() -> bool:
+            doc = httpx.get(f"{url}/ui/api/models").json()
+            return doc["models"][0]["gateways"]["all_loaded"] is True
+
+        wait_for(on_route, 60, 0.5)
+        preview = httpx.post(
+            f"{url}/ui/api/models/churn/actions/weight",
+            json={"weight": 30},
+            headers={"authorization": f"Bearer {ADMIN}"},
+        )
+        assert preview.status_code == 200 and preview.json()["confirm_required"] is True
+        assert httpx.get(f"{url}/v2/models/churn").status_code == 200  # the gateway's own API
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
