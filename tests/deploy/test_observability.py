@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from monitor.config import WebhookEndpoint
 from registry import Lease, Registry, start_rollout
 from tests.deploy.manifests import DEPLOY
 from tests.gateway.conftest import fit_iris, iris, serve
+from tests.helpers import wait_for
 from tests.monitor.conftest import Logs, fit_classifier
 from tests.monitor.receiver import Receiver
 from trainer.promotion.metrics import RolloutMetrics
@@ -76,10 +78,16 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
     config = MonitorConfig(webhooks=(WebhookEndpoint(url=receiver.url),))
     mon = Monitor(mreg, str(root / "mlogs"), db=root / "m.duckdb", config=config)
     try:
-        loop = LeaderLoop(Lease(mreg, "monitor"), mon.run_once, interval_s=1, role="monitor")
-        assert loop.lease.acquire()
-        loop._one_pass()  # noqa: SLF001 - one pass as the loop runs it, without its threads
-        assert loop.passes == 1 and receiver.received
+        loop = LeaderLoop(Lease(mreg, "monitor"), mon.run_once, interval_s=60, role="monitor")
+        stop = threading.Event()
+        runner = threading.Thread(target=loop.run, args=(stop,))
+        runner.start()
+        try:
+            wait_for(lambda: loop.passes >= 1, 120)
+        finally:
+            stop.set()
+            runner.join(60)
+        assert receiver.received
         collector = type("C", (), {"collect": lambda self: loop.collect()})()
         mon.collector_registry.register(collector)
         monitor_text = generate_latest(mon.collector_registry).decode()

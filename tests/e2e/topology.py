@@ -139,7 +139,10 @@ class Topology:
         keys = [*self.storage_env(), "MLGATE_S3_ENDPOINT_URL"]
         self._saved_env = {k: os.environ.get(k) for k in keys}
         os.environ.update(self.storage_env())
-        os.environ.pop("MLGATE_S3_ENDPOINT_URL", None)
+        # in this process the endpoint also goes into the registry's storage options: s3fs
+        # reuses a filesystem made with equal options, which would still point at the S3
+        # server of an earlier topology
+        os.environ["MLGATE_S3_ENDPOINT_URL"] = self.s3.url
 
     def leave_env(self) -> None:
         for key, value in self._saved_env.items():
