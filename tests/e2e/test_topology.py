@@ -24,7 +24,8 @@ from tests.e2e.processes import scrape, total, try_scrape, wait_until
 from tests.e2e.topology import Topology
 from tests.gateway.conftest import fit_iris, iris
 
-pytestmark = [pytest.mark.slow, pytest.mark.s3]
+# separate processes starting and compiling on a shared machine: more than the 300 s default
+pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
 
 PROPAGATION_LIMIT_S = 2.0
 
