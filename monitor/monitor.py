@@ -7,6 +7,7 @@ the others.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.compute.summaries import WindowSummary, compute_windows, refresh_performance
 from monitor.config import EVENT_PERFORMANCE_DEGRADED, MonitorConfig
 from monitor.ingest.feedback import ingest_feedback
-from monitor.ingest.logstore import LogStore, Segment
+from monitor.ingest.logstore import LogStore, Segment, relative_key
 from monitor.ingest.predictions import PredictionIngestor, SegmentError
 from monitor.ingest.references import RegistryReader, VersionContext, build_context
 from monitor.metrics import MonitorMetrics
@@ -85,6 +86,7 @@ class Monitor:
         self._reported: set[str] = set()
         self._degraded: list[tuple[str, int, str, int, int]] = []
         self._pruned_at = float("-inf")
+        self._keys_migrated = False
 
     @property
     def collector_registry(self) -> CollectorRegistry:
@@ -131,6 +133,7 @@ class Monitor:
             except Exception as exc:  # noqa: BLE001 - registry outage: record, retry next pass
                 self._problem("registry_unavailable", f"{type(exc).__name__}: {exc}", result)
                 models = set()
+            self._migrate_segment_keys()
             self._ingest_kind(logschema.PREDICTIONS, models, result)
             self._ingest_kind(logschema.FEEDBACK, models, result)
             self._compute(result)
@@ -157,11 +160,15 @@ class Monitor:
             return
         known = self.store.segments(kind)
         for seg in segments:
-            seen = known.get(seg.path)
+            seen = known.get(seg.key)
             if seen is not None:
                 if (seen.size, seen.mtime_ns) != (seg.size, seg.mtime_ns):
+                    if self._same_content(seg, seen):
+                        # copied or moved with the store (a new time, the same bytes)
+                        self.store.record_segment(seen._replace(mtime_ns=seg.mtime_ns))
+                        continue
                     if seen.status in ("corrupt_segment", "foreign_segment"):
-                        self.store.forget_segment(seg.path)
+                        self.store.forget_segment(seg.key)
                     else:
                         self._problem(
                             "segment_changed",
@@ -175,6 +182,29 @@ class Monitor:
                 else:
                     continue
             self._ingest_one(seg, models, result)
+
+    def _same_content(self, seg: Segment, seen: SegmentRow) -> bool:
+        if seen.fingerprint is None or seen.size != seg.size:
+            return False
+        try:
+            return self.logs.fingerprint(seg) == seen.fingerprint
+        except OSError:
+            return False  # unreadable now: treated as changed, reported below
+
+    def _migrate_segment_keys(self) -> None:
+        """Segments recorded by an older monitor are keyed by their absolute path: rekey them
+        by their path relative to the log store (once; a no-op after)."""
+        if self._keys_migrated:
+            return
+        moves = [
+            (path, relative_key(path, kind))
+            for path, kind in self.store.segment_paths()
+            if relative_key(path, kind) != path
+        ]
+        if moves:
+            self.store.rekey_segments(moves)
+            log.info("monitor: %d segment keys made relative to the log store", len(moves))
+        self._keys_migrated = True
 
     def _ingest_one(self, seg: Segment, models: set[str], result: PassResult) -> None:
         now = self.clock.time()
@@ -197,13 +227,14 @@ class Monitor:
             )
             return
         try:
+            seg = dataclasses.replace(seg, fingerprint=self.logs.fingerprint(seg))
             with self.logs.local_copy(seg) as local:
                 if seg.kind == logschema.PREDICTIONS:
                     rows, problems = self.ingestor.ingest(
                         seg, local, lambda v: self._context(seg.model or "", v), now=now
                     )
                     for p in problems:
-                        self._problem("rows_skipped", p, result, model=seg.model, path=seg.path)
+                        self._problem(p.kind, p.detail, result, model=seg.model, path=seg.path)
                     self.metrics.rows.labels(seg.model).inc(rows)
                     result.rows += rows
                 else:
@@ -230,8 +261,8 @@ class Monitor:
         self._problem(kind, detail, result, model=seg.model, path=seg.path)
         self.metrics.segments.labels(seg.kind, kind).inc()
         self.store.record_segment(
-            SegmentRow(seg.path, seg.kind, seg.model, seg.size, seg.mtime_ns, 0, kind, detail,
-                       self.clock.time())
+            SegmentRow(seg.key, seg.kind, seg.model, seg.size, seg.mtime_ns, 0, kind, detail,
+                       self.clock.time(), seg.fingerprint)
         )  # fmt: skip
 
     def _context(self, model: str, version: int) -> VersionContext | None:

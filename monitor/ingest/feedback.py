@@ -57,8 +57,8 @@ def ingest_feedback(
         store.merge_staged_feedback(model)
         detections = _feed_errors(store, model)
         store.record_segment(
-            SegmentRow(segment.path, segment.kind, segment.model, segment.size,
-                       segment.mtime_ns, n, "ok", None, now)
+            SegmentRow(segment.key, segment.kind, segment.model, segment.size,
+                       segment.mtime_ns, n, "ok", None, now, segment.fingerprint)
         )  # fmt: skip
         store.drop_staged_feedback()
     return detections

@@ -1,7 +1,13 @@
-"""Finding prediction and feedback segments in the log store (local path or fsspec URL)."""
+"""Finding prediction and feedback segments in the log store (local path or fsspec URL).
+
+A segment is known by its ``key``, its path relative to the log store's root
+(``predictions/model=m/date=d/w-000001.parquet``), and its content ``fingerprint``; so a
+store that is copied or moved (new root, new modification times) is not read again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -26,6 +32,12 @@ class Segment:
     model: str | None
     size: int
     mtime_ns: int
+    key: str = ""  # path relative to the log store's root, "/"-separated
+    fingerprint: str | None = None  # LogStore.fingerprint, once read
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", relative_key(self.path, self.kind))
 
     @property
     def is_parquet(self) -> bool:
@@ -75,7 +87,8 @@ class LogStore:
                 except FileNotFoundError:
                     continue  # removed between listing and stat
                 rel = os.path.relpath(full, root).replace(os.sep, "/")
-                yield Segment(full, kind, _model_of(rel), st.st_size, st.st_mtime_ns)
+                yield Segment(full, kind, _model_of(rel), st.st_size, st.st_mtime_ns,
+                              key=f"{kind}/{rel}")  # fmt: skip
 
     def _list_remote(self, kind: str) -> Iterator[Segment]:
         import fsspec
@@ -95,7 +108,26 @@ class LogStore:
             )
             rel = path[len(root) :].lstrip("/")
             protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-            yield Segment(f"{protocol}://{path}", kind, _model_of(rel), int(info["size"]), stamp)
+            yield Segment(f"{protocol}://{path}", kind, _model_of(rel), int(info["size"]), stamp,
+                          key=f"{kind}/{rel}")  # fmt: skip
+
+    def fingerprint(self, segment: Segment) -> str:
+        """The content fingerprint of a segment: its size and a hash of its last
+        ``FINGERPRINT_TAIL_BYTES`` (a Parquet footer: schema, row groups, column statistics),
+        read with one ranged request on an object store."""
+        tail = min(segment.size, FINGERPRINT_TAIL_BYTES)
+        if self.local_root is not None:
+            with open(segment.path, "rb") as f:
+                f.seek(segment.size - tail)
+                data = f.read(tail)
+        else:
+            import fsspec
+
+            with fsspec.open(segment.path, "rb", **self.storage_options) as f:
+                f.seek(segment.size - tail)
+                data = f.read(tail)
+        digest = hashlib.sha256(data).hexdigest()[:32]
+        return f"{segment.size}:{digest}"
 
     @contextmanager
     def local_copy(self, segment: Segment) -> Iterator[str]:
@@ -114,6 +146,25 @@ class LogStore:
             yield target
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+FINGERPRINT_TAIL_BYTES = 64 * 1024
+
+
+def relative_key(path: str, kind: str) -> str:
+    """A segment's key from any path of it (absolute, URL, or already relative): from its
+    ``<kind>/model=`` part on; used to migrate keys stored as absolute paths.
+
+    >>> relative_key("/old/home/logs/predictions/model=m/date=d/w-1.parquet", "predictions")
+    'predictions/model=m/date=d/w-1.parquet'
+    >>> relative_key("s3://b/logs/feedback/model=m/date=d/w-1.parquet", "feedback")
+    'feedback/model=m/date=d/w-1.parquet'
+    """
+    normal = path.replace(os.sep, "/")
+    at = normal.rfind(f"/{kind}/model=")
+    if at >= 0:
+        return normal[at + 1 :]
+    return normal if normal.startswith(f"{kind}/") else normal.lstrip("/")
 
 
 def _model_of(relative: str) -> str | None:

@@ -37,12 +37,14 @@ from monitor.ingest.references import (
 )
 from monitor.ingest.segment import (
     Group,
+    Problem,
     SegmentError,
     SegmentFile,
     as_float,
     category_codes,
     epoch_us,
     group_mask,
+    mistyped,
     request_hash_sql,
     sql_list,
 )
@@ -137,7 +139,7 @@ class PredictionIngestor:
         contexts: Callable[[int], VersionContext | None],
         *,
         now: float,
-    ) -> tuple[int, list[str]]:
+    ) -> tuple[int, list[Problem]]:
         """Count one segment; returns (rows counted, problems found). Commits itself."""
         source = SegmentFile(local_path, display=segment.path)
         cur = self._scratch().cursor()
@@ -165,7 +167,7 @@ class PredictionIngestor:
         segment: Segment,
         source: SegmentFile,
         contexts: Callable[[int], VersionContext | None],
-        problems: list[str],
+        problems: list[Problem],
     ) -> list[_Stream]:
         model = segment.model or ""
         streams: list[_Stream] = []
@@ -173,14 +175,19 @@ class PredictionIngestor:
             n = group.rows
             if group.version is None or group.route is None:
                 what = "a version" if group.version is None else "a route"
-                problems.append(f"{segment.path}: {n} rows without {what} were skipped")
+                problems.append(
+                    Problem("rows_skipped", f"{segment.path}: {n} rows without {what} were skipped")
+                )
                 continue
             version = int(group.version)
             ctx = contexts(version)
             if ctx is None:
                 problems.append(
-                    f"{segment.path}: version {version} of model {model} is not in the"
-                    f" registry; {n} rows skipped"
+                    Problem(
+                        "rows_skipped",
+                        f"{segment.path}: version {version} of model {model} is not in the"
+                        f" registry; {n} rows skipped",
+                    )
                 )
                 continue
             absent = [
@@ -190,10 +197,23 @@ class PredictionIngestor:
             ]
             if absent:
                 problems.append(
-                    f"{segment.path}: columns do not match model {model} version {version}:"
-                    f" missing {absent}; {n} rows skipped"
+                    Problem(
+                        "rows_skipped",
+                        f"{segment.path}: columns do not match model {model} version {version}:"
+                        f" missing {absent}; {n} rows skipped",
+                    )
                 )
                 continue
+            wrong = mistyped(source.types, _numeric_columns(ctx))
+            if wrong:
+                problems.append(
+                    Problem(
+                        "wrong_column_type",
+                        f"{segment.path}: model {model} version {version}: "
+                        + "; ".join(wrong)
+                        + f"; {n} rows read, values that are not numbers count as nulls",
+                    )
+                )
             route = str(group.route)
             streams.append(
                 _Stream(
@@ -217,8 +237,8 @@ class PredictionIngestor:
         source: SegmentFile,
         contexts: Callable[[int], VersionContext | None],
         now: float,
-    ) -> tuple[int, list[str]]:
-        problems: list[str] = []
+    ) -> tuple[int, list[Problem]]:
+        problems: list[Problem] = []
         streams = self._streams(segment, source, contexts, problems)
         # the window of each file row (-1: not counted), for the prediction rows; not needed
         # for a segment that is one stream in row windows (its runs say each row's window)
@@ -404,7 +424,7 @@ class PredictionIngestor:
         streams: list[_Stream],
         row_windows: np.ndarray | None,
         total: int,
-        problems: list[str],
+        problems: list[Problem],
         now: float,
     ) -> None:
         try:
@@ -426,7 +446,7 @@ class PredictionIngestor:
         streams: list[_Stream],
         row_windows: np.ndarray | None,
         total: int,
-        problems: list[str],
+        problems: list[Problem],
         now: float,
     ) -> None:
         """Windows, counts, detector state, prediction rows and the segment's own row: one
@@ -439,15 +459,16 @@ class PredictionIngestor:
                 self._insert_prediction_rows(source, streams, row_windows)
             self.store.record_segment(
                 SegmentRow(
-                    segment.path,
+                    segment.key,
                     segment.kind,
                     segment.model,
                     segment.size,
                     segment.mtime_ns,
                     total,
                     "problem" if problems else "ok",
-                    "; ".join(problems) or None,
+                    "; ".join(p.detail for p in problems) or None,
                     now,
+                    segment.fingerprint,
                 )
             )
 
@@ -515,6 +536,16 @@ def runs_formula(runs: list[list[int]]) -> str | None:
             return None
     after = f"{start} + (file_row_number - {a}) // {w}"
     return f"(CASE WHEN file_row_number < {a} THEN {first} ELSE {after} END)"
+
+
+def _numeric_columns(ctx: VersionContext) -> list[str]:
+    """The log columns a version's profile reads as numbers."""
+    out = [
+        logschema.feature_column(c.name)
+        for c in ctx.columns()
+        if c.role not in (ROLE_SCORE, ROLE_PREDICTION) and c.kind != CATEGORICAL
+    ]
+    return out + (ctx.proba_columns() if ctx.task == "classification" else ["prediction"])
 
 
 def _ident(name: str) -> str:

@@ -10,7 +10,7 @@ DuckDB over the batch itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -211,6 +211,26 @@ def epoch_us(column: pa.Array, *, display: str) -> np.ndarray:
         if us.null_count:
             us = pc.fill_null(us, 0)
     return np.asarray(us.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+class Problem(NamedTuple):
+    """Something wrong with part of a segment, recorded in ``problems`` (kind, detail)."""
+
+    kind: str
+    detail: str
+
+
+def mistyped(types: dict[str, pa.DataType], numeric: list[str]) -> list[str]:
+    """Which of the ``numeric`` columns a segment stores as something other than numbers.
+
+    >>> mistyped({"in_a": pa.string(), "in_b": pa.float64()}, ["in_a", "in_b"])
+    ["column 'in_a': expected a number, got string"]
+    """
+    return [
+        f"column {name!r}: expected a number, got {str(types[name]).replace('large_', '')}"
+        for name in numeric
+        if name in types and not _plain_numeric(types[name])
+    ]
 
 
 def _plain_numeric(t: pa.DataType) -> bool:

@@ -17,6 +17,7 @@ class SegmentRow(NamedTuple):
     status: str  # ok | problem | corrupt_segment | foreign_segment | foreign_file
     detail: str | None
     ingested_at: float
+    fingerprint: str | None = None  # size and hash of the file's tail (LogStore.fingerprint)
 
 
 class WindowRow(NamedTuple):

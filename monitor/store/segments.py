@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 class SegmentTables(Tables):
     # -- segments -------------------------------------------------------------------------
     def segments(self, kind: str) -> dict[str, SegmentRow]:
-        """Every segment of ``kind`` looked at so far, by path."""
+        """Every segment of ``kind`` looked at so far, by key (path relative to the log
+        store's root)."""
         rows = self.con.execute(
             f"SELECT {', '.join(SegmentRow._fields)} FROM segments WHERE kind = ?", [kind]
         ).fetchall()
@@ -23,11 +24,32 @@ class SegmentTables(Tables):
     def record_segment(self, row: SegmentRow) -> None:
         """Remember a segment (read, or refused with the reason), replacing its last row."""
         self.con.execute(
-            "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(row)
+            f"INSERT OR REPLACE INTO segments ({', '.join(SegmentRow._fields)})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            list(row),
         )
 
     def forget_segment(self, path: str) -> None:
         self.con.execute("DELETE FROM segments WHERE path = ?", [path])
+
+    def segment_paths(self) -> list[tuple[str, str]]:
+        """``(key, kind)`` of every segment row (to migrate keys)."""
+        rows = self.con.execute("SELECT path, kind FROM segments").fetchall()
+        return [(str(p), str(k)) for p, k in rows]
+
+    def rekey_segments(self, moves: list[tuple[str, str]]) -> None:
+        """Rename segment rows ``(old key, new key)`` in one transaction; a new key that is
+        already there keeps its row (the old one is dropped)."""
+        fields = ", ".join(SegmentRow._fields)
+        with self.transaction():
+            for old, new in moves:
+                rows = self.con.execute(
+                    f"SELECT {fields} FROM segments WHERE path IN (?, ?) ORDER BY path = ?",
+                    [old, new, new],
+                ).fetchall()
+                self.forget_segment(old)
+                if rows and rows[-1][0] == old:  # no row under the new key yet
+                    self.record_segment(SegmentRow(*rows[-1])._replace(path=new))
 
     # -- feedback ---------------------------------------------------------------------------
     def parquet_columns(self, path_sql: str) -> list[str]:
