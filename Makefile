@@ -35,8 +35,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check registry gateway monitor trainer mlgate kernels tests benchmarks
-	$(VENV)/bin/ruff format --check registry gateway monitor trainer mlgate kernels tests benchmarks
+	$(VENV)/bin/ruff check registry gateway monitor trainer mlgate kernels dashboard tests benchmarks
+	$(VENV)/bin/ruff format --check registry gateway monitor trainer mlgate kernels dashboard tests benchmarks
 	$(VENV)/bin/mypy
 
 docs: $(STAMP)

@@ -91,8 +91,8 @@ def heatmap(
     size = max(1, -(-len(windows) // max_columns))
     columns = -(-len(windows) // size)
     label_w, cell_h, top = 130, 16, 26
-    cell_w = max(3.0, min(24.0, 720 / columns))
-    width = label_w + cell_w * columns + 10
+    cell_w = max(3.0, min(60.0, 720 / columns))
+    width = max(label_w + cell_w * columns + 10, label_w + 330)
     height = top + cell_h * len(features) + 34
     parts = [
         f'<svg class="chart heat" viewBox="0 0 {width:.0f} {height}" width="{width:.0f}"'

@@ -451,7 +451,8 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
     )
     pred = [("prediction PSI", [w["prediction_psi"] for w in windows])]
     perf_names = sorted({k for w in windows for k, v in (w["performance"] or {}).items()
-                         if isinstance(v, int | float) and k != "labelled_rows"})  # fmt: skip
+                         if isinstance(v, int | float) and not isinstance(v, bool)
+                         and k != "labelled_rows"})  # fmt: skip
     perf = [(k, [(w["performance"] or {}).get(k) for w in windows]) for k in perf_names[:3]]
     markers = doc.get("markers") or []
     feature = doc.get("feature")
