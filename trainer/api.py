@@ -31,7 +31,7 @@ def _section(path: Path, name: str) -> dict[str, Any]:
     return section
 
 
-def _logs_url(registry: Registry) -> str:
+def _logs_url() -> str:
     url = os.environ.get("MLGATE_LOGS")
     if url:
         return url
@@ -60,7 +60,7 @@ def context(
         reg = Registry(registry, storage_options=storage_options)
     else:
         reg = registry
-    logs_url = logs or _logs_url(reg)
+    logs_url = logs or _logs_url()
     plan = plan or RolloutPlan.from_mapping(_section(config, "rollout"))
     return RunContext(
         registry=reg,
