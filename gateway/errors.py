@@ -7,6 +7,8 @@ responses, through :func:`status_for`. The prediction log uses the same mapping 
 
 from __future__ import annotations
 
+import sys
+
 from registry.errors import (
     ArtifactCorrupt,
     InvalidName,
@@ -24,6 +26,19 @@ class GatewayError(Exception):
 
 class BadRequest(GatewayError, ValueError):
     """The request is malformed: the message names the field, the rule and what was received."""
+
+
+def too_deep(what: str) -> BadRequest:
+    """The error for a JSON body nested deeper than the decoder goes (it recurses once per
+    level, up to Python's recursion limit).
+
+    >>> str(too_deep("feedback")).startswith("feedback: JSON nested deeper than")
+    True
+    """
+    return BadRequest(
+        f"{what}: JSON nested deeper than the decoder allows (its limit is Python's recursion "
+        f"limit, {sys.getrecursionlimit()} levels)"
+    )
 
 
 class UnknownModel(GatewayError, LookupError):

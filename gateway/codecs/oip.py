@@ -10,7 +10,7 @@ import numpy as np
 
 from gateway.codecs import binary
 from gateway.codecs.datatypes import NUMPY, binary_tensor, json_tensor, to_bytes_elements
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, too_deep
 
 if TYPE_CHECKING:
     from gateway.models import LoadedVersion, ModelState
@@ -186,6 +186,8 @@ def decode_request(body: bytes, header_length: str | None = None) -> OipPayload:
         raise BadRequest(f"inference request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"inference request: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep("inference request") from None
     if not request.inputs:
         raise BadRequest("inference request: 'inputs' must hold at least one tensor, got []")
     reader = binary.BinaryReader(tail)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, too_deep
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,6 +21,8 @@ def decode_json_object(body: bytes, what: str) -> dict[str, Any]:
         value = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise BadRequest(f"{what}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep(what) from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value

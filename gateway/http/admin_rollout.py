@@ -33,7 +33,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery
 
-from gateway.errors import GatewayError, status_for
+from gateway.errors import GatewayError, status_for, too_deep
 from gateway.http.auth import require_admin
 from gateway.rollout_status import DEFAULT_WINDOW_S, collect_status, describe
 from registry import Registry, rollout
@@ -103,6 +103,8 @@ async def _body(request: Request[Any, Any, Any], kind: type[Any]) -> Any:
         raise _AdminError(400, f"request body: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise _AdminError(400, f"request body: invalid JSON: {exc}") from exc
+    except RecursionError:
+        raise _AdminError(400, str(too_deep("request body"))) from None
 
 
 def _answer(model: str, route: Route) -> dict[str, Any]:

@@ -47,3 +47,34 @@ def test_compressed_bodies_whole_and_truncated(tmp_path: Path) -> None:
         assert whole.status_code == 200 and len(whole.json()["predictions"]) == 40
         cut = c.post("/v1/models/iris:predict", content=body[: len(body) // 2], headers=headers)
         assert cut.status_code == 400 and "truncated" in cut.json()["error"]
+
+
+def test_deeply_nested_json_is_a_400_naming_the_limit(tmp_path: Path) -> None:
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    deep = "[" * 1000 + "5.1" + "]" * 1000
+    bodies = {
+        "/v2/models/iris/infer": '{"inputs": [{"name": "input-0", "shape": [1, 4], '
+        f'"datatype": "FP32", "data": {deep}}}]}}',
+        "/v2/models/iris/feedback": f'{{"labels": {deep}}}',
+        "/v1/models/iris:predict": f'{{"instances": {deep}}}',
+        "/invocations": f'{{"instances": {deep}}}',
+    }
+    settings = GatewaySettings(poll_interval_s=0.05, admin_token="a-token")
+    with serve(registry, tmp_path / "logs", settings) as served, served.client() as c:
+        for path, body in bodies.items():
+            r = c.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400, (path, r.status_code, r.text[:200])
+            assert "nested deeper than" in r.json()["error"], (path, r.text[:200])
+            assert "recursion limit" in r.json()["error"]
+        admin = c.post("/admin/models/iris/rollout/weight", content=f'{{"weight": {deep}}}',
+                       headers={"Authorization": "Bearer a-token"})  # fmt: skip
+        assert admin.status_code == 400, admin.text[:200]
+        # nested less deep than the decoder's limit: still a client error, never a 500
+        half = "[" * 500 + "5.1" + "]" * 500
+        for path in ("/v1/models/iris:predict", "/invocations", "/v2/models/iris/feedback"):
+            key = "labels" if path.endswith("feedback") else "instances"
+            r = c.post(path, content=f'{{"{key}": {half}}}',
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+            assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:200])
+        assert c.get("/v2/health/ready").status_code == 200  # still serving
