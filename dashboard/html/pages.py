@@ -212,8 +212,8 @@ def diff_body(diff: dict[str, Any] | None) -> str:
     def table(title: str, items: list[dict[str, Any]], extra: str) -> str:
         rows = "".join(
             f"<tr class='{'changed' if it.get('changed') or it.get('delta') else ''}'>"
-            f"<td>{_e(it['name'])}</td><td>{_e(it['a'])}</td><td>{_e(it['b'])}</td>"
-            f"<td>{_e(it.get(extra))}</td></tr>"
+            f"<td>{_e(it['name'])}</td><td>{_fig(it['a'])}</td><td>{_fig(it['b'])}</td>"
+            f"<td>{_fig(it.get(extra))}</td></tr>"
             for it in items
         )
         return (
