@@ -432,8 +432,9 @@ def _started(route: Route, version: int, plan: RolloutPlan, now: datetime) -> Ro
         shadows.append(Shadow(version=version, percent=plan.shadow_percent))
     shadows.sort(key=lambda s: s.version)
     if plan.has_shadow:
+        # a canary of this version set by hand goes back to shadow: the plan starts over
         state.update(phase=SHADOW, step=-1)
-        return msgspec.structs.replace(route, shadows=shadows, rollout=state)
+        return msgspec.structs.replace(route, canary=None, shadows=shadows, rollout=state)
     state.update(phase=CANARY, step=0)
     canary = Canary(version=version, weight=plan.steps[0])
     return msgspec.structs.replace(route, canary=canary, shadows=shadows, rollout=state)

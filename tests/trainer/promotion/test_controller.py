@@ -320,3 +320,12 @@ def test_a_version_a_gateway_cannot_load_is_rolled_back(
     last = reg.events("iris")[-1]
     assert last.kind == "rollout.rolled_back" and "no kernel" in last.detail["reason"]
     assert reg.route("iris").shadows == [] and reg.route("iris").champion == 1
+
+
+def test_begin_takes_over_a_hand_set_canary_of_the_same_version(
+    reg: Registry, tmp_path: Path
+) -> None:
+    rollout.start_rollout(reg, "iris", 2, weight=5.0, actor="test")
+    route = RolloutController(reg, str(tmp_path / "logs"), PLAN).begin("iris", 2)
+    assert route.canary is None and [s.version for s in route.shadows] == [2]
+    assert route.rollout is not None and route.rollout["phase"] == "shadow"
