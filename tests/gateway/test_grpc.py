@@ -8,6 +8,7 @@ own ``predict_proba`` / ``predict`` exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -231,3 +232,23 @@ def test_one_process_holds_our_messages_and_tritonclients(server: ServedProcess)
     ours = pb.ModelInferRequest(model_name="iris", raw_input_contents=[b"x"])
     theirs = service_pb2.ModelInferRequest.FromString(ours.SerializeToString())
     assert theirs.model_name == "iris" and list(theirs.raw_input_contents) == [b"x"]
+
+
+def test_predict_token_is_required_over_grpc_too(tmp_path: Path) -> None:
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    X, _ = iris()
+    config = '[gateway]\nbackend = "sklearn"\npredict_token = "tok"\n'
+    with mlgate_serve(tmp_path, config) as served:
+        client = triton.InferenceServerClient(served.grpc_address)
+        try:
+            with pytest.raises(InferenceServerException, match="UNAUTHENTICATED.*predict token"):
+                client.infer("iris", [_input(X[:1])])
+            with pytest.raises(InferenceServerException, match="UNAUTHENTICATED.*wrong token"):
+                client.infer("iris", [_input(X[:1])], headers={"authorization": "Bearer no"})
+            result = client.infer("iris", [_input(X[:2])], headers={"authorization": "Bearer tok"})
+            np.testing.assert_array_equal(
+                result.as_numpy("predict_proba"), fit_iris().predict_proba(X[:2])
+            )
+        finally:
+            client.close()
