@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 MODEL = "loans"
 RATE_RPS = 40.0  # requests per second the client sends
 LABEL_DELAY_S = 2.0  # the ground truth of a request arrives this long after its answer
-BEFORE_S = 15.0  # seconds of traffic under the old rule before it changes
+BEFORE_S = 10.0  # seconds of traffic under the old rule before it changes
 AFTER_PROMOTION_S = 6.0  # seconds of traffic after the promotion, to measure recovery
 DEADLINE_S = 160.0  # the whole loop must have ended by then
 ACCURACY_ROWS = 150  # answers averaged for "accuracy before / after" an event
