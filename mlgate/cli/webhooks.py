@@ -137,6 +137,8 @@ def _print(path: str, headers: dict[str, str], body: bytes, verified: bool | Non
     }
     kind = payload.get("type", "?") if isinstance(payload, dict) else "?"
     data = payload.get("data", {}) if isinstance(payload, dict) else {}
+    if isinstance(data, dict) and isinstance(data.get("detail"), dict):
+        data = {**data["detail"], **data}  # a forwarded registry event keeps its figures there
     model = data.get("model", "?") if isinstance(data, dict) else "?"
     version = data.get("version") if isinstance(data, dict) else None
     summary = _summary(data) if isinstance(data, dict) else ""
@@ -149,14 +151,14 @@ def _print(path: str, headers: dict[str, str], body: bytes, verified: bool | Non
 
 def _summary(data: dict[str, Any]) -> str:
     """The figures that say why an alert fired, as short ``key=value`` pairs."""
-    keys = ("route", "share_drifted", "drifted_features", "detector", "phase", "decision",
-            "reason")  # fmt: skip
+    keys = ("route", "share_drifted", "drifted_features", "detector", "run_id", "status",
+            "phase", "weight", "decision", "reason")  # fmt: skip
     parts = []
     window = data.get("window")
     if isinstance(window, dict) and window.get("seq") is not None:
         parts.append(f"window={window['seq']} rows={window.get('rows')}")
     for key in keys:
-        if key in data:
+        if data.get(key) is not None:
             value = data[key]
             if isinstance(value, list):
                 value = ",".join(map(str, value[:6])) + ("…" if len(value) > 6 else "")
