@@ -21,14 +21,14 @@ class SettingsError(ValueError):
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the gateway can be tuned by. Units are in the names."""
 
-    # limits
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_request_rows: int = 65_536
+    # -- limits --
+    max_body_bytes: int = 32 * 1024 * 1024  # request body, also after decompression; past it: 413
+    max_request_rows: int = 65_536  # rows in one request; past it: 413
     # bodies this large (or compressed ones this large) are decoded on a thread, so that a
     # 30 MiB request (about 0.3 s of JSON) does not stall every other request on the loop
     decode_off_loop_bytes: int = 1024 * 1024
-    # batching
-    max_batch_rows: int = 256
+    # -- batching --
+    max_batch_rows: int = 256  # rows per computed batch (a larger request runs alone)
     max_delay_us: int = 0  # 0: no added delay, a batch starts as soon as the runtime is free
     max_queue_rows: int = 8_192  # per loaded version; past it: 503 + Retry-After
     parallel_batches: int = 1  # batches of one version computed at once
@@ -41,27 +41,27 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # collector's reach (gc.freeze), so that full collections stay short under load.
     gc_freeze: bool = True
     blas_threads: int = 1  # threads of numpy's BLAS (MLP matrix products); 0 leaves it alone
-    retry_after_s: int = 1
-    # hot-loading
+    retry_after_s: int = 1  # the Retry-After of a 503 (queue full, model loading, stopping)
+    # -- hot-loading --
     backend: str = "auto"  # runtime backend: auto | numba | onnx | sklearn
     poll_interval_s: float = 1.0  # route.json stamp polling
     list_interval_s: float = 10.0  # registry.list() polling for new models
-    warmup_rows: int = 8
+    warmup_rows: int = 8  # rows a new version predicts before it takes traffic
     # a version that failed to load is tried again after load_retry_initial_s, doubling up to
     # load_retry_max_s (a fixed artifact or a registry back up is picked up without a restart)
     load_retry_initial_s: float = 1.0
-    load_retry_max_s: float = 60.0
+    load_retry_max_s: float = 60.0  # see load_retry_initial_s
     drain_timeout_s: float = 30.0
     # answer the predict endpoints in an ASGI front before Litestar (gateway.http.fastpath)
     fast_path: bool = True
     # routing and identity
     routing_header: str = "X-Routing-Key"
-    request_id_header: str = "X-Request-Id"
+    request_id_header: str = "X-Request-Id"  # a client's request id (else the OIP id, else new)
     default_model: str | None = None  # for /invocations without ?model=
-    # prediction log
-    log_predictions: bool = True
-    log_flush_rows: int = 50_000
-    log_flush_interval_s: float = 5.0
+    # -- prediction log --
+    log_predictions: bool = True  # write every answered row to the log store
+    log_flush_rows: int = 50_000  # a segment is written after this many rows ...
+    log_flush_interval_s: float = 5.0  # ... or this many seconds, whichever first
     log_buffer_rows: int = 500_000  # past it rows are dropped and counted
     log_compression: str = "lz4"  # segment codec: lz4 | zstd | snappy | uncompressed
     # crash journal: each answered batch is written (one os.write) to a per-worker journal
@@ -73,13 +73,13 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # always: fdatasync after every write (survives a power loss, costs a disk flush a batch)
     log_journal_fsync: str = "none"
     worker_id: str | None = None  # default: <host>-<pid>-<random>
-    # shadows
+    # -- shadows --
     shadow_max_inflight_rows: int = 4_096  # past it shadow copies are dropped and counted
     # OIP over gRPC (gateway.grpc), beside HTTP on every worker of `mlgate serve`; 0: no gRPC
     grpc_port: int = 8081
     grpc_host: str | None = None  # None: the address HTTP listens on (`mlgate serve --host`)
     grpc_reuse_port: bool = False  # workers share the port (`mlgate serve --workers N` sets it)
-    # security
+    # -- security --
     admin_token: str | None = None  # None: the admin API is disabled (403)
     predict_token: str | None = None  # None: predict endpoints are open
 
