@@ -33,18 +33,18 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     reported for longer is not counted as live.
     """
 
-    admin_token: str | None = None
-    read_token: str | None = None
-    traffic_window_s: float = 300.0
-    series_window_s: float = 3600.0
-    series_buckets: int = 60
-    max_windows: int = 200
-    max_events: int = 500
-    cache_s: float = 2.0
-    refresh_s: float = 10.0
-    monitor_wait_s: float = 2.0
-    gateway_max_age_s: float = 30.0
-    mount_path: str = "/ui"
+    admin_token: str | None = None  # actions need it (default: MLGATE_ADMIN_TOKEN); None: 403
+    read_token: str | None = None  # reading needs it (default: MLGATE_READ_TOKEN); None: open
+    traffic_window_s: float = 300.0  # log span behind request rate, error rate and p99
+    series_window_s: float = 3600.0  # span of the traffic and latency charts
+    series_buckets: int = 60  # points of the traffic and latency charts
+    max_windows: int = 200  # monitor windows on the drift heat map and series (the latest)
+    max_events: int = 500  # audit-trail lines shown per page
+    cache_s: float = 2.0  # how long a computed figure is reused
+    refresh_s: float = 10.0  # how often the pages refresh themselves
+    monitor_wait_s: float = 2.0  # how long a read waits for the monitor to release its file
+    gateway_max_age_s: float = 30.0  # a gateway silent for longer is not counted as live
+    mount_path: str = "/ui"  # where `mlgate serve` serves the dashboard
     enabled: bool = True  # served by `mlgate serve` under mount_path
 
     def __post_init__(self) -> None:
