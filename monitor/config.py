@@ -33,7 +33,9 @@ Defaults and why:
   ``monitor.compute.summaries.chunk_windows``);
   ``release_between_passes`` closes the file after each pass so that ``mlgate monitor
   report`` can read it meanwhile.
-- Prediction rows kept for the feedback join are dropped ``label_horizon_s`` (7 days)
+- Labels (matched to a prediction or not: an unknown request id) are dropped
+  ``label_horizon_s`` after they arrived, and prediction rows kept for the feedback join
+  ``label_horizon_s`` (7 days)
   after their window ends; metrics of a window with fewer than ``min_labels`` labels are
   reported but flagged ``enough_labels: false``.
 - Every alert is also appended to the model's registry audit trail (``events.jsonl``, actor

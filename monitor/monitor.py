@@ -150,7 +150,11 @@ class Monitor:
         if now - self._pruned_at < 3600:
             return
         self._pruned_at = now
-        self.store.prune_prediction_rows(int((now - self.config.label_horizon_s) * 1e6))
+        before_us = int((now - self.config.label_horizon_s) * 1e6)
+        self.store.prune_prediction_rows(before_us)
+        # a label older than the horizon can never meet its prediction again (those rows are
+        # gone or go at the same age): labels for unknown request ids do not pile up forever
+        self.store.prune_feedback(before_us)
 
     def _ingest_kind(self, kind: str, models: set[str], result: PassResult) -> None:
         try:

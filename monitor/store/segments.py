@@ -129,6 +129,10 @@ class SegmentTables(Tables):
         """After a rollback: the setting an insert relaxed outlives it."""
         self.con.execute("RESET preserve_insertion_order")
 
+    def prune_feedback(self, before_us: int) -> None:
+        """Forget labels that arrived before ``before_us`` (matched or not)."""
+        self.con.execute("DELETE FROM feedback WHERE ts_us < ?", [before_us])
+
     def prune_prediction_rows(self, before_us: int) -> None:
         """Forget prediction rows of complete windows that ended before ``before_us``."""
         self.con.execute(

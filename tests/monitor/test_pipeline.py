@@ -223,6 +223,26 @@ def test_prediction_rows_are_dropped_after_the_label_horizon(
     assert m.store.con.execute("SELECT count(*) FROM prediction_rows").fetchone() == (500,)
 
 
+def test_labels_are_dropped_after_the_label_horizon_matched_or_not(
+    registry: Registry, logs: Logs, make_monitor: Any, clock: Any
+) -> None:
+    est, ref = fit_classifier(d=4)
+    mv = registry.register("aging", est, reference=ref)
+    logs.predictions(mv, np.random.default_rng(9).normal(size=(100, 4)), estimator=est)
+    unknown = [f"nobody-{i}" for i in range(2000)]
+    logs.feedback("aging", unknown, [1] * len(unknown), ts_us=T0_US)
+    logs.feedback("aging", ["late-0"], [0], ts_us=T0_US + 2 * 86_400 * 10**6, worker="w2")
+    m = make_monitor(MonitorConfig(label_horizon_s=86_400))
+    clock.now = T0_US / 1e6
+    m.run_once()
+    assert m.store.con.execute("SELECT count(*) FROM feedback").fetchone() == (2001,)
+    clock.advance(2 * 86_400 + 1)
+    m.run_once()
+    # the 2,000 labels for ids no prediction has are gone; the recent one waits
+    remaining = m.store.con.execute("SELECT request_id FROM feedback").fetchall()
+    assert remaining == [("late-0",)]
+
+
 def test_categorical_feature_end_to_end(registry: Registry, logs: Logs, make_monitor: Any) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
