@@ -257,6 +257,8 @@ class Monitor:
                 path=seg.path,
             )
             return
+        # a segment that failed on an earlier pass and was read now is no longer a problem
+        self.store.resolve_problems("segment_failed", seg.path)
         self.metrics.segments.labels(seg.kind, "ok").inc()
         result.segments += 1
 

@@ -13,8 +13,10 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.common import (
+    FormatOption,
     HomeOption,
     LogsOption,
+    OutputFormat,
     RegistryOption,
     console,
     fail,
@@ -57,7 +59,12 @@ def _monitor(home: str | None, registry: str | None, logs: str | None) -> Any:
 def run(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     interval: Annotated[
-        float | None, typer.Option("--interval", help="Seconds between passes.", min=0.1)
+        float | None,
+        typer.Option(
+            "--interval",
+            min=0.1,
+            help="Seconds between passes (default: interval_s of [monitor], 30).",
+        ),
     ] = None,
     lease_ttl: Annotated[
         float,
@@ -88,6 +95,7 @@ def run(
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Read new log segments, compute drift per window, send alerts.
 
@@ -99,7 +107,7 @@ def run(
     lease = Lease(mon.registry, "monitor", ttl_s=lease_ttl)
     if once:
         try:
-            _run_once(mon, lease)
+            _run_once(mon, lease, fmt)
         finally:
             mon.close()
         return
@@ -135,7 +143,7 @@ def run(
         mon.close()
 
 
-def _run_once(mon: Any, lease: Any) -> None:
+def _run_once(mon: Any, lease: Any, fmt: OutputFormat) -> None:
     """One pass under the lease: refused while another monitor holds it."""
     from registry import RegistryError
 
@@ -148,7 +156,17 @@ def _run_once(mon: Any, lease: Any) -> None:
         result = mon.run_once()
     finally:
         lease.release()
-    print_json(result.__dict__)
+    if fmt is OutputFormat.json:
+        print_json(result.__dict__)
+        return
+    console.print(
+        f"pass: {result.segments} segment(s), {result.rows} row(s), {result.windows} window(s)"
+        f" closed, {result.problems} problem(s); alerts: {len(result.events)} raised,"
+        f" {result.delivered} delivered, {result.pending_alerts} pending",
+        highlight=False,
+    )
+    for event in result.events:
+        console.print(f"  {event}", highlight=False)
 
 
 class _Collector:

@@ -117,6 +117,10 @@ class MonitorStore(SegmentTables, WindowTables, ResultTables, AlertTables):
             [ts, model, version, kind, detail, path],
         )
 
+    def resolve_problems(self, kind: str, path: str) -> None:
+        """Forget ``kind`` problems of ``path``: the segment was read after all."""
+        self.con.execute("DELETE FROM problems WHERE kind = ? AND path = ?", [kind, path])
+
     def problems(self, model: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT ts, model, version, kind, detail, path FROM problems"
         params: list[Any] = []

@@ -142,3 +142,4 @@ def test_a_failed_prediction_rows_insert_rolls_the_segment_back(
     assert again.rows == 1500 and again.windows == 1
     rows = m.store.con.execute("SELECT count(*) FROM prediction_rows").fetchone()
     assert rows == (1500,)
+    assert m.store.problems() == []  # read after all: no longer listed as a problem

@@ -39,9 +39,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_run_once_then_report_in_every_format(home: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    ran = runner.invoke(app, ["monitor", "run", "--once", "--home", str(home)])
+    ran = runner.invoke(app, ["monitor", "run", "--once", "--home", str(home),
+                              "--format", "json"])  # fmt: skip
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.output)["windows"] == 4
+    again = runner.invoke(app, ["monitor", "run", "--once", "--home", str(home)])
+    assert again.exit_code == 0 and "pass: 0 segment(s), 0 row(s), 0 window(s)" in again.output
     out = runner.invoke(
         app, ["monitor", "report", "churn", "--home", str(home), "--format", "json"]
     )
