@@ -36,7 +36,7 @@ AREAS = (  # (prefix of the file path py-spy prints, area); first match wins
     ("numba/", "model runtime (compiled kernels and their Python wrapper)"),
     ("litestar/", "Litestar (routing, middleware, request/response)"),
     ("uvicorn/", "ASGI server (uvicorn, httptools)"),
-    ("granian/", "ASGI server (granian)"),
+    ("granian/", "HTTP server (granian)"),
     ("starlette/", "Starlette/FastAPI"),
     ("fastapi/", "Starlette/FastAPI"),
     ("pydantic", "pydantic"),

@@ -62,20 +62,38 @@ def _mlserver(workdir: Path, model_file: Path) -> ServerProcess:
     )
 
 
-def _mlgate_cli() -> str:
+# A checkout of another mlgate commit (``git worktree add /tmp/baseline <commit>``): the
+# ``mlgate-baseline`` target serves it, for side-by-side runs of a change against its parent.
+BASELINE_ENV = "MLGATE_BENCH_BASELINE"
+
+
+def _mlgate_cli(tree: Path | None = None) -> list[str]:
+    if tree is not None:  # that checkout's code first on the path (PYTHONPATH, set below)
+        return [sys.executable, "-P", "-c", "from mlgate.cli import main; main()"]
     exe = VENV_BIN / "mlgate"
-    return str(exe) if exe.exists() else "mlgate"
+    return [str(exe) if exe.exists() else "mlgate"]
+
+
+def _baseline_tree() -> Path:
+    raw = os.environ.get(BASELINE_ENV)
+    if not raw or not (Path(raw) / "mlgate" / "cli").is_dir():
+        raise RuntimeError(
+            f"mlgate-baseline: set {BASELINE_ENV} to an mlgate checkout (for example "
+            f"`git worktree add /tmp/baseline main`), got {raw!r}"
+        )
+    return Path(raw).resolve()
 
 
 def _mlgate(
     *,
     batching: bool,
-    server: str = "uvicorn",
     workers: int = 1,
     label: str = "mlgate",
     gateway_toml: str = "",
+    baseline: bool = False,
 ) -> Callable[[Path, Path], ServerProcess]:
     def make(workdir: Path, model_file: Path) -> ServerProcess:
+        tree = _baseline_tree() if baseline else None
         home = workdir / label
         if home.exists():  # a rerun in the same workdir: start from an empty registry
             shutil.rmtree(home)
@@ -83,10 +101,13 @@ def _mlgate(
         env = {**os.environ, "MLGATE_HOME": str(home)}
         for var in ("MLGATE_REGISTRY", "MLGATE_LOGS", "MLGATE_PREDICT_TOKEN"):
             env.pop(var, None)
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
         # mlgate.toml is read from the working directory; batching off = one row per batch.
         settings = gateway_toml + ("" if batching else "max_batch_rows = 1\n")
         (home / "mlgate.toml").write_text(f"[gateway]\n{settings}" if settings else "")
-        register = [_mlgate_cli(), "models", "register", "rf", str(model_file), "--trust-pickle"]
+        register = [*_mlgate_cli(tree), "models", "register", "rf", str(model_file)]
+        register.append("--trust-pickle")
         done = subprocess.run(register, env=env, cwd=home, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(
@@ -94,9 +115,11 @@ def _mlgate(
                 f"{(done.stderr or done.stdout).strip()[-1500:]}"
             )
         port = free_port()
-        serve = [_mlgate_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        serve += ["--role", "gateway", "--server", server, "--workers", str(workers)]
-        serve += ["--grpc-port", str(free_port()), "--log-level", "warning"]
+        serve = [*_mlgate_cli(tree), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        serve += ["--role", "gateway", "--workers", str(workers)]
+        if tree is None:  # a baseline checkout may predate gRPC
+            serve += ["--grpc-port", str(free_port())]
+        serve += ["--log-level", "warning"]
         return ServerProcess(
             name=label,
             argv=serve,
@@ -115,8 +138,8 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target(
             "mlgate",
-            "`mlgate serve --role gateway` (uvicorn with mlgate's HTTP protocol, 1 worker, dynamic "
-            "batching, default settings)",
+            "`mlgate serve --role gateway` (granian, RSGI front, 1 worker, dynamic batching, "
+            "default settings)",
             _mlgate(batching=True),
             metrics_path="/metrics",
         ),
@@ -147,12 +170,12 @@ TARGETS: dict[str, Target] = {
             "MLServer 1.7.1 + mlserver-sklearn, adaptive batching 32 / 2 ms, 1 parallel worker",
             _mlserver,
         ),
-        # not in the default run: for the gateway's choice of ASGI server
+        # not in the default run: the same server from another checkout (BASELINE_ENV)
         Target(
-            "mlgate-granian",
-            "`mlgate serve --role gateway --server granian` (ASGI: the predict fast path before "
-            "Litestar, 1 worker, dynamic batching)",
-            _mlgate(batching=True, server="granian", label="mlgate-granian"),
+            "mlgate-baseline",
+            f"`mlgate serve --role gateway` of the checkout in ${BASELINE_ENV} (1 worker, "
+            "dynamic batching, default settings)",
+            _mlgate(batching=True, label="mlgate-baseline", baseline=True),
             metrics_path="/metrics",
         ),
         Target(

@@ -432,7 +432,7 @@ class ModelManager:
     def _runtime(self, manifest: ModelVersion) -> Runtime:
         if self.load_runtime is not None:
             return self.load_runtime(self.registry, manifest)
-        from gateway.runtimes import load_runtime  # type: ignore[attr-defined]
+        from gateway.loading import load_runtime
 
         runtime: Runtime = load_runtime(
             self.registry, manifest, backend=self.settings.backend, fallback=True

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import itertools
 import logging
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -182,22 +180,13 @@ class Gateway:
         self._services.append(service)
 
     async def start(self) -> None:
-        if self.settings.gil_switch_interval_s > 0:
-            sys.setswitchinterval(self.settings.gil_switch_interval_s)
-        if self.settings.blas_threads > 0:
-            # Batches already run on several inference threads; a BLAS pool per call on top
-            # of that spin-waits for a busy core (the MLP took up to 7 ms at 512 rows).
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=self.settings.blas_threads, user_api="blas")
+        """Start the log writer and load the routed versions (process-wide tuning is the
+        composition root's: ``mlgate.process``)."""
         if self.log is not None:
             await asyncio.to_thread(self.log.start)  # replays a killed worker's journal first
         await self.models.start()
         for service in self._services:
             await service.start()
-        if self.settings.gc_freeze:
-            gc.collect()
-            gc.freeze()
         self.started = True
 
     async def aclose(self) -> None:

@@ -52,8 +52,6 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     load_retry_initial_s: float = 1.0
     load_retry_max_s: float = 60.0  # see load_retry_initial_s
     drain_timeout_s: float = 30.0
-    # answer the predict endpoints in an ASGI front before Litestar (gateway.http.fastpath)
-    fast_path: bool = True
     # routing and identity
     routing_header: str = "X-Routing-Key"
     request_id_header: str = "X-Request-Id"  # a client's request id (else the OIP id, else new)

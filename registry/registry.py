@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "canary", "latest")
-HOLD_ENV = "MLGATE_REGISTRY_HOLD_BEFORE_COMMIT"  # test hook: pause before the manifest
 
 
 def utc_now() -> str:
@@ -60,19 +58,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _hold_before_commit() -> None:
-    """When ``MLGATE_REGISTRY_HOLD_BEFORE_COMMIT`` names a folder, announce the pause there
-    and wait for a ``release`` file: lets a test kill a writer at the worst moment."""
-    folder = os.environ.get(HOLD_ENV)
-    if not folder:
-        return
-    path = Path(folder)
-    (path / f"held-{os.getpid()}").touch()
-    deadline = time.monotonic() + 120
-    while not (path / "release").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 class Registry:
     """Versioned models and routes on a local directory or an S3 prefix.
 
@@ -81,8 +66,18 @@ class Registry:
     []
     """
 
-    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """``before_commit``: called after a new version's files are stored and checked and
+        before its manifest is written (the commit point); lets a caller observe, or a test
+        kill, a writer at that moment."""
         self._store = open_store(url, storage_options=storage_options)
+        self._before_commit = before_commit
         self.url: str = self._store.url
         self.storage_options = storage_options
         self._code_version: str | None = None
@@ -284,7 +279,8 @@ class Registry:
                 f"{self._where(artifact_key)}: read back sha256 {stored}, wrote {manifest.sha256}",
                 file=self._where(artifact_key), expected=manifest.sha256, actual=stored,
             )  # fmt: skip
-        _hold_before_commit()
+        if self._before_commit is not None:
+            self._before_commit()
         committed = msgspec.structs.replace(manifest, version=version, created_at=utc_now())
         body = msgspec.json.format(msgspec.json.encode(committed), indent=2)
         key = self._key(name, "versions", version, "manifest.json")

@@ -1,4 +1,8 @@
-"""The Litestar application of one gateway worker."""
+"""The Litestar application of one gateway worker: every endpoint but predict.
+
+To add an endpoint, add its route handler to the list in ``create_app`` (predict endpoints
+are answered by the front instead: ``gateway.http.routes``).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,15 @@ from litestar.exceptions import HTTPException
 from gateway.http.admin import admin_routes
 from gateway.http.admin_rollout import rollout_router
 from gateway.http.extensions import extension_routes
-from gateway.http.fastpath import FastPath
 from gateway.http.oip import oip_routes
-from gateway.http.protocols import protocol_routes
 from gateway.http.responses import make_exception_handler
+from gateway.http.v1_mlflow import v1_mlflow_routes
 from gateway.metrics import CONTENT_TYPE
 from gateway.service import Gateway
 
 
-def create_app(gw: Gateway) -> FastPath | Litestar:
-    """Routes, the error edge and the lifespan (start loads models; shutdown drains them and
-    flushes the log) around a ``Gateway``; with ``settings.fast_path`` the predict endpoints
-    are answered by ``FastPath`` in front of the Litestar app (same operations, same errors)."""
-    limit = gw.settings.max_body_bytes
+def create_app(gw: Gateway) -> Litestar:
+    """Routes and the error edge around a ``Gateway`` (its lifecycle is the front's)."""
 
     @get("/metrics", sync_to_thread=False)
     def metrics() -> Response[bytes]:
@@ -36,19 +36,17 @@ def create_app(gw: Gateway) -> FastPath | Litestar:
     app = Litestar(
         route_handlers=[
             *oip_routes(gw),
-            *protocol_routes(gw),
+            *v1_mlflow_routes(gw),
             *extension_routes(gw),
             *admin_routes(gw),
             rollout,
             metrics,
         ],
-        on_startup=[gw.start],
-        on_shutdown=[gw.aclose],
         exception_handlers={HTTPException: handler, Exception: handler},
-        request_max_body_size=limit,
+        request_max_body_size=gw.settings.max_body_bytes,
         debug=False,
         openapi_config=None,
         logging_config=None,
     )
     app.state.gateway = gw
-    return FastPath(app, gw, gw.metrics) if gw.settings.fast_path else app
+    return app

@@ -12,10 +12,8 @@ import gateway
 from gateway.codecs.oip import EXTENSIONS, SERVER_NAME, model_metadata
 from gateway.codecs.tabular import decode_json_object
 from gateway.errors import BadRequest
-from gateway.http import predict
 from gateway.http.auth import require_predict
 from gateway.http.predict import parse_version
-from gateway.http.raw import RawRequest
 from gateway.http.responses import json_response
 from gateway.service import Gateway
 
@@ -66,37 +64,18 @@ def metadata_routes(gw: Gateway) -> list[HTTPRouteHandler]:
 
 
 def oip_routes(gw: Gateway) -> list[HTTPRouteHandler]:
+    """Metadata, health and feedback (``.../infer`` is answered by the front,
+    ``gateway.http.routes``)."""
     settings = gw.settings
 
-    @post("/v2/models/{model:str}/infer")
-    async def infer(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
-        raw = RawRequest(request.scope, request.receive)
-        return as_response(await predict.Operation("oip", model)(gw, raw))
-
-    @post("/v2/models/{model:str}/versions/{version:str}/infer")
-    async def infer_version(
-        request: Request[Any, Any, Any], model: FromPath[str], version: FromPath[str]
-    ) -> Response[bytes]:
-        raw = RawRequest(request.scope, request.receive)
-        return as_response(await predict.Operation("oip", model, version)(gw, raw))
-
-    @post("/v2/models/{model:str}/feedback")
+    @post("/v2/models/{model:str}/feedback", status_code=200)
     async def feedback(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
         require_predict(request, settings.predict_token)
         labels = parse_feedback(await request.body())
         accepted = gw.feedback(model, labels)
         return json_response({"accepted": accepted, "received": len(labels)})
 
-    return [*metadata_routes(gw), infer, infer_version, feedback]
-
-
-def as_response(reply: predict.Reply) -> Response[bytes]:
-    return Response(
-        content=reply.body,
-        status_code=200,  # not Litestar's 201 default for POST: the other fronts answer 200
-        media_type=reply.content_type.decode(),
-        headers={k.decode(): v.decode("latin-1") for k, v in reply.headers},
-    )
+    return [*metadata_routes(gw), feedback]
 
 
 def parse_feedback(body: bytes) -> list[tuple[str, Any]]:

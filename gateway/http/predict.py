@@ -1,24 +1,23 @@
-"""The predict operations of every protocol, on a request (``BaseRequest``): shared by the Litestar
-handlers and the ASGI fast path, so both answer byte for byte the same."""
+"""The predict operations of every protocol (OIP V2, KServe V1, MLflow): admit the request,
+read and decode its body (``gateway.http.body``), predict, encode the answer. The front
+(``gateway.http.front``) runs them for the paths in ``gateway.http.routes``."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.codecs import binary, mlflow, oip, v1
 from gateway.errors import BadRequest, GatewayError, NotSupported, UnknownModel, UnknownVersion
+from gateway.http import body as body_rules
 from gateway.http.auth import check_predict_token
-from gateway.http.raw import JSON, OCTETS
+from gateway.http.request import JSON, OCTETS, PredictRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterable, Callable
 
     from gateway.codecs import Payload
-    from gateway.http.raw import BaseRequest
-    from gateway.service import Gateway, Pending, Prediction
+    from gateway.service import Gateway, Prediction
 
 
 class Reply:
@@ -27,7 +26,7 @@ class Reply:
     __slots__ = ("body", "content_type", "headers")
 
     def __init__(
-        self, body: bytes, *, content_type: bytes = JSON, headers: list[tuple[bytes, bytes]]
+        self, body: bytes, *, content_type: str = JSON, headers: list[tuple[str, str]]
     ) -> None:
         self.body = body
         self.content_type = content_type
@@ -57,42 +56,33 @@ def split_verb(spec: str) -> str:
     return name
 
 
-# bytes a header value must not hold (CR and LF would split the response); tab is allowed
-_CONTROL = bytes(c for c in range(32) if c != 9) + b"\x7f"
+# characters a header value must not hold (CR and LF would split the response); tab is allowed
+_CONTROL = dict.fromkeys([*(c for c in range(32) if c != 9), 0x7F])
 
 
-def prediction_headers(prediction: Prediction) -> list[tuple[bytes, bytes]]:
+def header_safe(text: str) -> str:
+    """``text`` as a header value: latin-1 (others become ``?``), control characters dropped.
+
+    >>> header_safe("a\\r\\nb\\tc\\u20ac")
+    'ab\\tc?'
+    """
+    return text.encode("latin-1", errors="replace").decode("latin-1").translate(_CONTROL)
+
+
+def prediction_headers(prediction: Prediction) -> list[tuple[str, str]]:
     """``X-Model-Version``, ``X-Route`` and ``X-Request-Id`` of an answer. The request id may
     come from the body (OIP ``id``): it is echoed with control characters dropped."""
-    request_id = prediction.request_id.encode("latin-1", errors="replace")
     return [
-        (b"x-model-version", str(prediction.version).encode()),
-        (b"x-route", prediction.route.encode()),
-        (b"x-request-id", request_id.translate(None, _CONTROL)),
+        ("x-model-version", str(prediction.version)),
+        ("x-route", prediction.route),
+        ("x-request-id", header_safe(prediction.request_id)),
     ]
 
 
-class Staged:
-    """A predict request queued for its batch: ``reply()`` once ``pending.future`` is done."""
-
-    __slots__ = ("encode", "gateway", "pending")
-
-    def __init__(
-        self, gateway: Gateway, pending: Pending, encode: Callable[[Prediction], Reply]
-    ) -> None:
-        self.gateway = gateway
-        self.pending = pending
-        self.encode = encode
-
-    def reply(self) -> Reply:
-        """The answer (or the request's ``GatewayError``, raised)."""
-        return self.encode(self.gateway.finish(self.pending))
-
-
 class Operation:
-    """One predict endpoint with its path parameters: ``admit`` (token, model: before the
-    body is read), ``decode``, then ``queue`` (validate, batch). ``await op(gw, request)``
-    runs them and waits; the HTTP protocol calls them itself and answers from a callback."""
+    """One predict endpoint with its path parameters: ``admit`` (token, model, version:
+    before the body is read), then the body (size, compression, decoding), then the
+    prediction. ``await op(gw, request, chunks)`` runs them and returns the ``Reply``."""
 
     __slots__ = ("kind", "model", "version", "version_text")
 
@@ -102,7 +92,7 @@ class Operation:
         self.version_text = version  # from the path, checked by admit()
         self.version: int | None = None
 
-    def admit(self, gw: Gateway, request: BaseRequest) -> str:
+    def admit(self, gw: Gateway, request: PredictRequest) -> str:
         """Check the predict token, the model and the version; returns the model's name."""
         check_predict_token(request.header("authorization"), gw.settings.predict_token)
         model = self.model or request.query("model") or default_model(gw)
@@ -111,7 +101,7 @@ class Operation:
             self.version = parse_version(self.version_text)
         return model
 
-    def decode(self, request: BaseRequest, body: bytes) -> Payload:
+    def decode(self, request: PredictRequest, body: bytes) -> Payload:
         """The payload of ``body`` (already inflated). Touches no gateway state, so it may
         run off the event loop (large bodies do)."""
         if self.kind == "oip":
@@ -120,23 +110,23 @@ class Operation:
             return v1.V1Payload(body)
         return mlflow.decode_request(body, request.header("content-type") or "")
 
-    def queue(self, gw: Gateway, request: BaseRequest, model: str, payload: Payload,
-              start: int) -> Staged:  # fmt: skip
-        """Validate the payload against the routed version and queue it for a batch; the
-        answer is ``staged.reply()`` once ``staged.pending.future`` is done."""
-        pending = gw.submit(model, payload, version=self.version, started_ns=start,
-                            **self._identity(gw, request, payload))  # fmt: skip
-        return Staged(gw, pending, functools.partial(_ENCODERS[self.kind], payload, model))
-
-    async def __call__(self, gw: Gateway, request: BaseRequest) -> Reply:
+    async def __call__(
+        self, gw: Gateway, request: PredictRequest, chunks: AsyncIterable[bytes]
+    ) -> Reply:
         start = time.perf_counter_ns()
+        settings = gw.settings
+        limit = settings.max_body_bytes
+        body_rules.check_length(request, limit)
         model = self.admit(gw, request)
         try:
-            body = await request.body(gw.settings.max_body_bytes)
-            if len(body) >= gw.settings.decode_off_loop_bytes:
-                payload = await asyncio.to_thread(self.decode, request, body)
-            else:
-                payload = self.decode(request, body)
+            body = await body_rules.read(chunks, limit)
+            payload = await body_rules.decode(
+                request,
+                body,
+                lambda data: self.decode(request, data),
+                limit=limit,
+                off_loop_bytes=settings.decode_off_loop_bytes,
+            )
         except GatewayError as exc:
             gw.rejected(model, exc)
             raise
@@ -145,7 +135,7 @@ class Operation:
         return _ENCODERS[self.kind](payload, model, prediction)
 
     @staticmethod
-    def _identity(gw: Gateway, request: BaseRequest, payload: Payload) -> dict[str, str | None]:
+    def _identity(gw: Gateway, request: PredictRequest, payload: Payload) -> dict[str, str | None]:
         """``request_id`` (the OIP body's ``id``, else the header) and ``routing_key``."""
         request_id = request.header(gw.settings.request_id_header_lower)
         if isinstance(payload, oip.OipPayload) and payload.id:
@@ -169,7 +159,7 @@ def _oip_reply(payload: oip.OipPayload, model: str, prediction: Prediction) -> R
     headers = prediction_headers(prediction)
     if header_length is None:
         return Reply(content, headers=headers)
-    headers.append((b"inference-header-content-length", str(header_length).encode()))
+    headers.append(("inference-header-content-length", str(header_length)))
     return Reply(content, content_type=OCTETS, headers=headers)
 
 

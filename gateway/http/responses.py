@@ -39,7 +39,7 @@ def error_response(
 
 def error_parts(
     exc: Exception, metrics: GatewayMetrics, method: str, path: str
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+) -> tuple[int, bytes, list[tuple[str, str]]]:
     """Status, ``{"error": ...}`` body (MLflow's shape on ``/invocations``) and headers for any
     exception: ours by ``status_for``, Litestar's own (unknown path, wrong method, body too
     large) by their status, anything else a 500 that is logged and counted, never a stack
@@ -52,8 +52,8 @@ def error_parts(
 
 def _error_parts(
     exc: Exception, metrics: GatewayMetrics, method: str, path: str
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    headers: list[tuple[bytes, bytes]] = []
+) -> tuple[int, bytes, list[tuple[str, str]]]:
+    headers: list[tuple[str, str]] = []
     if isinstance(exc, HTTPException):
         status = exc.status_code
         message = str(exc.detail) if exc.detail else "error"
@@ -64,12 +64,12 @@ def _error_parts(
         elif status == 413:
             message = f"body: too large ({message})"
         for key, value in (exc.headers or {}).items():
-            headers.append((key.lower().encode(), str(value).encode()))
+            headers.append((key.lower(), str(value)))
         return status, _encoder.encode({"error": message}), headers
     status = status_for(exc)
     wait = retry_after(exc)
     if wait is not None:
-        headers.append((b"retry-after", str(wait).encode()))
+        headers.append(("retry-after", str(wait)))
     if status == 500 and not isinstance(exc, GatewayError | RegistryError):
         kind = type(exc).__name__
         log.error("internal error on %s %s", method, path, exc_info=exc)
@@ -87,7 +87,7 @@ def make_exception_handler(metrics: GatewayMetrics) -> Any:
             content=body,
             status_code=status,
             media_type=JSON,
-            headers={k.decode(): v.decode() for k, v in headers},
+            headers=dict(headers),
         )
 
     return handle

@@ -1,6 +1,9 @@
 """Inference runtimes: compiled (numba), ONNX Runtime and plain scikit-learn backends.
 
->>> from gateway.runtimes import compile_model, load_runtime, export_onnx, UnsupportedModel
+>>> from gateway.runtimes import compile_model, Runtime, UnsupportedModel
+
+A runtime is compiled from a model handed to it; ``gateway.loading`` reads a registered
+version from the registry and hands its artifact over.
 
 Every backend implements ``Runtime`` (``base.py``): ``predict(X)`` takes float32 rows
 ``[n, n_features]`` and returns ``{"predict": (n,)}`` plus ``{"predict_proba": (n, k)}``
@@ -26,15 +29,11 @@ infinity. ``sklearn`` is scikit-learn itself.
 
 from gateway.runtimes.base import Runtime
 from gateway.runtimes.errors import UnsupportedModel
-from gateway.runtimes.factory import BACKENDS, compile_model, load_runtime
-from registry.onnx_export import OnnxExportError, export_onnx
+from gateway.runtimes.factory import BACKENDS, compile_model
 
 __all__ = [
     "BACKENDS",
-    "OnnxExportError",
     "Runtime",
     "UnsupportedModel",
     "compile_model",
-    "export_onnx",
-    "load_runtime",
 ]

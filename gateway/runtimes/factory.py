@@ -1,11 +1,12 @@
-"""``compile_model`` and ``load_runtime``: pick a backend for a model or a registry version."""
+"""``compile_model``: a ``Runtime`` for a model handed over (an estimator or ONNX bytes).
+
+Runtimes never see the registry: ``gateway.loading`` reads a registered version and hands
+its artifact here."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from gateway.runtimes.errors import UnsupportedModel
 from gateway.runtimes.onnx_backend import OnnxRuntime
@@ -60,6 +61,8 @@ def compile_model(
 def _compile_onnx(model: Any, **options: Any) -> OnnxRuntime:
     if isinstance(model, bytes | bytearray):
         return OnnxRuntime(bytes(model), **options)
+    # an estimator: converted with the same skl2onnx export that registration uses (a pure
+    # function of the estimator; the registry itself is not involved)
     from registry.onnx_export import OnnxExportError, export_onnx
 
     try:
@@ -71,42 +74,3 @@ def _compile_onnx(model: Any, **options: Any) -> OnnxRuntime:
     options.setdefault("classes", getattr(model, "classes_", None))
     options.setdefault("has_proba", hasattr(model, "predict_proba"))
     return OnnxRuntime(data, **options)
-
-
-def load_runtime(
-    registry: Any,
-    model_version: Any,
-    *,
-    backend: str = "auto",
-    fallback: bool = True,
-    onnx_threads: int = 1,
-    parallel_rows: int | None = None,
-) -> Runtime:
-    """The runtime for a registered ``ModelVersion``.
-
-    ``backend="auto"``: ``onnx`` flavor -> onnx; ``sklearn`` flavor -> numba, falling back to
-    sklearn with a logged warning when numba cannot compile it (``fallback=False``: raise
-    ``UnsupportedModel``). An explicit backend is used as asked (``onnx`` on an sklearn
-    flavor exports it first).
-    """
-    flavor = str(model_version.flavor)
-    model = registry.load_model(model_version)
-    classes = model_version.output_schema.classes
-    if backend == "auto":
-        backend = "onnx" if flavor == "onnx" else "numba"
-    if backend == "onnx":
-        options: dict[str, Any] = {"threads": onnx_threads}
-        if classes:
-            options["classes"] = np.asarray(classes)
-        return compile_model(model, "onnx", fallback=False, **options)
-    if flavor == "onnx":
-        raise UnsupportedModel(
-            model_version,
-            backend=backend,
-            reason="the registered artifact is ONNX",
-            supported=("backend='onnx' or 'auto' for onnx flavor",),
-        )
-    numba_options = {} if parallel_rows is None else {"parallel_rows": parallel_rows}
-    if backend == "numba":
-        return compile_model(model, "numba", fallback=fallback, **numba_options)
-    return compile_model(model, backend)

@@ -1,4 +1,4 @@
-"""``mlgate serve``: run the gateway (uvicorn or granian, N workers) and its companions.
+"""``mlgate serve``: run the gateway (granian, RSGI, N worker processes) and its companions.
 
 ``--role gateway`` runs the HTTP gateway only. ``--role monitor`` / ``trainer`` run that
 companion only; ``--role all`` (the default) runs the gateway here and the monitor and trainer
@@ -23,7 +23,7 @@ from gateway.settings import GatewaySettings, SettingsError
 from mlgate.app import ENV_LOGS, ENV_REGISTRY, ENV_SETTINGS
 from mlgate.cli.common import HomeOption, LogsOption, RegistryOption, err_console, fail, locations
 
-FACTORY = "mlgate.app:app_from_env"
+FACTORY = "mlgate.app:front_from_env"
 
 # How each companion role is started: a `mlgate <group> <command>` child process.
 COMPANIONS: dict[str, list[str]] = {
@@ -37,11 +37,6 @@ class Role(StrEnum):
     gateway = "gateway"
     monitor = "monitor"
     trainer = "trainer"
-
-
-class Server(StrEnum):
-    uvicorn = "uvicorn"
-    granian = "granian"
 
 
 def attach(app: typer.Typer) -> None:
@@ -65,9 +60,6 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Gateway processes.")] = 1,
     role: Annotated[Role, typer.Option("--role", help="What this process runs.")] = Role.all,
-    server: Annotated[
-        Server, typer.Option("--server", help="ASGI server for the gateway.")
-    ] = Server.uvicorn,
     log_level: Annotated[str, typer.Option("--log-level", help="Server log level.")] = "info",
     metrics_port: Annotated[
         int | None,
@@ -112,17 +104,16 @@ def serve(
                 children.append(child)
     grpc_text = f", gRPC on {settings.grpc_host}:{settings.grpc_port}" if settings.grpc_port else ""
     err_console.print(
-        f"mlgate gateway on http://{host}:{port}{grpc_text} ({server.value}, {workers} worker(s)); "
+        f"mlgate gateway on http://{host}:{port}{grpc_text} ({workers} worker(s)); "
         f"registry {where.registry}; logs {where.logs}",
         highlight=False,
     )
-    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, with the handler that was
-    # installed before it ran: make that one unwind (so the companions below are stopped)
-    # instead of killing the process on the spot.
+    # granian handles SIGTERM/SIGINT while it serves; should one arrive before or after,
+    # unwind (so the companions below are stopped) instead of dying on the spot.
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     code = 0
     try:
-        run_gateway(host=host, port=port, workers=workers, server=server, log_level=log_level)
+        run_gateway(host=host, port=port, workers=workers, log_level=log_level)
     except SystemExit as exc:
         # a stop by signal is a clean end; the server's own failure (it exits 1 when it cannot
         # start) is passed on
@@ -162,41 +153,25 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_gateway(*, host: str, port: int, workers: int, server: Server, log_level: str) -> None:
-    """Run the gateway app factory until SIGTERM/SIGINT: stop accepting, finish in-flight
-    requests, then the app's shutdown drains the batchers and flushes the log."""
-    if server is Server.granian:
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
+def run_gateway(*, host: str, port: int, workers: int, log_level: str) -> None:
+    """Run ``workers`` granian worker processes, each serving ``front_from_env()`` over RSGI,
+    until SIGTERM/SIGINT: granian stops accepting and finishes in-flight requests, then each
+    front's shutdown drains its batchers and flushes its log."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
 
-        Granian(
-            FACTORY,
-            factory=True,
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            loop=Loops.uvloop,
-            log_level=log_level,  # type: ignore[arg-type]
-        ).serve()
-        return
-    import uvicorn
-
-    from gateway.http.protocol import GatewayHttpProtocol
-
-    uvicorn.run(
+    Granian(
         FACTORY,
         factory=True,
-        host=host,
+        address=host,
         port=port,
+        interface=Interfaces.RSGI,
         workers=workers,
-        loop="uvloop",
-        http=GatewayHttpProtocol,  # uvicorn's httptools protocol + the predict fast path
-        lifespan="on",
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+        loop=Loops.uvloop,
+        websockets=False,
+        log_level=log_level,  # type: ignore[arg-type]
+        workers_kill_timeout=60,
+    ).serve()
 
 
 def _run_companion(name: str, *, wait: bool) -> subprocess.Popen[bytes] | int | None:

@@ -1,4 +1,4 @@
-"""Rollouts against a running gateway (uvicorn on a loopback socket, real registry and logs).
+"""Rollouts against a running gateway (granian on a loopback socket, real registry and logs).
 
 - A shadow that sleeps 50 ms per batch adds nothing measurable to the primary's latency and
   never appears in a response; its answers reach the prediction log with the primary's ids.
@@ -27,14 +27,13 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from gateway.http.protocol import GatewayHttpProtocol
+from gateway.loading import load_runtime
 from gateway.rollout_status import rollout_stats
-from gateway.runtimes import load_runtime
 from gateway.settings import GatewaySettings
-from mlgate.app import create_gateway_app
+from mlgate.app import create_gateway_front
 from registry import Registry, rollout
 from registry.gateways import gateway_states
-from tests.helpers import UvicornServer, wait_for
+from tests.helpers import GranianServer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -81,16 +80,16 @@ def _gateway(
 ) -> Iterator[tuple[str, Any]]:
     """A gateway app on a loopback port: its base URL and its ``Gateway``."""
     options = {"poll_interval_s": 1.0, "log_flush_interval_s": 0.2, "inference_threads": 2}
-    app = create_gateway_app(
+    front = create_gateway_front(
         GatewaySettings(**{**options, **settings}),
         logs_url=str(logs),
         registry=reg,
         load_runtime=loader,
     )
-    with UvicornServer(app, loop="uvloop", http=GatewayHttpProtocol) as server:
+    with GranianServer(front) as server:
         with httpx.Client(base_url=server.url) as c:
             wait_for(lambda: c.get("/v2/health/ready").status_code == 200)
-        yield server.url, app.state.gateway
+        yield server.url, front.gateway
 
 
 def _ready_for(url: str, versions: set[int]) -> Callable[[], bool]:

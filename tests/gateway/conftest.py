@@ -1,5 +1,5 @@
-"""A real gateway on a loopback socket (uvicorn + uvloop in a thread), a real local registry
-and real Parquet log files."""
+"""A real gateway on a loopback socket (granian's embedded server on uvloop, in a thread), a
+real local registry and real Parquet log files."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from gateway.http.protocol import GatewayHttpProtocol
 from gateway.settings import GatewaySettings
-from mlgate.app import create_gateway_app
+from mlgate.app import create_gateway_front
 from registry import Registry
-from tests.helpers import UvicornServer, wait_for
+from tests.helpers import GranianServer, wait_for
 
 
 def iris() -> tuple[np.ndarray, np.ndarray]:
@@ -40,14 +39,14 @@ def fit_diabetes() -> LinearRegression:
 
 
 class Served:
-    """A running gateway: base URL, the app, its registry and log directory."""
+    """A running gateway: base URL, the front, its registry and log directory."""
 
-    def __init__(self, url: str, app: Any, registry: Registry, logs: Path) -> None:
+    def __init__(self, url: str, front: Any, registry: Registry, logs: Path) -> None:
         self.url = url
-        self.app = app
+        self.front = front
         self.registry = registry
         self.logs = logs
-        self.gateway = app.state.gateway
+        self.gateway = front.gateway
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -73,20 +72,18 @@ def serve(
     *,
     load_runtime: Callable[..., Any] | None = None,
     wait_ready: bool = True,
-    http: Any = GatewayHttpProtocol,
 ) -> Iterator[Served]:
-    """Run the gateway app under uvicorn (uvloop) on a free loopback port until exit, with
-    the HTTP protocol ``mlgate serve`` uses (``http="httptools"``: uvicorn's own, so every
-    request goes through the ASGI app as under granian)."""
+    """Run the gateway's front under granian (RSGI, uvloop) on a free loopback port until
+    exit: the front ``mlgate serve`` runs in each worker process."""
     settings = settings or GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2)
-    app = create_gateway_app(
+    front = create_gateway_front(
         settings,
         logs_url=str(logs),
         registry=registry,
         load_runtime=load_runtime,
     )
-    with UvicornServer(app, loop="uvloop", http=http, timeout_graceful_shutdown=10) as server:
-        served = Served(server.url, app, registry, logs)
+    with GranianServer(front) as server:
+        served = Served(server.url, front, registry, logs)
         if wait_ready:
             with served.client() as client:
                 ready = lambda: client.get("/v2/health/ready").status_code == 200  # noqa: E731
@@ -113,29 +110,15 @@ def served(registry: Registry, logs_dir: Path) -> Iterator[Served]:
         yield s
 
 
-# How the predict endpoints are answered: inside uvicorn's protocol (``mlgate serve``), by
-# the ASGI fast path (as under granian), or by the Litestar handlers; all must behave the same.
-FRONTS = {
-    "protocol": (GatewayHttpProtocol, True),
-    "asgi": ("httptools", True),
-    "litestar": ("httptools", False),
-}
-
-
-@pytest.fixture(scope="module", params=list(FRONTS))
-def shared(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Served]:
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One server per test module: ``iris`` (classifier, string labels) and ``diabetes``
-    (regressor), admin token ``secret``; predict endpoints answered by each front in turn."""
-    http, fast_path = FRONTS[request.param]
+    (regressor), admin token ``secret``."""
     root = tmp_path_factory.mktemp("gateway")
     reg = Registry("file://" + str(root / "registry"))
     X, _ = iris()
     reg.register("iris", fit_iris(), reference=X[:50])
     reg.register("diabetes", fit_diabetes())
-    settings = GatewaySettings(
-        poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret", fast_path=fast_path
-    )
-    with serve(reg, root / "logs", settings, http=http) as s:
+    settings = GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2, admin_token="secret")
+    with serve(reg, root / "logs", settings) as s:
         yield s

@@ -17,7 +17,7 @@ from gateway.settings import GatewaySettings
 from registry import Registry
 from registry.model import Shadow
 from tests.gateway.conftest import Served, fit_iris, iris, serve
-from tests.gateway.test_http_protocols import read_log, wait_rows
+from tests.gateway.test_http_v1_mlflow import read_log, wait_rows
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Rollout admin API over a real loopback socket (uvicorn): auth, actions, 4xx, status."""
+"""Rollout admin API over a real loopback socket (granian): auth, actions, 4xx, status."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from litestar import Litestar
 from gateway.http.admin_rollout import rollout_router
 from registry import Registry
 from registry.model import Canary
-from tests.helpers import UvicornServer, fitted_churn
+from tests.helpers import GranianServer, fitted_churn
 
 TOKEN = "s3cret-token"
 
@@ -29,9 +29,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _serve(
     reg: Registry, logs: Path, token: str | None, on_change: Callable[[str], None] | None = None
-) -> UvicornServer:
+) -> GranianServer:
     router = rollout_router(registry=reg, logs=str(logs), admin_token=token, on_change=on_change)
-    return UvicornServer(Litestar(route_handlers=[router]), log_level="error")
+    return GranianServer(Litestar(route_handlers=[router]), interface="asgi")
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
 
 @pytest.mark.slow
 def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
-    server = os.environ.get("MLGATE_TEST_SERVER", "uvicorn")  # granian: same test, by hand
     registry = Registry("file://" + str(tmp_path / "registry"))
     registry.register("iris", fit_iris())
     port = free_port()
@@ -36,7 +35,7 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "MLGATE_HOME": str(tmp_path / "home")}
     process = subprocess.Popen(
         [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
-         "--role", "gateway", "--server", server, "--port", str(port), "--log-level", "warning",
+         "--role", "gateway", "--port", str(port), "--log-level", "warning",
          "--grpc-port", str(free_port()),
          "--registry", str(tmp_path / "registry"), "--logs", str(tmp_path / "logs")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -75,7 +74,6 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
-        # uvicorn re-raises the signal after its graceful shutdown
         assert process.wait(60) in (0, -signal.SIGTERM)
         stop.set()
         for t in threads:

@@ -131,9 +131,14 @@ def test_concurrent_canary_increments_lose_no_update(
 
 
 CHILD = """
-import sys
+import pathlib, sys, threading
 from registry import Registry
-Registry(sys.argv[1]).register("crash", sys.argv[2])
+
+def hold():  # at the commit point: say so, then wait to be killed
+    pathlib.Path(sys.argv[3], "held").touch()
+    threading.Event().wait(120)
+
+Registry(sys.argv[1], before_commit=hold).register("crash", sys.argv[2])
 """
 
 
@@ -144,13 +149,12 @@ def test_writer_killed_before_manifest_leaves_no_version(
     assert reg.register("crash", model_path).version == 1
     hold = tmp_path / "hold"
     hold.mkdir()
-    env = {**os.environ, "MLGATE_REGISTRY_HOLD_BEFORE_COMMIT": str(hold)}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, registry_url, str(model_path)], env=env, cwd=os.getcwd()
+        [sys.executable, "-c", CHILD, registry_url, str(model_path), str(hold)], cwd=os.getcwd()
     )
     try:
         deadline = time.monotonic() + 60
-        while not list(hold.glob("held-*")):
+        while not (hold / "held").exists():
             assert child.poll() is None, "the registering process died early"
             assert time.monotonic() < deadline, "the registering process never reached the hold"
             time.sleep(0.01)

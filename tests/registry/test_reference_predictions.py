@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from pathlib import Path
 
 import msgspec
@@ -16,7 +15,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.svm import LinearSVC
 
 from registry import ArtifactCorrupt, ModelVersion, Registry
-from registry.registry import HOLD_ENV
 
 
 @pytest.fixture(scope="module")
@@ -138,25 +136,25 @@ def test_a_model_that_cannot_score_its_reference_is_still_registered(
     assert "cannot score its reference data" in caplog.text and "'nan'" in caplog.text
 
 
-def test_predictions_are_stored_before_the_manifest(
-    frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reg = Registry(str(tmp_path / "reg"))
+def test_predictions_are_stored_before_the_manifest(frame: pl.DataFrame, tmp_path: Path) -> None:
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # the writer pauses at its commit point until the test has looked
+        held.set()
+        release.wait(30)
+
+    reg = Registry(str(tmp_path / "reg"), before_commit=hold)
     est = LinearRegression().fit(_x(frame), frame["age"].to_numpy())
-    hold = tmp_path / "hold"
-    hold.mkdir()
-    monkeypatch.setenv(HOLD_ENV, str(hold))
     done: list[ModelVersion] = []
     writer = threading.Thread(target=lambda: done.append(reg.register("m", est, reference=frame)))
     writer.start()
-    deadline = time.monotonic() + 30
-    while not any(hold.glob("held-*")) and time.monotonic() < deadline:
-        time.sleep(0.005)
     try:
+        assert held.wait(30), "the writer never reached its commit point"
         assert reg.store.exists("models/m/versions/1/reference_predictions.parquet")
         assert not reg.store.exists("models/m/versions/1/manifest.json")
     finally:
-        (hold / "release").touch()
+        release.set()
         writer.join(30)
     assert done and done[0].reference_predictions is not None
 

@@ -13,7 +13,8 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 
-from gateway.runtimes import UnsupportedModel, compile_model, export_onnx
+from gateway.runtimes import UnsupportedModel, compile_model
+from registry.onnx_export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
-"""``GatewayHttpProtocol``: predict requests answered inside uvicorn's HTTP protocol.
+"""``GatewayFront`` under granian: predict requests answered by the RSGI front, the rest by
+Litestar through the ASGI bridge.
 
-Raw sockets, so that what is checked is the bytes on the wire: the same answers as the ASGI
-path, pipelining order, ``Expect: 100-continue``, bodies over the limit (with a length, chunked,
-or announced and never sent), HTTP/1.0, clients that vanish mid-request.
+Raw sockets, so that what is checked is the bytes on the wire: the same answers whether bodies
+are decoded on or off the event loop, pipelining order, ``Expect: 100-continue``, bodies over
+the limit (with a length, chunked, or announced and never sent), HTTP/1.0, clients that vanish
+mid-request, and requests no client library would send.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.http.protocol import GatewayHttpProtocol
 from gateway.settings import GatewaySettings
 from registry import Registry
 from tests.gateway.conftest import Served, fit_iris, iris, serve
@@ -100,55 +101,53 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _serve(root: Path, http: Any, name: str, **options: Any) -> Iterator[Served]:
+def _serve(root: Path, name: str, **options: Any) -> Iterator[Served]:
     settings = GatewaySettings(poll_interval_s=0.05, log_flush_interval_s=0.2,
                                max_body_bytes=LIMIT, **options)  # fmt: skip
     registry = Registry("file://" + str(root / "registry"))
-    with serve(registry, root / f"logs-{name}", settings, http=http) as served:
+    with serve(registry, root / f"logs-{name}", settings) as served:
         yield served
 
 
 @pytest.fixture(scope="module")
-def protocol(registry_dir: Path) -> Iterator[Served]:
-    yield from _serve(registry_dir, GatewayHttpProtocol, "protocol")
+def front(registry_dir: Path) -> Iterator[Served]:
+    yield from _serve(registry_dir, "front")
 
 
 @pytest.fixture(scope="module")
 def off_loop(registry_dir: Path) -> Iterator[Served]:
     """Every body decoded on a thread (as bodies of 1 MiB and more are by default)."""
-    yield from _serve(registry_dir, GatewayHttpProtocol, "off-loop", decode_off_loop_bytes=1)
-
-
-@pytest.fixture(scope="module")
-def asgi(registry_dir: Path) -> Iterator[Served]:
-    yield from _serve(registry_dir, "httptools", "asgi")
+    yield from _serve(registry_dir, "off-loop", decode_off_loop_bytes=1)
 
 
 @pytest.fixture
-def conn(protocol: Served) -> Iterator[Connection]:
-    c = Connection(protocol.url)
+def conn(front: Served) -> Iterator[Connection]:
+    c = Connection(front.url)
     yield c
     c.close()
 
 
-def test_predict_requests_are_answered_inside_the_protocol(
-    protocol: Served, conn: Connection, monkeypatch: pytest.MonkeyPatch
+def test_predict_requests_are_answered_by_the_front_and_the_rest_by_litestar(
+    front: Served, conn: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    served: list[str] = []
-    original = GatewayHttpProtocol._run
+    by_litestar: list[str] = []
+    bridge = front.front.asgi
+    original = bridge.app
 
-    def counting(self: GatewayHttpProtocol, cycle: Any) -> None:
-        served.append(cycle.path)
-        original(self, cycle)
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        by_litestar.append(f"{scope['method']} {scope['path']}")
+        await original(scope, receive, send)
 
-    monkeypatch.setattr(GatewayHttpProtocol, "_run", counting)
+    monkeypatch.setattr(bridge, "app", recording)
     conn.send(request("POST", "/v2/models/iris/infer", infer_body()))
+    assert conn.read().status == 200
+    conn.send(request("POST", "/v1/models/iris:predict", b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'))
     assert conn.read().status == 200
     conn.send(request("GET", "/v2/health/live"))
     assert conn.read().status == 200
     conn.send(request("POST", "/v2/models/iris/feedback", b'{"labels": []}'))
-    assert conn.read().status == 400  # Litestar's route, through the ASGI app
-    assert served == ["/v2/models/iris/infer"]
+    assert conn.read().status == 400  # Litestar's route, through the ASGI bridge
+    assert by_litestar == ["GET /v2/health/live", "POST /v2/models/iris/feedback"]
 
 
 CASES: list[tuple[str, bytes, dict[str, str]]] = [
@@ -176,10 +175,9 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
 
 
 @pytest.mark.parametrize(("path", "body", "headers"), CASES)
-def test_same_answer_as_the_asgi_path(
-    protocol: Served,
+def test_same_answer_on_and_off_the_event_loop(
+    front: Served,
     off_loop: Served,
-    asgi: Served,
     path: str,
     body: bytes,
     headers: dict[str, str],
@@ -187,7 +185,7 @@ def test_same_answer_as_the_asgi_path(
     if headers.get("Content-Encoding") == "gzip":
         body = gzip.compress(body)
     answers = []
-    for served in (protocol, off_loop, asgi):
+    for served in (front, off_loop):
         c = Connection(served.url)
         try:
             c.send(request("POST", path, body, {"X-Request-Id": "fixed", **headers}))
@@ -234,19 +232,18 @@ def test_announced_oversize_body_is_refused_before_it_is_sent(conn: Connection) 
         b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json"
         b"\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n"
     )
-    answer = conn.read()
+    answer = conn.read()  # at once: the server never asked for the body ("100 Continue")
     assert answer.status == 413
     assert f"max_body_bytes={LIMIT}" in answer.json()["error"]
-    assert answer.headers["connection"] == "close"
-    assert conn.closed_by_server()
+    assert conn.closed_by_server()  # the unread body is not waited for
 
 
-def test_chunked_bodies_within_and_over_the_limit(protocol: Served) -> None:
+def test_chunked_bodies_within_and_over_the_limit(front: Served) -> None:
     def chunked(data: bytes, size: int = 100) -> bytes:
         parts = [data[i : i + size] for i in range(0, len(data), size)]
         return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
 
-    c = Connection(protocol.url)
+    c = Connection(front.url)
     try:
         c.send(request("POST", "/v2/models/iris/infer", chunked(infer_body(3, "chunks")),
                        {"Transfer-Encoding": "chunked"}))  # fmt: skip
@@ -264,17 +261,16 @@ def test_http_1_0_gets_its_answer_and_the_connection_closes(conn: Connection) ->
     conn.send(request("POST", "/v2/models/iris/infer", infer_body(1, "old"), version="1.0"))
     answer = conn.read()
     assert answer.status == 200 and answer.json()["id"] == "old"
-    assert answer.headers["connection"] == "close"
-    assert conn.closed_by_server()
+    assert conn.closed_by_server()  # HTTP/1.0 without keep-alive: one request per connection
 
 
-def test_a_client_that_leaves_mid_request_does_not_disturb_others(protocol: Served) -> None:
+def test_a_client_that_leaves_mid_request_does_not_disturb_others(front: Served) -> None:
     body = infer_body(4)
     for cut in (10, len(body) // 2):
-        c = Connection(protocol.url)
+        c = Connection(front.url)
         c.send(request("POST", "/v2/models/iris/infer", body)[: -len(body) + cut])
         c.close()
-    c = Connection(protocol.url)
+    c = Connection(front.url)
     try:  # the server still answers, and on a connection that sent two requests
         for i in range(2):
             c.send(request("POST", "/v2/models/iris/infer", infer_body(1, f"after-{i}")))
@@ -314,9 +310,9 @@ raw_paths = st.sampled_from([
 )
 @given(path=raw_paths, lines=head_lines, body=st.binary(max_size=64))
 def test_raw_requests_never_get_a_5xx_and_the_server_keeps_answering(
-    protocol: Served, path: bytes, lines: list[bytes], body: bytes
+    front: Served, path: bytes, lines: list[bytes], body: bytes
 ) -> None:
-    c = Connection(protocol.url)
+    c = Connection(front.url)
     try:
         c.sock.settimeout(5)
         c.send(
@@ -337,7 +333,7 @@ def test_raw_requests_never_get_a_5xx_and_the_server_keeps_answering(
             assert int(status_line.split()[1]) < 500, status_line
     finally:
         c.close()
-    live = Connection(protocol.url)
+    live = Connection(front.url)
     try:
         live.send(request("POST", "/v2/models/iris/infer", infer_body(1, "still")))
         assert live.read().json()["id"] == "still"

@@ -1,4 +1,4 @@
-"""load_runtime: from a registered ModelVersion to the right backend."""
+"""gateway.loading.load_runtime: from a registered ModelVersion to the right backend."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 
-from gateway.runtimes import UnsupportedModel, load_runtime
+from gateway.loading import load_runtime
+from gateway.runtimes import UnsupportedModel
 from registry import Registry
 
 
