@@ -310,10 +310,6 @@ class LogWriter:
                     self.journal_errors,
                 )
 
-    @property
-    def buffered_rows(self) -> int:
-        return self._buffered_rows
-
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Replay what dead workers left in the journal directory, then start the thread."""

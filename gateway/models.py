@@ -269,13 +269,6 @@ class ModelManager:
         self._force.update([name] if name and name in self._states else ["*"])
         self._poke.set()
 
-    async def wait_synced(self, timeout_s: float = 60.0) -> bool:
-        """Until the first full sync is done (tests, CLI); polls with a deadline."""
-        deadline = time.monotonic() + timeout_s
-        while not self._synced_once and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        return self._synced_once
-
     # -- watcher thread -----------------------------------------------------------------------
     def _watch(self) -> None:
         last_list = -float("inf")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import uuid
 from typing import TYPE_CHECKING, NamedTuple
 
 from registry.logschema import ROUTE_CANARY, ROUTE_CHAMPION
@@ -62,18 +61,6 @@ def threshold(percent: float) -> int:
 
 def _takes(key: str, percent: float, salt: str = "") -> bool:
     return bucket(key, salt) < threshold(percent)
-
-
-def routing_key(*candidates: str | None) -> str:
-    """The first non-empty candidate (routing header, then request id), else a random key.
-
-    >>> routing_key(None, "", "req-1")
-    'req-1'
-    """
-    for candidate in candidates:
-        if candidate:
-            return candidate
-    return uuid.uuid4().hex
 
 
 def choose(route: Route, key: str, *, ready: Container[int] | None = None) -> RouteDecision:

@@ -245,8 +245,7 @@ class Gateway:
         started_ns: int | None = None,
     ) -> Pending:
         """The first half of ``predict``, without a coroutine: route, validate and queue the
-        request. Call ``finish`` once ``pending.future`` is done (the HTTP protocol does it
-        from a done-callback rather than a task per request)."""
+        request; ``finish`` is the second, once ``pending.future`` is done."""
         start = started_ns or time.perf_counter_ns()
         if self._closing:
             raise ShuttingDown("the gateway is shutting down")

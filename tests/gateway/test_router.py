@@ -11,7 +11,6 @@ from gateway.router import (
     NoChampion,
     bucket,
     choose,
-    routing_key,
     shadow_versions,
     threshold,
 )
@@ -88,13 +87,6 @@ def test_shadow_skips_primary_and_unready_versions() -> None:
     assert shadow_versions(route, "k", primary=1) == [3]
     assert shadow_versions(route, "k", ready={1}) == [1]
     assert shadow_versions(Route(champion=1, shadows=[Shadow(version=3, percent=0)]), "k") == []
-
-
-def test_routing_key_falls_back_to_request_id_then_random() -> None:
-    assert routing_key("hdr", "req") == "hdr"
-    assert routing_key(None, "req") == "req"
-    a, b = routing_key(None, None), routing_key("", None)
-    assert a and b and a != b
 
 
 @given(key=st.text(max_size=64), salt=st.text(max_size=16))
