@@ -78,6 +78,9 @@ def create_gateway_front(
 
 def front_from_env() -> GatewayFront:
     """The worker factory granian imports (``mlgate.app:front_from_env``, ``factory=True``)."""
+    from mlgate import process
+
+    process.stop_with_parent()
     raw = os.environ.get(ENV_SETTINGS)
     settings = GatewaySettings.from_json(raw) if raw else GatewaySettings.from_mapping()
     front = create_gateway_front(

@@ -1,14 +1,18 @@
 """Process-wide tuning of a gateway worker, applied by the composition root only.
 
 These change the whole process (the GIL switch interval, numpy's BLAS thread pool, the
-garbage collector), so the ``Gateway`` never does it itself: a worker process started by
+garbage collector, what happens when the supervisor dies), so the ``Gateway`` never does it
+itself: a worker process started by
 ``mlgate serve`` applies them (``front_from_env``); a gateway embedded in a test or another
 program leaves its host process alone unless asked (``create_gateway_front(tune_process=True)``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -35,3 +39,24 @@ def freeze_heap(settings: GatewaySettings) -> None:
     if settings.gc_freeze:
         gc.collect()
         gc.freeze()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent() -> None:
+    """Linux: get SIGTERM when the process that started this worker dies, even by SIGKILL.
+
+    A granian worker is a child of the ``mlgate serve`` supervisor; without this, a
+    supervisor killed outright leaves its workers serving (and holding the port and their log
+    journals) with no one to stop them. With it they drain and exit, and the next
+    ``mlgate serve`` starts clean. Elsewhere: nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

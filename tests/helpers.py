@@ -1,5 +1,6 @@
-"""Helpers shared by the test packages: waiting for a condition, a granian server on a free
-loopback port in a thread, and the small fitted models the rollout tests register."""
+"""Helpers shared by the test packages: waiting for a condition, a granian server (the
+gateway) or a uvicorn server (the dashboard) on a free loopback port in a thread, and the small
+fitted models the rollout tests register."""
 
 from __future__ import annotations
 
@@ -101,6 +102,43 @@ class GranianServer:
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.server.stop)
         self.thread.join(60)
+
+
+class UvicornServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread, as
+    ``mlgate ui`` serves the dashboard.
+
+    ``with UvicornServer(app) as server: server.url``; extra keyword arguments go to
+    ``uvicorn.Config``. Leaving the block stops it gracefully.
+    """
+
+    def __init__(self, app: Any, *, start_timeout_s: float = 90.0, **config: Any) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        options = {"log_level": "warning", "lifespan": "on", **config}
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.start_timeout_s = start_timeout_s
+
+    def __enter__(self) -> UvicornServer:
+        self.thread.start()
+        try:
+            wait_for(lambda: self.server.started, self.start_timeout_s)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
 
 
 def free_port() -> int:

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("registry", "gateway", "monitor", "trainer", "kernels", "mlgate", "benchmarks")
+PACKAGES = (
+    "registry",
+    "gateway",
+    "monitor",
+    "trainer",
+    "kernels",
+    "dashboard",
+    "mlgate",
+    "benchmarks",
+)
 
 
 def _modules() -> list[str]:

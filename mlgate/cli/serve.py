@@ -157,9 +157,14 @@ def run_gateway(*, host: str, port: int, workers: int, log_level: str) -> None:
     """Run ``workers`` granian worker processes, each serving ``front_from_env()`` over RSGI,
     until SIGTERM/SIGINT: granian stops accepting and finishes in-flight requests, then each
     front's shutdown drains its batchers and flushes its log."""
+    import multiprocessing
+
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    # each worker a fresh interpreter (granian uses the process's start method; Linux's
+    # default, fork, would copy this process's state into every worker)
+    multiprocessing.set_start_method("spawn", force=True)
     Granian(
         FACTORY,
         factory=True,
@@ -171,6 +176,7 @@ def run_gateway(*, host: str, port: int, workers: int, log_level: str) -> None:
         websockets=False,
         log_level=log_level,  # type: ignore[arg-type]
         workers_kill_timeout=60,
+        respawn_failed_workers=True,  # a worker that dies is replaced (it replays its journal)
     ).serve()
 
 

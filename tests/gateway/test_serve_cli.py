@@ -92,8 +92,7 @@ def test_serve_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     assert set(ok) <= set(logged["request_id"].to_list())
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "granian"])
-def test_serve_on_a_port_in_use_exits_non_zero_with_one_line(tmp_path: Path, server: str) -> None:
+def test_serve_on_a_port_in_use_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     registry = Registry("file://" + str(tmp_path / "registry"))
     registry.register("iris", fit_iris())
     with socket.socket() as taken:
@@ -102,7 +101,7 @@ def test_serve_on_a_port_in_use_exits_non_zero_with_one_line(tmp_path: Path, ser
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
-             "--role", "gateway", "--server", server, "--port", str(port),
+             "--role", "gateway", "--port", str(port),
              "--registry", str(tmp_path / "registry"), "--logs", str(tmp_path / "logs")],
             cwd=tmp_path, env={**os.environ, "MLGATE_HOME": str(tmp_path / "home")},
             capture_output=True, text=True, timeout=120,

@@ -33,6 +33,7 @@ class Served:
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-c", "from mlgate.cli import main; main()", "serve",
              "--role", "gateway", "--port", str(self.port), "--workers", str(workers),
+             "--grpc-port", "0",
              "--log-level", "warning", "--registry", str(tmp_path / "registry"),
              "--logs", str(tmp_path / "logs")],
             cwd=tmp_path, env={**os.environ, "MLGATE_HOME": str(tmp_path / "home")},
@@ -47,7 +48,7 @@ class Served:
             return False
 
     def workers(self) -> list[int]:
-        """The worker processes of a multi-worker server (uvicorn's spawned children)."""
+        """The worker processes of a multi-worker server (granian's spawned children)."""
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return [int(c) for c in children
@@ -162,7 +163,7 @@ def test_sigkill_of_one_of_two_workers_loses_no_answered_row(tmp_path: Path) -> 
         wait_for(lambda: len(load.answered) >= 2_000, 120)  # type: ignore[union-attr]
         victim = server.workers()[0]
         os.kill(victim, signal.SIGKILL)
-        # uvicorn's supervisor starts a new worker, which replays the dead one's journal
+        # granian's supervisor starts a new worker, which replays the dead one's journal
         wait_for(lambda: victim not in server.workers() and len(server.workers()) == 2, 120)
         wait_for(server.ready, 120)
         count = len(load.answered)

@@ -68,6 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--role", "gateway", "--port", str(port), "--log-level", "warning",
+         "--grpc-port", "0",
          "--registry", str(tmp / "registry"), "--logs", str(tmp / "logs")],
         cwd=tmp, env={**os.environ, "MLGATE_HOME": str(tmp / "home")},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
