@@ -163,8 +163,11 @@ def test_sigkill_of_one_of_two_workers_loses_no_answered_row(tmp_path: Path) -> 
         wait_for(lambda: len(load.answered) >= 2_000, 120)  # type: ignore[union-attr]
         victim = server.workers()[0]
         os.kill(victim, signal.SIGKILL)
-        # granian's supervisor starts a new worker, which replays the dead one's journal
+        # granian's supervisor starts a new worker, which replays the dead one's journal as it
+        # starts (the other worker answers meanwhile, so readiness does not say it is done)
         wait_for(lambda: victim not in server.workers() and len(server.workers()) == 2, 120)
+        journals = tmp_path / "logs" / "_journal"
+        wait_for(lambda: not list(journals.glob(f"*-{victim}-*.journal")), 180)
         wait_for(server.ready, 120)
         count = len(load.answered)
         wait_for(lambda: len(load.answered) >= count + 500, 120)  # type: ignore[union-attr]
