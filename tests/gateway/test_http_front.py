@@ -86,7 +86,9 @@ def request(
 def infer_body(rows: int = 1, request_id: str | None = None) -> bytes:
     X, _ = iris()
     payload: dict[str, Any] = {
-        "inputs": [{"name": "x", "shape": [rows, 4], "datatype": "FP32", "data": X[:rows].tolist()}]
+        "inputs": [
+            {"name": "input-0", "shape": [rows, 4], "datatype": "FP32", "data": X[:rows].tolist()}
+        ]
     }
     if request_id is not None:
         payload["id"] = request_id
