@@ -23,8 +23,13 @@ T = TypeVar("T")
 
 
 def _width(stream: Any) -> int | None:
-    """Piped output (scripts, CI logs) is not cut at rich's 80-column default."""
-    if os.environ.get("COLUMNS") or stream.isatty():
+    """Piped output (scripts, CI logs) is not cut at rich's 80-column default; a terminal's
+    own width is used, and ``COLUMNS`` wins over both (fixed here, so that a variable unset
+    later cannot drop the width back to 80)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if stream.isatty():
         return None
     return 160
 

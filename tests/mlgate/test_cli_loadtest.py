@@ -67,7 +67,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     (tmp / "mlgate.toml").write_text("[gateway]\nlog_flush_interval_s = 0.5\n")
     port = free_port()
     process = subprocess.Popen(
-        [*CLI, "serve", "--role", "gateway", "--port", str(port), "--log-level", "warning",
+        [*CLI, "serve", "--role", "gateway", "--port", str(port), "--grpc-port", "0",
+         "--log-level", "warning",
          "--grpc-port", "0",
          "--registry", str(tmp / "registry"), "--logs", str(tmp / "logs")],
         cwd=tmp, env={**os.environ, "MLGATE_HOME": str(tmp / "home")},
