@@ -51,9 +51,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # load_retry_max_s (a fixed artifact or a registry back up is picked up without a restart)
     load_retry_initial_s: float = 1.0
     load_retry_max_s: float = 60.0  # see load_retry_initial_s
-    drain_timeout_s: float = 30.0
-    # routing and identity
-    routing_header: str = "X-Routing-Key"
+    drain_timeout_s: float = 30.0  # a retired version (and shadow copies) drain at most this long
+    # -- routing and identity --
+    routing_header: str = "X-Routing-Key"  # keeps a caller on one side of a canary
     request_id_header: str = "X-Request-Id"  # a client's request id (else the OIP id, else new)
     default_model: str | None = None  # for /invocations without ?model=
     # -- prediction log --
