@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ENV_REGISTRY = "MLGATE_REGISTRY"
 ENV_LOGS = "MLGATE_LOGS"
 ENV_SETTINGS = "MLGATE_GATEWAY_SETTINGS"  # JSON of GatewaySettings, set by `mlgate serve`
+ENV_LOG_LEVEL = "MLGATE_LOG_LEVEL"  # `mlgate serve --log-level`, for the workers' own log
 
 
 def create_gateway_front(
@@ -81,6 +82,7 @@ def front_from_env() -> GatewayFront:
     from mlgate import process
 
     process.stop_with_parent()
+    process.log_to_stderr(os.environ.get(ENV_LOG_LEVEL, "info"))
     raw = os.environ.get(ENV_SETTINGS)
     settings = GatewaySettings.from_json(raw) if raw else GatewaySettings.from_mapping()
     front = create_gateway_front(

@@ -60,3 +60,19 @@ def stop_with_parent() -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def log_to_stderr(level: str) -> None:
+    """Our own loggers (``gateway``, ``registry``, ``mlgate``: model loads, route changes,
+    failures) print to this worker's stderr at ``level``, beside the server's own lines."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
+    for name in ("gateway", "registry", "mlgate"):
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "_mlgate", False) for h in logger.handlers):
+            handler._mlgate = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(level.upper())
+        logger.propagate = False

@@ -220,7 +220,7 @@ ENVIRONMENT: dict[str, str] = {
     "wins over the file",
     "MLGATE_GATEWAY_SETTINGS": "internal: the `[gateway]` settings `mlgate serve` hands to its "
     "worker processes",
-    "MLGATE_REGISTRY_HOLD_BEFORE_COMMIT": "internal, tests only",
+    "MLGATE_LOG_LEVEL": "internal: `mlgate serve --log-level`, handed to its worker processes",
 }
 
 

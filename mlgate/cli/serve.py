@@ -20,7 +20,7 @@ import msgspec
 import typer
 
 from gateway.settings import GatewaySettings, SettingsError
-from mlgate.app import ENV_LOGS, ENV_REGISTRY, ENV_SETTINGS
+from mlgate.app import ENV_LOG_LEVEL, ENV_LOGS, ENV_REGISTRY, ENV_SETTINGS
 from mlgate.cli.common import HomeOption, LogsOption, RegistryOption, err_console, fail, locations
 
 FACTORY = "mlgate.app:front_from_env"
@@ -30,6 +30,14 @@ COMPANIONS: dict[str, list[str]] = {
     "monitor": ["monitor", "run"],
     "trainer": ["trainer", "run"],
 }
+
+
+class LogLevel(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
 
 
 class Role(StrEnum):
@@ -60,7 +68,13 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Gateway processes.")] = 1,
     role: Annotated[Role, typer.Option("--role", help="What this process runs.")] = Role.all,
-    log_level: Annotated[str, typer.Option("--log-level", help="Server log level.")] = "info",
+    log_level: Annotated[
+        LogLevel,
+        typer.Option("--log-level", help="Server log level (model loads and swaps at info)."),
+    ] = LogLevel.info,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (granian's access log).")
+    ] = False,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -88,6 +102,7 @@ def serve(
         ENV_LOGS: where.logs,
         ENV_SETTINGS: settings.to_json().decode(),
         "MLGATE_HOME": str(where.home),  # the dashboard reads <home>/monitor.duckdb
+        ENV_LOG_LEVEL: log_level.value,  # the workers log model loads, swaps and failures
     }
     if metrics_port is not None:
         env["MLGATE_MONITOR_METRICS_PORT"] = str(metrics_port)
@@ -113,7 +128,8 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     code = 0
     try:
-        run_gateway(host=host, port=port, workers=workers, log_level=log_level)
+        run_gateway(host=host, port=port, workers=workers, log_level=log_level.value,
+                    access_log=access_log)  # fmt: skip
     except SystemExit as exc:
         # a stop by signal is a clean end; the server's own failure (it exits 1 when it cannot
         # start) is passed on
@@ -153,7 +169,9 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_gateway(*, host: str, port: int, workers: int, log_level: str) -> None:
+def run_gateway(
+    *, host: str, port: int, workers: int, log_level: str, access_log: bool = False
+) -> None:
     """Run ``workers`` granian worker processes, each serving ``front_from_env()`` over RSGI,
     until SIGTERM/SIGINT: granian stops accepting and finishes in-flight requests, then each
     front's shutdown drains its batchers and flushes its log."""
@@ -175,6 +193,7 @@ def run_gateway(*, host: str, port: int, workers: int, log_level: str) -> None:
         loop=Loops.uvloop,
         websockets=False,
         log_level=log_level,  # type: ignore[arg-type]
+        log_access=access_log,
         workers_kill_timeout=60,
         respawn_failed_workers=True,  # a worker that dies is replaced (it replays its journal)
     ).serve()
