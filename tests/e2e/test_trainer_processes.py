@@ -34,6 +34,27 @@ def _trainer(root: Path, reg: Registry, logs: Path, **env: str) -> subprocess.Po
                                 stderr=out, start_new_session=True)  # fmt: skip
 
 
+# a trainer whose registry stops at the commit point of a new version (the manifest not yet
+# written) and waits there to be killed; ``Registry(before_commit=...)`` is the hook
+HOLDING_TRAINER = """
+import os, pathlib, sys, threading, time
+from registry import Registry
+from trainer import TrainerService, context
+hold = pathlib.Path(sys.argv[1])
+def held():
+    (hold / f"held-{os.getpid()}").write_text("")
+    time.sleep(3600)
+reg = Registry(sys.argv[2], before_commit=held)
+TrainerService(context(reg, logs=sys.argv[3])).run(threading.Event())
+"""
+
+
+def _holding_trainer(root: Path, reg: Registry, logs: Path, hold: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-c", HOLDING_TRAINER, str(hold), reg.url, str(logs)]
+    with (root / f"trainer-held-{time.monotonic_ns()}.log").open("wb") as out:
+        return subprocess.Popen(cmd, cwd=root, stdout=out, stderr=out, start_new_session=True)
+
+
 def _wait(condition: object, what: str, timeout_s: float = 240.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():  # type: ignore[operator]
@@ -93,7 +114,7 @@ def test_sigkill_while_registering_leaves_no_version_and_one_rerun(setup) -> Non
     root, reg, logs = setup
     hold = root / "hold"
     hold.mkdir()
-    first = _trainer(root, reg, logs, MLGATE_REGISTRY_HOLD_BEFORE_COMMIT=str(hold))
+    first = _holding_trainer(root, reg, logs, hold)
     second = None
     try:
         _alert(reg, "alert-kill")
