@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway import router
+from gateway.answered import AnsweredIds
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -117,6 +118,33 @@ def _expire(
         )
 
 
+FEEDBACK_SLICE = 4096  # labels of a feedback request logged (and journaled) together
+
+
+class FeedbackResult:
+    """The answer to a feedback request: labels received, accepted into the log (those that
+    fit its buffer), and matched to a prediction this worker answered recently (the rest:
+    unmatched)."""
+
+    __slots__ = ("accepted", "matched", "received")
+
+    def __init__(self, received: int, accepted: int, matched: int) -> None:
+        self.received = received
+        self.accepted = accepted
+        self.matched = matched
+
+    def as_dict(self) -> dict[str, int]:
+        """>>> FeedbackResult(3, 3, 2).as_dict()
+        {'received': 3, 'accepted': 3, 'matched': 2, 'unmatched': 1}
+        """
+        return {
+            "received": self.received,
+            "accepted": self.accepted,
+            "matched": self.matched,
+            "unmatched": self.received - self.matched,
+        }
+
+
 class Gateway:
     """Composition of models, batchers, log writer and metrics for one worker process."""
 
@@ -163,6 +191,8 @@ class Gateway:
         # cheaper than a getrandom() call per request)
         self._id_prefix = os.urandom(6).hex()
         self._id_counter = itertools.count()
+        # answered request ids per model, to tell feedback labels that match a logged row
+        self._answered: dict[str, AnsweredIds] = {}
         self._shadow_rows = 0
         self._shadow_tasks: set[asyncio.Future[Any]] = set()
         self._closing = False
@@ -335,6 +365,8 @@ class Gateway:
             compute_s=result.compute_ns / 1e9 if result is not None else None,
             rows=X.shape[0] if X is not None else 0,
         )
+        if result is not None and route != ROUTE_SHADOW and self.log is not None:
+            self.answered_ids(loaded.model).add(request_id, X.shape[0] if X is not None else 1)
         if self.log is not None and not logged:
             self.log.append(
                 PredictionRecord(
@@ -438,18 +470,35 @@ class Gateway:
                      logged=tag.logged)  # fmt: skip
 
     # -- feedback -----------------------------------------------------------------------------
-    def feedback(self, model: str, labels: list[tuple[str, Any]]) -> int:
-        """Record ground truth by request id; returns how many labels were accepted."""
+    def answered_ids(self, model: str) -> AnsweredIds:
+        """The request ids of ``model`` this worker answered recently (``feedback_match_ids``)."""
+        ids = self._answered.get(model)
+        if ids is None:
+            ids = self._answered[model] = AnsweredIds(self.settings.feedback_match_ids)
+        return ids
+
+    def feedback(self, model: str, labels: list[tuple[str, Any]]) -> FeedbackResult:
+        """Record ground truth by request id: how many labels were accepted, and how many
+        name a prediction this worker answered recently (``gateway.answered``). Safe to call
+        on a thread (large requests are: ``gateway.http.feedback``)."""
         self.models.get(model)  # unknown model -> 404
         if self.log is None:
             raise BadRequest("feedback: this gateway has no log store configured")
         now = time.time_ns() // 1000
-        records = [
-            FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
-            for request_id, label in labels
-        ]
-        # journaled in one write before the answer; all or none fit in the buffer
-        return len(records) if records and self.log.append_many(records) else 0
+        answered = self.answered_ids(model)
+        matched = accepted = 0
+        # in slices, each journaled in one write: on a thread, no single step (an encode, the
+        # log's lock) holds the interpreter or the log long enough to stall predictions
+        for start in range(0, len(labels), FEEDBACK_SLICE):
+            part = labels[start : start + FEEDBACK_SLICE]
+            records = [
+                FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
+                for request_id, label in part
+            ]
+            matched += sum(1 for request_id, _ in part if answered.matches(request_id))
+            if self.log.append_many(records):  # a slice fits in the buffer whole, or not at all
+                accepted += len(records)
+        return FeedbackResult(len(labels), accepted, matched)
 
     # -- metrics ------------------------------------------------------------------------------
     def _collect(self) -> Iterator[Metric]:

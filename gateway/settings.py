@@ -24,6 +24,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # -- limits --
     max_body_bytes: int = 32 * 1024 * 1024  # request body, also after decompression; past it: 413
     max_request_rows: int = 65_536  # rows in one request; past it: 413
+    max_feedback_labels: int = 1_000_000  # labels in one feedback request; past it: 400
+    # answered request ids remembered per model (and worker) to count a feedback request's
+    # labels as matched or unmatched; older ones count as unmatched (about 100 B each)
+    feedback_match_ids: int = 200_000
     # bodies this large (or compressed ones this large) are decoded on a thread, so that a
     # 30 MiB request (about 0.3 s of JSON) does not stall every other request on the loop
     decode_off_loop_bytes: int = 1024 * 1024
@@ -85,6 +89,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         positive = {
             "max_body_bytes": self.max_body_bytes,
             "max_request_rows": self.max_request_rows,
+            "max_feedback_labels": self.max_feedback_labels,
             "max_batch_rows": self.max_batch_rows,
             "max_queue_rows": self.max_queue_rows,
             "parallel_batches": self.parallel_batches,
@@ -105,6 +110,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "inference_threads": self.inference_threads,
             "warmup_rows": self.warmup_rows,
             "decode_off_loop_bytes": self.decode_off_loop_bytes,
+            "feedback_match_ids": self.feedback_match_ids,
             "shadow_max_inflight_rows": self.shadow_max_inflight_rows,
         }.items():
             if value < 0:

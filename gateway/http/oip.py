@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, Response, get, post
+from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 import gateway
 from gateway.codecs.oip import EXTENSIONS, SERVER_NAME, model_metadata
-from gateway.codecs.tabular import decode_json_object
-from gateway.errors import BadRequest
-from gateway.http.auth import require_predict
 from gateway.http.predict import parse_version
 from gateway.http.responses import json_response
 from gateway.service import Gateway
@@ -64,36 +59,6 @@ def metadata_routes(gw: Gateway) -> list[HTTPRouteHandler]:
 
 
 def oip_routes(gw: Gateway) -> list[HTTPRouteHandler]:
-    """Metadata, health and feedback (``.../infer`` is answered by the front,
+    """Metadata and health (``.../infer`` and ``.../feedback`` are answered by the front,
     ``gateway.http.routes``)."""
-    settings = gw.settings
-
-    @post("/v2/models/{model:str}/feedback", status_code=200)
-    async def feedback(request: Request[Any, Any, Any], model: FromPath[str]) -> Response[bytes]:
-        require_predict(request, settings.predict_token)
-        labels = parse_feedback(await request.body())
-        accepted = gw.feedback(model, labels)
-        return json_response({"accepted": accepted, "received": len(labels)})
-
-    return [*metadata_routes(gw), feedback]
-
-
-def parse_feedback(body: bytes) -> list[tuple[str, Any]]:
-    data = decode_json_object(body, "feedback")
-    labels = data.get("labels")
-    if not isinstance(labels, list) or not labels:
-        raise BadRequest(
-            'feedback: expected {"labels": [{"id": request_id, "label": value}, …]}, '
-            f"got keys {sorted(data)}"
-        )
-    out = []
-    for i, item in enumerate(labels):
-        if not isinstance(item, dict) or "id" not in item or "label" not in item:
-            raise BadRequest(f"feedback labels[{i}]: expected an object with 'id' and 'label'")
-        request_id, label = item["id"], item["label"]
-        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
-            raise BadRequest(f"feedback labels[{i}].id: expected a string, got {request_id!r}")
-        if label is None or isinstance(label, list | dict):
-            raise BadRequest(f"feedback labels[{i}].label: expected a scalar, got {label!r}")
-        out.append((str(request_id), label))
-    return out
+    return metadata_routes(gw)

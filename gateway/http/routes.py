@@ -2,8 +2,10 @@
 
 A predict route is a method, a path template and the ``Operation`` kind that answers it;
 ``{name}`` matches one path segment. To serve a new predict endpoint, add a line to
-``PREDICT_ROUTES`` (its operation in ``gateway.http.predict``). Every other endpoint (metadata,
-health, feedback, admin, metrics) is a Litestar route handler listed in ``gateway.http.app``.
+``PREDICT_ROUTES`` (its operation in ``gateway.http.predict``). Feedback, whose bodies are as
+large as predict's, is answered by the front too (``gateway.http.feedback``). Every other
+endpoint (metadata, health, admin, metrics) is a Litestar route handler listed in
+``gateway.http.app``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from gateway.http.feedback import FeedbackOperation
 from gateway.http.predict import Operation, split_verb
 
 
 class PredictRoute(NamedTuple):
     method: str
     template: str
-    kind: str  # Operation.kind: "oip", "v1" or "mlflow"
+    kind: str  # Operation.kind: "oip", "v1" or "mlflow"; or "feedback" (FeedbackOperation)
 
 
 PREDICT_ROUTES: tuple[PredictRoute, ...] = (
@@ -27,6 +30,7 @@ PREDICT_ROUTES: tuple[PredictRoute, ...] = (
     PredictRoute("POST", "/v1/models/{spec}", "v1"),
     PredictRoute("POST", "/v1/models/{model}/versions/{spec}", "v1"),
     PredictRoute("POST", "/invocations", "mlflow"),
+    PredictRoute("POST", "/v2/models/{model}/feedback", "feedback"),
 )
 
 
@@ -42,7 +46,7 @@ def _pattern(template: str) -> re.Pattern[str]:
 _COMPILED = [(route, _pattern(route.template)) for route in PREDICT_ROUTES]
 
 
-def match(method: str, path: str) -> Operation | None:
+def match(method: str, path: str) -> Operation | FeedbackOperation | None:
     """The operation for a predict request, or None (then the Litestar app answers it).
 
     >>> op = match("POST", "/v2/models/iris/versions/2/infer")
@@ -60,6 +64,8 @@ def match(method: str, path: str) -> Operation | None:
         if found is None:
             continue
         params = found.groupdict()
+        if route.kind == "feedback":
+            return FeedbackOperation(params["model"])
         if route.kind == "v1":
             # split_verb refuses "<model>:other" with a 400 that names the expected form
             spec = params["spec"]

@@ -148,8 +148,8 @@ def test_predict_requests_are_answered_by_the_front_and_the_rest_by_litestar(
     conn.send(request("GET", "/v2/health/live"))
     assert conn.read().status == 200
     conn.send(request("POST", "/v2/models/iris/feedback", b'{"labels": []}'))
-    assert conn.read().status == 400  # Litestar's route, through the ASGI bridge
-    assert by_litestar == ["GET /v2/health/live", "POST /v2/models/iris/feedback"]
+    assert conn.read().status == 400  # feedback bodies go through the front's body rules too
+    assert by_litestar == ["GET /v2/health/live"]
 
 
 CASES: list[tuple[str, bytes, dict[str, str]]] = [

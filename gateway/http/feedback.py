@@ -1,0 +1,115 @@
+"""``POST /v2/models/{model}/feedback``: ground truth by request id, answered by the front.
+
+The body goes through the predict body rules (``gateway.http.body``: ``max_body_bytes``,
+compression, and decoding on a thread from ``decode_off_loop_bytes``), so that a large label
+batch neither blows up memory nor stalls predictions on the event loop; at most
+``max_feedback_labels`` labels per request. The answer counts the labels received, accepted
+into the log, and matched / unmatched to a prediction this worker answered recently
+(``gateway.answered``: exact for recent ones, approximate beyond ``feedback_match_ids``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gateway.codecs.tabular import decode_json_object
+from gateway.errors import BadRequest
+from gateway.http import body as body_rules
+from gateway.http.auth import check_predict_token
+from gateway.http.predict import Reply
+from gateway.http.request import PredictRequest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
+
+    from gateway.service import Gateway
+
+FORM = '{"labels": [{"id": request_id, "label": value}, …]}'
+
+
+class _Label(msgspec.Struct):
+    id: str | int
+    label: str | int | float | bool
+
+
+class _Body(msgspec.Struct):
+    labels: list[_Label]
+
+
+_typed = msgspec.json.Decoder(_Body)
+_encoder = msgspec.json.Encoder()
+
+
+def parse_feedback(body: bytes, max_labels: int) -> list[tuple[str, Any]]:
+    """``(request id, label)`` pairs of a feedback body; a 400 naming what is wrong.
+
+    >>> parse_feedback(b'{"labels": [{"id": "a", "label": 1}, {"id": 7, "label": "x"}]}', 10)
+    [('a', 1), ('7', 'x')]
+    >>> parse_feedback(b'{"labels": [{"id": "a", "label": [1]}]}', 10)
+    Traceback (most recent call last):
+    gateway.errors.BadRequest: feedback labels[0].label: expected a scalar, got [1]
+    >>> parse_feedback(b'{"labels": [{"id": "a", "label": 1}, {"id": "b", "label": 2}]}', 1)
+    Traceback (most recent call last):
+    gateway.errors.BadRequest: feedback: expected at most max_feedback_labels=1 labels, got 2
+    """
+    try:  # the fast path: one typed decode (msgspec)
+        labels = [(str(x.id), x.label) for x in _typed.decode(body).labels]
+    except (msgspec.DecodeError, RecursionError):
+        labels = _parse_slowly(body)  # the same rules, with a message naming the culprit
+    if not labels:
+        raise BadRequest(f"feedback: expected {FORM}, got no labels")
+    if len(labels) > max_labels:
+        raise BadRequest(
+            f"feedback: expected at most max_feedback_labels={max_labels} labels, got {len(labels)}"
+        )
+    return labels
+
+
+def _parse_slowly(body: bytes) -> list[tuple[str, Any]]:
+    data = decode_json_object(body, "feedback")
+    labels = data.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise BadRequest(f"feedback: expected {FORM}, got keys {sorted(data)}")
+    out = []
+    for i, item in enumerate(labels):
+        if not isinstance(item, dict) or "id" not in item or "label" not in item:
+            raise BadRequest(f"feedback labels[{i}]: expected an object with 'id' and 'label'")
+        request_id, label = item["id"], item["label"]
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            raise BadRequest(f"feedback labels[{i}].id: expected a string, got {request_id!r}")
+        if label is None or isinstance(label, list | dict):
+            raise BadRequest(f"feedback labels[{i}].label: expected a scalar, got {label!r}")
+        out.append((str(request_id), label))
+    return out
+
+
+class FeedbackOperation:
+    """The feedback endpoint of one model, run by the front like a predict ``Operation``."""
+
+    __slots__ = ("model",)
+    kind = "feedback"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    async def __call__(
+        self, gw: Gateway, request: PredictRequest, chunks: AsyncIterable[bytes]
+    ) -> Reply:
+        settings = gw.settings
+        limit = settings.max_body_bytes
+        body_rules.check_length(request, limit)
+        check_predict_token(request.header("authorization"), settings.predict_token)
+        gw.models.get(self.model)  # an unknown model is a 404 whatever the body holds
+        body = await body_rules.read(chunks, limit)
+        max_labels = settings.max_feedback_labels
+        # parsing, the log records and the matching all run on the thread for a large body
+        result = await body_rules.decode(
+            request,
+            body,
+            lambda data: gw.feedback(self.model, parse_feedback(data, max_labels)),
+            limit=limit,
+            off_loop_bytes=settings.decode_off_loop_bytes,
+        )
+        return Reply(_encoder.encode(result.as_dict()), headers=[])
