@@ -7,6 +7,7 @@ tokens also come from ``MLGATE_ADMIN_TOKEN`` / ``MLGATE_PREDICT_TOKEN``.
 from __future__ import annotations
 
 import os
+import resource
 from typing import Any
 
 import msgspec
@@ -31,6 +32,21 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # bodies this large (or compressed ones this large) are decoded on a thread, so that a
     # 30 MiB request (about 0.3 s of JSON) does not stall every other request on the loop
     decode_off_loop_bytes: int = 1024 * 1024
+    # -- connections --
+    # A client has this long to send a request's line and headers, counted from the moment
+    # the connection opens or, on a kept-alive connection, from the previous answer (so it is
+    # also the idle timeout: granian keeps one timer for both); past it the connection is
+    # closed without an answer.
+    http_header_timeout_s: float = 10.0
+    # Keep connections open between requests (HTTP/1.1 keep-alive); false: one request each.
+    http_keep_alive: bool = True
+    # Largest request line plus headers, in bytes (at least 8192); past it: 431, connection
+    # closed.
+    http_max_header_bytes: int = 64 * 1024
+    # Open connections per worker process; past it new connections wait in the listen backlog
+    # until one closes. 0: the open-file limit (ulimit -n) less 256 kept for log segments,
+    # models and the registry.
+    max_connections: int = 0
     # -- batching --
     max_batch_rows: int = 256  # rows per computed batch (a larger request runs alone)
     max_delay_us: int = 0  # 0: no added delay, a batch starts as soon as the runtime is free
@@ -101,6 +117,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "log_flush_rows": self.log_flush_rows,
             "log_flush_interval_s": self.log_flush_interval_s,
             "log_buffer_rows": self.log_buffer_rows,
+            "http_header_timeout_s": self.http_header_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -112,12 +129,18 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "decode_off_loop_bytes": self.decode_off_loop_bytes,
             "feedback_match_ids": self.feedback_match_ids,
             "shadow_max_inflight_rows": self.shadow_max_inflight_rows,
+            "max_connections": self.max_connections,
         }.items():
             if value < 0:
                 raise SettingsError(f"gateway setting {name!r}: expected >= 0, got {value!r}")
         if not 0 <= self.grpc_port <= 65535:
             raise SettingsError(
                 f"gateway setting 'grpc_port': expected 0 (off) to 65535, got {self.grpc_port!r}"
+            )
+        if self.http_max_header_bytes < 8192:
+            raise SettingsError(
+                f"gateway setting 'http_max_header_bytes': expected >= 8192, "
+                f"got {self.http_max_header_bytes!r}"
             )
         if self.log_compression not in SEGMENT_CODECS:
             raise SettingsError(
@@ -142,6 +165,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     @property
     def routing_header_lower(self) -> str:
         return self.routing_header.lower()
+
+    @property
+    def connections_per_worker(self) -> int:
+        """The connection cap actually used: ``max_connections``, else the open-file limit
+        less 256 (at least 64)."""
+        if self.max_connections:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 65_536
+        return max(64, soft - 256)
 
     @property
     def threads(self) -> int:

@@ -129,7 +129,7 @@ def serve(
     code = 0
     try:
         run_gateway(host=host, port=port, workers=workers, log_level=log_level.value,
-                    access_log=access_log)  # fmt: skip
+                    access_log=access_log, settings=settings)  # fmt: skip
     except SystemExit as exc:
         # a stop by signal is a clean end; the server's own failure (it exits 1 when it cannot
         # start) is passed on
@@ -170,15 +170,30 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def run_gateway(
-    *, host: str, port: int, workers: int, log_level: str, access_log: bool = False
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    settings: GatewaySettings,
+    access_log: bool = False,
 ) -> None:
     """Run ``workers`` granian worker processes, each serving ``front_from_env()`` over RSGI,
     until SIGTERM/SIGINT: granian stops accepting and finishes in-flight requests, then each
-    front's shutdown drains its batchers and flushes its log."""
+    front's shutdown drains its batchers and flushes its log.
+
+    The connection settings map onto granian's: ``http_header_timeout_s`` and
+    ``http_keep_alive`` and ``http_max_header_bytes`` onto ``HTTP1Settings`` (hyper's header
+    read timeout, which also runs while a kept-alive connection waits for its next request,
+    and its read buffer limit, past which it answers 431; over HTTP/2 the header size limit
+    only: hyper has no header timeout there), ``max_connections`` onto
+    ``backpressure`` (granian holds one permit per open connection and stops accepting when
+    none is left)."""
     import multiprocessing
 
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings, HTTP2Settings
 
     # each worker a fresh interpreter (granian uses the process's start method; Linux's
     # default, fork, would copy this process's state into every worker)
@@ -192,6 +207,13 @@ def run_gateway(
         workers=workers,
         loop=Loops.uvloop,
         websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(settings.http_header_timeout_s * 1000)),
+            keep_alive=settings.http_keep_alive,
+            max_buffer_size=settings.http_max_header_bytes,
+        ),
+        http2_settings=HTTP2Settings(max_headers_size=settings.http_max_header_bytes),
+        backpressure=settings.connections_per_worker,
         log_level=log_level,  # type: ignore[arg-type]
         log_access=access_log,
         workers_kill_timeout=60,
