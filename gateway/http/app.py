@@ -6,6 +6,7 @@ are answered by the front instead: ``gateway.http.routes``).
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Litestar, Response, get
 from litestar.exceptions import HTTPException
 
@@ -13,6 +14,7 @@ from gateway.http.admin import admin_routes
 from gateway.http.admin_rollout import rollout_router
 from gateway.http.extensions import extension_routes
 from gateway.http.oip import oip_routes
+from gateway.http.openapi import openapi_document
 from gateway.http.responses import make_exception_handler
 from gateway.http.v1_mlflow import v1_mlflow_routes
 from gateway.metrics import CONTENT_TYPE
@@ -25,6 +27,13 @@ def create_app(gw: Gateway) -> Litestar:
     @get("/metrics", sync_to_thread=False)
     def metrics() -> Response[bytes]:
         return Response(content=gw.metrics.render(), media_type=CONTENT_TYPE)
+
+    document = msgspec.json.encode(openapi_document())
+
+    @get("/openapi.json", sync_to_thread=False)
+    def openapi() -> Response[bytes]:
+        """The OpenAPI 3.1 document of every endpoint, the front's predict ones included."""
+        return Response(content=document, media_type="application/json")
 
     handler = make_exception_handler(gw.metrics)
     rollout = rollout_router(
@@ -41,6 +50,7 @@ def create_app(gw: Gateway) -> Litestar:
             *admin_routes(gw),
             rollout,
             metrics,
+            openapi,
         ],
         exception_handlers={HTTPException: handler, Exception: handler},
         request_max_body_size=gw.settings.max_body_bytes,
