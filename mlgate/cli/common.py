@@ -24,12 +24,8 @@ T = TypeVar("T")
 
 def _width(stream: Any) -> int | None:
     """Piped output (scripts, CI logs) is not cut at rich's 80-column default; a terminal's
-    own width is used, and ``COLUMNS`` wins over both (fixed here, so that a variable unset
-    later cannot drop the width back to 80)."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if stream.isatty():
+    own width is used, and so is ``COLUMNS`` when set (rich reads it at each print)."""
+    if os.environ.get("COLUMNS") or stream.isatty():
         return None
     return 160
 

@@ -23,6 +23,10 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 def test_retrain_json_then_history_carries_the_version(world: World, monkeypatch) -> None:
     monkeypatch.chdir(world.root)
+    from mlgate.cli import common
+
+    # pytest-xdist's workers run with COLUMNS=80, which rich reads when the console is made
+    monkeypatch.setattr(common.console, "width", 200)
     (world.root / "mlgate.toml").write_text(
         "[trainer]\nrollout = false\nbootstrap_rounds = 100\nnice = 0\n"
     )
