@@ -41,6 +41,7 @@ from registry.errors import InvalidRoute, RegistryError
 from registry.model import Route
 
 PATH = "/admin/models/{model:str}/rollout"
+MAX_WINDOW_S = 366 * 24 * 3600.0  # the longest rollout status window, a year
 
 
 class StartBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -204,8 +205,11 @@ def rollout_router(
     async def status(
         model: FromPath[str], window_s: FromQuery[float] = DEFAULT_WINDOW_S
     ) -> dict[str, Any]:
-        if not window_s > 0:
-            raise _AdminError(400, f"query 'window_s': expected seconds > 0, got {window_s!r}")
+        if not 0 < window_s <= MAX_WINDOW_S:  # NaN and inf too; past a year dates overflow
+            raise _AdminError(
+                400,
+                f"query 'window_s': expected seconds > 0 and <= {MAX_WINDOW_S:g}, got {window_s!r}",
+            )
         return await actions.status(model, logs=logs, window_s=window_s)
 
     return Router(

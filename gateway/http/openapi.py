@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import gateway
+from gateway.http.admin_rollout import MAX_WINDOW_S
 
 JSON = "application/json"
 DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -244,7 +245,7 @@ def _paths() -> dict[str, Any]:
                                        admin=True)},
     }  # fmt: skip
     window = _param("window_s", "300", where="query")
-    window["schema"] = {"type": "number", "exclusiveMinimum": 0}
+    window["schema"] = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WINDOW_S}
     status = _op("Rollout status (health of both sides)", "admin", [MODEL, window], None,
                  _answers("status", None, *admin_errors), admin=True)  # fmt: skip
     paths["/admin/models/{model}/rollout"] = {"get": status}
