@@ -304,6 +304,7 @@ def _schemas() -> dict[str, Any]:
         "V1Request": {
             "type": "object",
             "properties": {"instances": values, "inputs": {}},
+            "anyOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
             "example": {"instances": [[5.1, 3.5, 1.4, 0.2]]},
         },
         "V1Response": {"type": "object",
@@ -318,6 +319,8 @@ def _schemas() -> dict[str, Any]:
                 "instances": values,
                 "inputs": {},
             },
+            "anyOf": [{"required": [key]} for key in
+                      ("dataframe_split", "dataframe_records", "instances", "inputs")],
             "example": {"instances": [[5.1, 3.5, 1.4, 0.2]]},
         },
         "Feedback": {
