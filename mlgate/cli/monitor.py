@@ -63,7 +63,7 @@ def run(
         typer.Option(
             "--interval",
             min=0.1,
-            help="Seconds between passes (default: interval_s of [monitor], 30).",
+            help="Seconds between passes (default: interval_s of mlgate.toml's monitor table, 30).",
         ),
     ] = None,
     lease_ttl: Annotated[

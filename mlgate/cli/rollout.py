@@ -87,7 +87,10 @@ def start(
     name: NameArg,
     version: VersionArg,
     weight: Annotated[
-        str, typer.Option("--weight", help="Percent of routing keys for the canary.")
+        str,
+        typer.Option(
+            "--weight", metavar="PCT", help="Percent of routing keys for the canary (0-100)."
+        ),
     ] = "10",
     steps: Annotated[
         str | None,
@@ -109,7 +112,7 @@ def start(
             "--analysed",
             help="Shadow, then canary steps, each passed only on evidence from the log store "
             "(errors, p99 latency, agreement, labelled metric); rolled back on a failed check. "
-            "Plan from [rollout] in mlgate.toml, --steps, --interval and --plan.",
+            "Plan from the rollout table of mlgate.toml, --steps, --interval and --plan.",
         ),
     ] = False,
     plan_overrides: Annotated[
@@ -269,7 +272,10 @@ def shadow(
         str | None, typer.Argument(help="Version to shadow (omit with --off for all).")
     ] = None,
     percent: Annotated[
-        str, typer.Option("--percent", help="Percent of requests copied to the shadow.")
+        str,
+        typer.Option(
+            "--percent", metavar="PCT", help="Percent of requests copied to the shadow (0-100)."
+        ),
     ] = "100",
     off: Annotated[bool, typer.Option("--off", help="Stop shadowing (VERSION, or all).")] = False,
     home: HomeOption = None,

@@ -63,7 +63,7 @@ def serve(
             "--grpc-port",
             min=0,
             max=65535,
-            help="Port of OIP over gRPC (default: [gateway] grpc_port, 8081); 0: no gRPC.",
+            help="Port of OIP over gRPC (default: the gateway table's grpc_port, 8081); 0: none.",
         ),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Gateway processes.")] = 1,
