@@ -305,8 +305,11 @@ class Monitor:
         now = self.clock.time()
         for ctx in self._contexts.values():
             ctx.settle(self.store, now=now)  # normally done by the ingestor already
+
         try:
-            summaries = compute_windows(self.store, self.config, now=now)
+            summaries = compute_windows(
+                self.store, self.config, now=now, on_chunk=lambda c: self._queue(c, result)
+            )
         except Exception as exc:  # noqa: BLE001 - recorded; the windows stay pending
             self._problem("compute_failed", f"{type(exc).__name__}: {exc}", result)
             summaries = []
@@ -326,12 +329,19 @@ class Monitor:
                     self.metrics.observe_performance((w.model, w.version, w.route), perf)
         except Exception as exc:  # noqa: BLE001
             self._problem("performance_failed", f"{type(exc).__name__}: {exc}", result)
-        events = events_for(self.store, summaries, self.config)
+        events: list[tuple[str, dict[str, Any]]] = []
         for model, version, route, wid, n in self._degraded:
             data = degraded_event(self.store, model, version, route, wid, n, self.config)
             events.append((EVENT_PERFORMANCE_DEGRADED, data))
         self._degraded.clear()
         for event_type, data in events:
+            self.outbox.enqueue(event_type, data)
+            result.events.append(event_type)
+
+    def _queue(self, chunk: list[WindowSummary], result: PassResult) -> None:
+        """Queue the drift alerts of a chunk of windows: inside the transaction that stores
+        their summaries (``compute_windows``), so a kill in between loses neither."""
+        for event_type, data in events_for(self.store, chunk, self.config):
             self.outbox.enqueue(event_type, data)
             result.events.append(event_type)
 

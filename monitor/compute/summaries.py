@@ -21,6 +21,8 @@ from monitor.compute.performance import window_performance
 from monitor.compute.statistics import window_statistics
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from monitor.config import MonitorConfig
     from monitor.store import MonitorStore
     from monitor.store.rows import WindowRow
@@ -89,13 +91,19 @@ def effective_thresholds(c: dict[str, np.ndarray], config: MonitorConfig) -> dic
 
 
 def compute_windows(
-    store: MonitorStore, config: MonitorConfig, *, now: float
+    store: MonitorStore,
+    config: MonitorConfig,
+    *,
+    now: float,
+    on_chunk: Callable[[list[WindowSummary]], None] | None = None,
 ) -> list[WindowSummary]:
     """Statistics, decisions and summaries of every complete, not yet computed window.
 
     Windows go in chunks (each committed before the next) sized so that the statistics
     query fits DuckDB's memory limit (``chunk_windows``); streaks carry over through the
-    stored results.
+    stored results. ``on_chunk(summaries)`` runs inside each chunk's transaction (the monitor
+    queues the chunk's alerts there): a chunk's summaries and its alerts are stored together
+    or not at all, so a process killed in between loses neither.
     """
     pending = store.pending_windows()
     out: list[WindowSummary] = []
@@ -103,7 +111,8 @@ def compute_windows(
         return out
     step = chunk_windows(store, config.duckdb_memory_limit)
     for start in range(0, len(pending), step):
-        out += _compute_chunk(store, config, pending[start : start + step], now=now)
+        chunk = pending[start : start + step]
+        out += _compute_chunk(store, config, chunk, now=now, on_chunk=on_chunk)
     return out
 
 
@@ -160,7 +169,12 @@ def _statistics(
 
 
 def _compute_chunk(
-    store: MonitorStore, config: MonitorConfig, pending: list[WindowRow], *, now: float
+    store: MonitorStore,
+    config: MonitorConfig,
+    pending: list[WindowRow],
+    *,
+    now: float,
+    on_chunk: Callable[[list[WindowSummary]], None] | None,
 ) -> list[WindowSummary]:
     position = {p.window_id: i for i, p in enumerate(pending)}
     c = _statistics(store, list(position), config.noise_z)
@@ -191,7 +205,10 @@ def _compute_chunk(
         prev[key] = (seq, current)
     drifted = streak >= config.consecutive
     summaries = _summaries(pending, position, c, hits, raw, streak, drifted, config)
-    _write(store, pending, c, hits, streak, drifted, win_rows, summaries, config, now=now)
+    with store.transaction():
+        _write(store, pending, c, hits, streak, drifted, win_rows, summaries, config, now=now)
+        if on_chunk is not None:
+            on_chunk(summaries)
     return summaries
 
 

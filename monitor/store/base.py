@@ -19,15 +19,28 @@ class Tables:
     def con(self) -> duckdb.DuckDBPyConnection:
         raise NotImplementedError
 
+    _depth = 0  # transactions open on this store (an inner one joins the outer one)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """``BEGIN`` … ``COMMIT``, or ``ROLLBACK`` on any exception (re-raised)."""
+        """``BEGIN`` … ``COMMIT``, or ``ROLLBACK`` on any exception (re-raised). Nested, it
+        joins the open transaction: everything commits (or rolls back) with the outermost."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN")
+        self._depth = 1
         try:
             yield
         except BaseException:
+            self._depth = 0
             self.con.execute("ROLLBACK")
             raise
+        self._depth = 0
         self.con.execute("COMMIT")
 
     def insert_arrow(self, table_name: str, table: pa.Table) -> None:
