@@ -139,7 +139,12 @@ def _paths() -> dict[str, Any]:
                 "feedback",
                 [MODEL],
                 _json_body(_ref("Feedback")),
-                _answers("accepted and received counts", None, "400", "401", "404", "413"),
+                _answers(
+                    "label counts: received, accepted into the log, matched / unmatched to a "
+                    "prediction this worker answered recently",
+                    _ref("FeedbackCounts"),
+                    "400", "401", "404", "413",
+                ),  # fmt: skip
                 predict=True,
             )
         },
@@ -331,6 +336,13 @@ def _schemas() -> dict[str, Any]:
                 "properties": {"id": {"type": ["string", "integer"]},
                                "label": {"type": ["string", "number", "boolean"]}}}}},
             "example": {"labels": [{"id": "r1", "label": 0}]},
+        },
+        "FeedbackCounts": {
+            "type": "object",
+            "required": ["received", "accepted", "matched", "unmatched"],
+            "properties": {name: {"type": "integer", "minimum": 0}
+                           for name in ("received", "accepted", "matched", "unmatched")},
+            "example": {"received": 2, "accepted": 2, "matched": 1, "unmatched": 1},
         },
         "RouteChange": {
             "type": "object",
