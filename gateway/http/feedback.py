@@ -35,10 +35,14 @@ class _Label(msgspec.Struct):
 
 
 class _Body(msgspec.Struct):
-    labels: list[_Label]
+    labels: list[msgspec.Raw]  # each label's JSON text, decoded in slices
 
 
 _typed = msgspec.json.Decoder(_Body)
+_slice = msgspec.json.Decoder(list[_Label])
+# labels decoded per call: the decoder holds the interpreter for a call's whole length, so a
+# body decoded on a thread is decoded in short steps (predictions run between them)
+DECODE_SLICE = 4096
 _encoder = msgspec.json.Encoder()
 
 
@@ -54,17 +58,27 @@ def parse_feedback(body: bytes, max_labels: int) -> list[tuple[str, Any]]:
     Traceback (most recent call last):
     gateway.errors.BadRequest: feedback: expected at most max_feedback_labels=1 labels, got 2
     """
-    try:  # the fast path: one typed decode (msgspec)
-        labels = [(str(x.id), x.label) for x in _typed.decode(body).labels]
+    try:  # the fast path: typed decodes (msgspec), a slice of labels at a time
+        raw = _typed.decode(body).labels
+        _check_count(len(raw), max_labels)
+        labels: list[tuple[str, Any]] = []
+        for start in range(0, len(raw), DECODE_SLICE):
+            part = b"[" + b",".join(raw[start : start + DECODE_SLICE]) + b"]"
+            labels.extend((str(x.id), x.label) for x in _slice.decode(part))
+        return labels
     except (msgspec.DecodeError, RecursionError):
         labels = _parse_slowly(body)  # the same rules, with a message naming the culprit
-    if not labels:
-        raise BadRequest(f"feedback: expected {FORM}, got no labels")
-    if len(labels) > max_labels:
-        raise BadRequest(
-            f"feedback: expected at most max_feedback_labels={max_labels} labels, got {len(labels)}"
-        )
+    _check_count(len(labels), max_labels)
     return labels
+
+
+def _check_count(count: int, max_labels: int) -> None:
+    if not count:
+        raise BadRequest(f"feedback: expected {FORM}, got no labels")
+    if count > max_labels:
+        raise BadRequest(
+            f"feedback: expected at most max_feedback_labels={max_labels} labels, got {count}"
+        )
 
 
 def _parse_slowly(body: bytes) -> list[tuple[str, Any]]:
