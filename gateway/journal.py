@@ -117,6 +117,8 @@ def predictions_payload(records: Sequence[PredictionRecord]) -> dict[str, Any]:
         "st": [r.status for r in records],
         "n": [r.rows if r.outputs is not None else 0 for r in records],
     }
+    if any(r.traffic is not None for r in records):
+        payload["tr"] = [r.traffic for r in records]
     if answered:
         X = [r.X for r in answered if r.X is not None]
         payload["X"] = _array(X[0] if len(X) == 1 else np.concatenate(X))
@@ -138,7 +140,7 @@ def batch_payload(
     """The answers of one batch (all served, one model version, one timestamp): the fields
     the records share are stored once and the rows are the batch's own arrays."""
     first = records[0]
-    return {
+    payload: dict[str, Any] = {
         "t": "P",
         "k": first.layout.key,
         "ts": first.ts_us,
@@ -152,6 +154,9 @@ def batch_payload(
         "X": _array(X),
         "o": {name: _array(value) for name, value in outputs.items()},
     }
+    if any(r.traffic is not None for r in records):
+        payload["tr"] = [r.traffic for r in records]
+    return payload
 
 
 def feedback_payload(records: Sequence[Any]) -> dict[str, Any]:
@@ -213,6 +218,7 @@ def decode_records(frames: list[Any]) -> list[Record]:
                         latency_us=item["lat"][i],
                         batch_rows=item["br"][i],
                         status=item["st"][i],
+                        traffic=item["tr"][i] if "tr" in item else None,
                     )
                 )
                 offset += rows

@@ -42,6 +42,7 @@ from registry.logschema import (
     PREDICTIONS,
     SEGMENT_CODECS,
     SEGMENT_COMPRESSION,
+    TRAFFIC_COLUMN,
     feature_column,
     proba_column,
     segment_dir,
@@ -133,6 +134,7 @@ class PredictionRecord:
         "route",
         "rows",
         "status",
+        "traffic",
         "ts_us",
         "version",
     )
@@ -151,6 +153,7 @@ class PredictionRecord:
         latency_us: int,
         batch_rows: int,
         status: int,
+        traffic: str | None = None,
     ) -> None:
         self.ts_us = ts_us
         self.request_id = request_id
@@ -164,6 +167,7 @@ class PredictionRecord:
         self.latency_us = latency_us
         self.batch_rows = batch_rows
         self.status = status
+        self.traffic = traffic  # synthetic traffic ("loadtest"); None for real requests
 
 
 class FeedbackRecord:
@@ -554,6 +558,8 @@ def _layout_frame(records: list[PredictionRecord]) -> pl.DataFrame:
         *layout.proba_columns,
         *PREDICTION_TRAILING,
     ]
+    if TRAFFIC_COLUMN in frame.columns:
+        order.append(TRAFFIC_COLUMN)
     missing = [c for c in order if c not in frame.columns]
     if missing:  # only failed rows: features and outputs are all null
         pred_type = pl.String if layout.classification else pl.Float64
@@ -597,8 +603,7 @@ def _common_columns(records: list[PredictionRecord], counts: np.ndarray) -> pl.D
         arr = np.array(values, dtype=np.int64)
         return arr if single else np.repeat(arr, counts)
 
-    return pl.DataFrame(
-        {
+    columns = {
             "ts": _ts_series(numbers([r.ts_us for r in records])),
             "request_id": _row_ids(records, counts, single),
             "model": column([r.model for r in records], pl.String),
@@ -607,8 +612,10 @@ def _common_columns(records: list[PredictionRecord], counts: np.ndarray) -> pl.D
             "latency_us": numbers([r.latency_us for r in records]),
             "batch_rows": numbers([r.batch_rows for r in records]),
             "status": numbers([r.status for r in records]),
-        }
-    )
+    }  # fmt: skip
+    if any(r.traffic is not None for r in records):  # the column only where there is some
+        columns[TRAFFIC_COLUMN] = column([r.traffic for r in records], pl.String)
+    return pl.DataFrame(columns)
 
 
 def _served_frame(layout: LogLayout, records: list[PredictionRecord]) -> pl.DataFrame:

@@ -12,6 +12,7 @@ import functools
 import itertools
 import logging
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +32,13 @@ from gateway.liveness import GatewayReporter
 from gateway.logwriter import FeedbackRecord, LogWriter, PredictionRecord, default_worker_id
 from gateway.metrics import GatewayMetrics, counter
 from gateway.models import LoadedVersion, ModelManager, ModelState
-from registry.logschema import FEEDBACK, PREDICTIONS, ROUTE_SHADOW
+from registry.logschema import (
+    FEEDBACK,
+    LOADTEST_TRAFFIC,
+    PREDICTIONS,
+    ROUTE_SHADOW,
+    TRAFFIC_HEADER,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -77,12 +84,31 @@ class Service(Protocol):
     async def aclose(self) -> None: ...
 
 
+TRAFFIC_VALUE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+def traffic_tag(value: str | None) -> str | None:
+    """The synthetic-traffic tag of a request (the ``X-Mlgate-Traffic`` header), checked.
+
+    >>> traffic_tag("loadtest"), traffic_tag(None), traffic_tag("")
+    ('loadtest', None, None)
+    """
+    if not value:
+        return None
+    if TRAFFIC_VALUE.fullmatch(value) is None:
+        raise BadRequest(
+            f"header {TRAFFIC_HEADER}: expected 1-32 letters, digits, '.', '_' or '-' "
+            f"(e.g. {LOADTEST_TRAFFIC}), got {value[:40]!r}"
+        )
+    return value
+
+
 class Pending:
     """A request queued for a batch (``Gateway.submit``), waiting for ``Gateway.finish``.
     It is also the batcher's tag: ``logged`` is set once its answer is in the log."""
 
     __slots__ = ("X", "future", "key", "loaded", "logged", "request_id", "route", "start",
-                 "state", "timer")  # fmt: skip
+                 "state", "timer", "traffic")  # fmt: skip
 
     def __init__(
         self,
@@ -93,8 +119,10 @@ class Pending:
         key: str,
         X: np.ndarray,
         start: int,
+        traffic: str | None = None,
     ) -> None:
         self.state = state  # set when shadow copies may be due
+        self.traffic = traffic  # synthetic traffic (X-Mlgate-Traffic), logged as such
         self.loaded = loaded
         self.route = route
         self.request_id = request_id
@@ -245,8 +273,10 @@ class Gateway:
         request_id: str | None = None,
         routing_key: str | None = None,
         started_ns: int | None = None,
+        traffic: str | None = None,
     ) -> Prediction:
-        """Route, validate and run one request; raises ``GatewayError`` subclasses."""
+        """Route, validate and run one request; raises ``GatewayError`` subclasses.
+        ``traffic``: the request is synthetic (a load test); its rows are logged as such."""
         pending = self.submit(
             model,
             payload,
@@ -254,6 +284,7 @@ class Gateway:
             request_id=request_id,
             routing_key=routing_key,
             started_ns=started_ns,
+            traffic=traffic,
         )
         try:
             await pending.future
@@ -273,6 +304,7 @@ class Gateway:
         request_id: str | None = None,
         routing_key: str | None = None,
         started_ns: int | None = None,
+        traffic: str | None = None,
     ) -> Pending:
         """The first half of ``predict``, without a coroutine: route, validate and queue the
         request; ``finish`` is the second, once ``pending.future`` is done."""
@@ -296,10 +328,11 @@ class Gateway:
                     f"rows, got {X.shape[0]}"
                 )
             shadow = version is None and state.serving_route is not None
-            pending = Pending(state if shadow else None, loaded, route, request_id, key, X, start)
+            pending = Pending(state if shadow else None, loaded, route, request_id, key, X, start,
+                              traffic)  # fmt: skip
             future = pending.future = batcher.submit(X, pending)
         except GatewayError as exc:
-            self._record(loaded, route, request_id, status_for(exc), start)
+            self._record(loaded, route, request_id, status_for(exc), start, traffic=traffic)
             raise
         # a timer that fails the future, cheaper than asyncio.timeout's context per request;
         # the batcher skips (queued) or ignores (computing) a request whose future is done
@@ -316,18 +349,25 @@ class Gateway:
         loaded = pending.loaded
         exc = future.exception()
         if exc is not None:
-            self._record(loaded, pending.route, pending.request_id, status_for(exc), pending.start)
+            self._record(loaded, pending.route, pending.request_id, status_for(exc), pending.start,
+                         traffic=pending.traffic)  # fmt: skip
             raise exc
         result = future.result()
         X = pending.X
         self._record(loaded, pending.route, pending.request_id, 200, pending.start, X, result,
-                     logged=pending.logged)  # fmt: skip
+                     logged=pending.logged, traffic=pending.traffic)  # fmt: skip
         state = pending.state
         if state is not None and state.serving_route is not None and state.serving_route.shadows:
             shadows = router.shadow_versions(state.serving_route, pending.key)
             if shadows:
                 asyncio.get_running_loop().call_soon(
-                    self._send_shadows, state, loaded, shadows, X, pending.request_id
+                    self._send_shadows,
+                    state,
+                    loaded,
+                    shadows,
+                    X,
+                    pending.request_id,
+                    pending.traffic,
                 )
         return Prediction(loaded, pending.route, pending.request_id, result.outputs)
 
@@ -351,6 +391,7 @@ class Gateway:
         result: BatchResult | None = None,
         *,
         logged: bool = False,
+        traffic: str | None = None,
     ) -> None:
         """Count and log one answered request (``result`` given) or failed one; ``logged``:
         its row is in the log already (``_log_answers``)."""
@@ -381,6 +422,7 @@ class Gateway:
                     latency_us=total_ns // 1000,
                     batch_rows=result.batch_rows if result is not None else 0,
                     status=status,
+                    traffic=traffic,
                 )
             )
 
@@ -409,6 +451,7 @@ class Gateway:
                     latency_us=(now_ns - tag.start) // 1000,
                     batch_rows=result.batch_rows,
                     status=200,
+                    traffic=tag.traffic,
                 )
             )
             tags.append(tag)
@@ -425,6 +468,7 @@ class Gateway:
         versions: list[int],
         X: np.ndarray,
         request_id: str,
+        traffic: str | None = None,
     ) -> None:
         for version in versions:
             if version == primary.version:
@@ -444,7 +488,7 @@ class Gateway:
                 continue
             assert shadow is not None and shadow.batcher is not None
             tag = Pending(None, shadow, ROUTE_SHADOW, request_id, request_id, X,
-                          time.perf_counter_ns())  # fmt: skip
+                          time.perf_counter_ns(), traffic)  # fmt: skip
             try:
                 future = shadow.batcher.submit(X, tag)
             except (Overloaded, ShuttingDown):
@@ -462,12 +506,13 @@ class Gateway:
             return
         exc = future.exception()
         if exc is not None:
-            self._record(shadow, ROUTE_SHADOW, tag.request_id, status_for(exc), tag.start)
+            self._record(shadow, ROUTE_SHADOW, tag.request_id, status_for(exc), tag.start,
+                         traffic=tag.traffic)  # fmt: skip
             if not isinstance(exc, InferenceFailed | ShuttingDown):
                 log.warning("shadow %s:%d failed: %r", shadow.model, shadow.version, exc)
             return
         self._record(shadow, ROUTE_SHADOW, tag.request_id, 200, tag.start, X, future.result(),
-                     logged=tag.logged)  # fmt: skip
+                     logged=tag.logged, traffic=tag.traffic)  # fmt: skip
 
     # -- feedback -----------------------------------------------------------------------------
     def answered_ids(self, model: str) -> AnsweredIds:

@@ -25,7 +25,9 @@ from gateway.grpc import oip_pb2 as pb
 from gateway.grpc.status import code_for
 from gateway.http.auth import check_admin_token, check_predict_token
 from gateway.repository import load_model, unload_model
+from gateway.service import traffic_tag
 from registry.errors import RegistryError
+from registry.logschema import TRAFFIC_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -194,6 +196,7 @@ class InferenceService:
             request_id=request_id,
             routing_key=_text(metadata.get(self.settings.routing_header_lower)),
             started_ns=start,
+            traffic=traffic_tag(_text(metadata.get(TRAFFIC_HEADER.lower()))),
         )
         context.set_trailing_metadata(
             (

@@ -12,6 +12,10 @@ from gateway.errors import BadRequest, GatewayError, NotSupported, UnknownModel,
 from gateway.http import body as body_rules
 from gateway.http.auth import check_predict_token
 from gateway.http.request import JSON, OCTETS, PredictRequest
+from gateway.service import traffic_tag
+from registry.logschema import TRAFFIC_HEADER
+
+TRAFFIC_HEADER_LOWER = TRAFFIC_HEADER.lower()
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable
@@ -136,13 +140,15 @@ class Operation:
 
     @staticmethod
     def _identity(gw: Gateway, request: PredictRequest, payload: Payload) -> dict[str, str | None]:
-        """``request_id`` (the OIP body's ``id``, else the header) and ``routing_key``."""
+        """``request_id`` (the OIP body's ``id``, else the header), ``routing_key`` and the
+        synthetic-traffic tag (``X-Mlgate-Traffic``)."""
         request_id = request.header(gw.settings.request_id_header_lower)
         if isinstance(payload, oip.OipPayload) and payload.id:
             request_id = payload.id
         return {
             "request_id": request_id,
             "routing_key": request.header(gw.settings.routing_header_lower),
+            "traffic": traffic_tag(request.header(TRAFFIC_HEADER_LOWER)),
         }
 
 

@@ -158,3 +158,27 @@ def test_a_batch_journaled_from_its_own_arrays_replays_the_same_rows(tmp_path: P
     kill(writer)
     dead_writer(tmp_path, "w2").close()
     assert read(tmp_path / "logs").equals(read(tmp_path / "a"))
+
+
+def test_synthetic_traffic_tags_survive_a_replay(tmp_path: Path) -> None:
+    rows = [record(f"r{i}", rows=1 + i % 2) for i in range(6)]
+    for i, r in enumerate(rows):
+        r.batch_rows = 9
+        r.traffic = "loadtest" if i % 2 else None
+    X = np.concatenate([r.X for r in rows if r.X is not None])
+    outputs = {k: np.concatenate([r.outputs[k] for r in rows if r.outputs]) for k in
+               ("predict", "predict_proba")}  # fmt: skip
+    flushed = LogWriter(str(tmp_path / "a"), worker_id="w1")
+    flushed.append_many(rows)
+    flushed.flush()
+    for batch in (None, (X, outputs)):
+        writer = dead_writer(tmp_path)
+        writer.append_many(rows, batch=batch)
+        kill(writer)
+        dead_writer(tmp_path, "w2").close()
+        replayed = read(tmp_path / "logs")
+        assert replayed.equals(read(tmp_path / "a"))
+        # requests 1, 3, 5 (two rows each) are tagged; 0, 2, 4 (one row each) are real
+        assert replayed["traffic"].to_list() == [None, "loadtest", "loadtest"] * 3
+        for path in (tmp_path / "logs").rglob("*.parquet"):
+            path.unlink()

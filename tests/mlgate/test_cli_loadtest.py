@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlgate import loadtest
 from registry import Registry
+from registry.logschema import LOADTEST_TRAFFIC, TRAFFIC_COLUMN
 from tests.helpers import free_port
 
 CLI = [sys.executable, "-P", "-c", "from mlgate.cli import main; main()"]
@@ -107,7 +108,7 @@ def test_loadtest_draws_reference_rows_and_reports(served: tuple[str, Path]) -> 
     assert summary["requests_per_s"] > 0 and summary["p50_ms"] <= summary["p99_ms"]
     assert summary["rows_from"] == "the reference sample of iris v1"
 
-    # the log counts the traffic; the rows are the reference's rows
+    # the log counts the traffic and marks it synthetic; the rows are the reference's rows
     def logged() -> pl.DataFrame:
         files = list((tmp / "logs" / "predictions").rglob("*.parquet"))
         return pl.concat([pl.read_parquet(f) for f in files], how="diagonal") if files else (
@@ -119,6 +120,7 @@ def test_loadtest_draws_reference_rows_and_reports(served: tuple[str, Path]) -> 
         time.sleep(0.2)
     rows = logged()
     assert rows.height >= summary["requests"]
+    assert rows[TRAFFIC_COLUMN].to_list() == [LOADTEST_TRAFFIC] * rows.height
     reference = load_iris().data
     first = rows.select("in_sepal_length", "in_sepal_width").to_numpy()
     assert np.isin(first[:, 0].astype(np.float32), reference[:, 0].astype(np.float32)).all()
