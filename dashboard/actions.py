@@ -41,18 +41,7 @@ def describe(route: Route) -> str:
     >>> describe(Route(champion=1, canary=Canary(2, 10.0)))
     'champion v1, canary v2 at 10%, no shadow'
     """
-    champion = f"champion v{route.champion}" if route.champion is not None else "no champion"
-    canary = (
-        f"canary v{route.canary.version} at {route.canary.weight:g}%"
-        if route.canary is not None
-        else "no canary"
-    )
-    shadows = (
-        "shadows " + ", ".join(f"v{s.version} ({s.percent:g}%)" for s in route.shadows)
-        if route.shadows
-        else "no shadow"
-    )
-    return f"{champion}, {canary}, {shadows}"
+    return route.describe()
 
 
 def _int(params: dict[str, Any], key: str, model: str, *, required: bool) -> int | None:

@@ -91,23 +91,6 @@ def _gives_proba(runtime: Runtime) -> bool:
     return "predict_proba" in runtime.predict(empty)
 
 
-def describe_route(route: Route, serving: int | None, failures: dict[int, str]) -> str:
-    """One line for the log: what serves now.
-
-    >>> from registry.model import Route
-    >>> describe_route(Route(champion=2), 2, {})
-    'champion v2'
-    """
-    parts = [f"champion v{serving}" if serving is not None else "no champion serving"]
-    if route.canary is not None:
-        parts.append(f"canary v{route.canary.version} at {route.canary.weight:g}%")
-    for shadow in route.shadows:
-        parts.append(f"shadow v{shadow.version}")
-    if failures:
-        parts.append("failed: " + ", ".join(f"v{v}" for v in sorted(failures)))
-    return ", ".join(parts)
-
-
 def route_role(route: Route | None, version: int) -> str:
     """How ``route`` uses ``version``: champion, canary, shadow, or unrouted.
 
@@ -378,7 +361,8 @@ class ModelManager:
         )
         retired = [lv for v, lv in loaded.items() if v not in keep]
         if state is None or state.route != route or fresh or retired:
-            log.info("model %s: %s", name, describe_route(route, champion, failures))
+            failed = "".join(f", v{v} failed to load" for v in sorted(failures))
+            log.info("model %s: %s%s", name, route.describe(), failed)
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(
             self._install(new_state, list(fresh.values()), retired), self._loop

@@ -361,18 +361,7 @@ def describe(route: Route) -> str:
     >>> describe(Route(champion=1, generation=3))
     'champion v1, no canary, no shadow, generation 3'
     """
-    champion = f"champion v{route.champion}" if route.champion is not None else "no champion"
-    canary = (
-        f"canary v{route.canary.version} at {route.canary.weight:g}%"
-        if route.canary is not None
-        else "no canary"
-    )
-    shadows = (
-        "shadows " + ", ".join(f"v{s.version} ({s.percent:g}%)" for s in route.shadows)
-        if route.shadows
-        else "no shadow"
-    )
-    return f"{champion}, {canary}, {shadows}, generation {route.generation}"
+    return f"{route.describe()}, generation {route.generation}"
 
 
 def collect_status(

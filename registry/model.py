@@ -99,6 +99,25 @@ class Route(msgspec.Struct, frozen=True):
     generation: int = 0
     updated_at: str | None = None
 
+    def describe(self) -> str:
+        """One line: champion, canary, shadows (for logs, the CLI and the dashboard).
+
+        >>> Route(champion=1, canary=Canary(2, 10.0)).describe()
+        'champion v1, canary v2 at 10%, no shadow'
+        """
+        champion = f"champion v{self.champion}" if self.champion is not None else "no champion"
+        canary = (
+            f"canary v{self.canary.version} at {self.canary.weight:g}%"
+            if self.canary is not None
+            else "no canary"
+        )
+        shadows = (
+            "shadows " + ", ".join(f"v{s.version} ({s.percent:g}%)" for s in self.shadows)
+            if self.shadows
+            else "no shadow"
+        )
+        return f"{champion}, {canary}, {shadows}"
+
     def routed_versions(self) -> list[int]:
         """Every version that takes (or shadows) traffic under this route."""
         out: list[int] = []

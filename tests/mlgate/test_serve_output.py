@@ -58,6 +58,7 @@ def test_serve_prints_loads_route_changes_and_access_lines(tmp_path: Path) -> No
         process.wait(60)
         log.close()
     text = out.read_text()
-    assert "model iris version 1 loaded" in text and "model iris: champion v1" in text
-    assert "model iris: champion v1, canary v2 at 20%" in text
+    assert "model iris version 1 loaded" in text
+    assert "model iris: champion v1, no canary, no shadow" in text
+    assert "model iris: champion v1, canary v2 at 20%, no shadow" in text
     assert "/v2/models/iris/infer" in text  # the access log line
