@@ -14,11 +14,13 @@ import socket
 import subprocess
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
 import typer
 
+import mlgate
 from gateway.settings import GatewaySettings, SettingsError
 from mlgate.app import ENV_LOG_LEVEL, ENV_LOGS, ENV_REGISTRY, ENV_SETTINGS
 from mlgate.cli.common import HomeOption, LogsOption, RegistryOption, err_console, fail, locations
@@ -218,6 +220,10 @@ def run_gateway(
         log_access=access_log,
         workers_kill_timeout=60,
         respawn_failed_workers=True,  # a worker that dies is replaced (it replays its journal)
+        # granian puts working_dir (default: the current directory) first on each worker's
+        # import path; a ``registry/`` folder where `mlgate serve` runs would then shadow our
+        # ``registry`` package, so point it at the directory our packages are installed in
+        working_dir=Path(mlgate.__file__).resolve().parent.parent,
     ).serve()
 
 
