@@ -33,7 +33,7 @@ nice = 0
 
 
 def _serve(home: Path, *args: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "mlgate", "serve", "--home", str(home), *args]
+    cmd = [sys.executable, "-P", "-m", "mlgate", "serve", "--home", str(home), *args]
     with (home / f"serve-{args[1]}.log").open("wb") as out:
         return subprocess.Popen(cmd, cwd=home, env={**os.environ, "MLGATE_HOME": str(home)},
                                 stdout=out, stderr=out, start_new_session=True)  # fmt: skip

@@ -27,7 +27,7 @@ bootstrap_rounds = 100
 
 
 def _trainer(root: Path, reg: Registry, logs: Path, **env: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "mlgate", "trainer", "run", "--registry", reg.url,
+    cmd = [sys.executable, "-P", "-m", "mlgate", "trainer", "run", "--registry", reg.url,
            "--logs", str(logs)]  # fmt: skip
     with (root / f"trainer-{time.monotonic_ns()}.log").open("wb") as out:
         return subprocess.Popen(cmd, cwd=root, env={**os.environ, **env}, stdout=out,
@@ -50,7 +50,7 @@ TrainerService(context(reg, logs=sys.argv[3])).run(threading.Event())
 
 
 def _holding_trainer(root: Path, reg: Registry, logs: Path, hold: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-c", HOLDING_TRAINER, str(hold), reg.url, str(logs)]
+    cmd = [sys.executable, "-P", "-c", HOLDING_TRAINER, str(hold), reg.url, str(logs)]
     with (root / f"trainer-held-{time.monotonic_ns()}.log").open("wb") as out:
         return subprocess.Popen(cmd, cwd=root, stdout=out, stderr=out, start_new_session=True)
 
