@@ -225,6 +225,7 @@ def _retrain_process(home: Path, reg: Registry, logs: Path) -> subprocess.Popen[
     )
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "mlgate",
         "trainer",
@@ -264,6 +265,7 @@ def _gateway_during_retrain(
         ready_path="/v2/health/ready",
         argv=[
             sys.executable,
+            "-P",  # the working directory holds a registry/ folder: keep it off sys.path
             "-m",
             "mlgate",
             "serve",
