@@ -17,6 +17,8 @@ from mlgate import settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from prometheus_client import CollectorRegistry
+
     from registry import Registry
 
 T = TypeVar("T")
@@ -52,6 +54,35 @@ LogsOption = Annotated[
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", help="Output format: table or json.")
 ]
+
+
+def metrics_port_option(role: str, what: str = "") -> Any:
+    """``--metrics-port`` of a background role (``MLGATE_<ROLE>_METRICS_PORT``)."""
+    return typer.Option(
+        "--metrics-port",
+        envvar=f"MLGATE_{role.upper()}_METRICS_PORT",
+        min=0,
+        max=65535,
+        help=f"Serve Prometheus /metrics{what} on this port (default: off).",
+    )
+
+
+def metrics_host_option(role: str) -> Any:
+    """``--metrics-host`` of a background role (``MLGATE_<ROLE>_METRICS_HOST``)."""
+    return typer.Option(
+        "--metrics-host", envvar=f"MLGATE_{role.upper()}_METRICS_HOST", help="Address for /metrics."
+    )
+
+
+def serve_metrics(port: int, host: str, registry: CollectorRegistry) -> None:
+    """Serve ``registry`` as Prometheus ``/metrics`` on ``host:port`` from a daemon thread;
+    a port that cannot be bound is one clear error line."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        fail(f"--metrics-port {port}: cannot listen on {host}: {exc}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -21,7 +21,10 @@ from mlgate.cli.common import (
     console,
     fail,
     locations,
+    metrics_host_option,
+    metrics_port_option,
     print_json,
+    serve_metrics,
 )
 
 group = typer.Typer(name="monitor", help="Drift and performance monitor.", no_args_is_help=True)
@@ -76,22 +79,8 @@ def run(
             "over after it).",
         ),
     ] = 30.0,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            envvar="MLGATE_MONITOR_METRICS_PORT",
-            min=0,
-            max=65535,
-            help="Serve Prometheus /metrics on this port (default: off).",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str,
-        typer.Option(
-            "--metrics-host", envvar="MLGATE_MONITOR_METRICS_HOST", help="Address for /metrics."
-        ),
-    ] = "127.0.0.1",
+    metrics_port: Annotated[int | None, metrics_port_option("monitor")] = None,
+    metrics_host: Annotated[str, metrics_host_option("monitor")] = "127.0.0.1",
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
@@ -117,13 +106,11 @@ def run(
     )
     mon.collector_registry.register(_Collector(loop))
     if metrics_port is not None:
-        from prometheus_client import start_http_server
-
         try:
-            start_http_server(metrics_port, addr=metrics_host, registry=mon.collector_registry)
-        except OSError as exc:
+            serve_metrics(metrics_port, metrics_host, mon.collector_registry)
+        except typer.Exit:
             mon.close()
-            fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: {exc}")
+            raise
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

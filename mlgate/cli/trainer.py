@@ -20,8 +20,11 @@ from mlgate.cli.common import (
     err_console,
     fail,
     locations,
+    metrics_host_option,
+    metrics_port_option,
     print_json,
     registry_call,
+    serve_metrics,
 )
 
 group = typer.Typer(
@@ -78,21 +81,9 @@ class _Stages:
 def run(
     once: Annotated[bool, typer.Option("--once", help="One poll, then exit.")] = False,
     metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            envvar="MLGATE_TRAINER_METRICS_PORT",
-            min=0,
-            max=65535,
-            help="Serve Prometheus /metrics (mlgate_rollout_*) on this port (default: off).",
-        ),
+        int | None, metrics_port_option("trainer", " (mlgate_rollout_*)")
     ] = None,
-    metrics_host: Annotated[
-        str,
-        typer.Option(
-            "--metrics-host", envvar="MLGATE_TRAINER_METRICS_HOST", help="Address for /metrics."
-        ),
-    ] = "127.0.0.1",
+    metrics_host: Annotated[str, metrics_host_option("trainer")] = "127.0.0.1",
     home: HomeOption = None,
     registry: RegistryOption = None,
     logs: LogsOption = None,
@@ -110,14 +101,7 @@ def run(
         print_json([_json(r, ctx.registry) for r in made])
         return
     if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        try:
-            start_http_server(
-                metrics_port, addr=metrics_host, registry=ctx.rollouts.collector_registry
-            )
-        except OSError as exc:
-            fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: {exc}")
+        serve_metrics(metrics_port, metrics_host, ctx.rollouts.collector_registry)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
