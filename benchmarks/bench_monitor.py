@@ -133,6 +133,21 @@ def prepare(max_rows: int) -> dict[str, Any]:
 
 
 def _peak_rss_mib() -> float:
+    """This process's own peak resident size.
+
+    Not ``ru_maxrss``: Linux carries it across ``execve``, and ``subprocess`` starts a worker
+    by ``vfork`` + ``exec`` from this script's process, so a worker's ``ru_maxrss`` is at
+    least what the parent held when it spawned it: 1,260 MiB for every contender after
+    ``prepare`` had generated the 10M-row log in the parent (a fresh clone), whatever the
+    worker itself used. ``VmHWM`` is the high-water mark of the worker's own address space.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
