@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
@@ -49,6 +49,9 @@ from registry import (
     RouteConflict,
     VersionNotFound,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READ_COOKIE = "mlgate_read"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
@@ -151,17 +154,33 @@ class Dashboard:
         self.base = base
         self.runs = Runs()
 
+    def doc(self, key: tuple[Any, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A page's JSON document, shared by the page and its ``/api`` twin."""
+        return self.sources.cache.get(("doc", *key), compute)
+
     def page(
-        self, request: Request[Any, Any, Any], title: str, active: str, body: str
+        self,
+        request: Request[Any, Any, Any],
+        title: str,
+        active: str,
+        key: tuple[Any, ...],
+        body: Callable[[], str],
     ) -> Response[str]:
+        """The page: its frame at once, with ``<main>`` rendered from the cached figures; when
+        there are none yet (the first view after a start, a new filter), the frame comes
+        first with ``<main>`` pending, and ``app.js`` fetches it (``?fragment=1``), so the
+        first paint never waits for a log or monitor query."""
+        cache = self.sources.cache
         if request.query_params.get("fragment"):
-            html = body
+            html = cache.get(("page", *key), body)
         else:
+            ready = body() if cache.ttl_s <= 0 else cache.peek(("page", *key), body)
             html = pages.layout(
                 title=title,
                 base=self.base,
                 active=active,
-                body=body,
+                body=ready if ready is not None else pages.pending(title),
+                pending=ready is None,
                 refresh_s=self.settings.refresh_s,
                 admin=bool(self.settings.admin_token),
             )
@@ -173,61 +192,110 @@ class Dashboard:
             )
         return response
 
+    def warm(self) -> None:
+        """Compute the Models and Events pages in the background (at start), so the first
+        visitor finds their figures ready; the segment index is read on the way."""
+        if self.sources.cache.ttl_s > 0:
+            self.sources.cache.peek(("page", "models"), lambda: self.models_body())
+            self.sources.cache.peek(("page", "events", None, None), lambda: self.events_body())
 
-def _drift_doc(
-    dash: NamedDependency[Dashboard], request: Request[Any, Any, Any], model: str
-) -> dict[str, Any]:
+    def models_body(self) -> str:
+        doc = self.doc(("models",), lambda: documents.models_document(self.sources))
+        return pages.models_body(doc, self.base)
+
+    def events_body(self, model: str | None = None, kind: str | None = None) -> str:
+        doc = self.doc(("events", model, kind), lambda: documents.events_document(
+            self.sources, model=model, kind=kind))  # fmt: skip
+        return pages.events_body(doc, self.base)
+
+
+class DriftQuery(NamedTuple):
+    """The drift page's parameters, checked."""
+
+    version: int | None
+    route: str | None
+    metric: str
+    window: int | None
+    feature: str | None
+    limit: int | None
+    before: int | None
+
+
+def _drift_query(request: Request[Any, Any, Any]) -> DriftQuery:
     q = request.query_params
     version, route = _int_param(q.get("version"), "version"), q.get("route") or None
     key = q.get("key")
     if key:  # the page's version/route selector
         v, _, r = key.partition("|")
         version, route = _int_param(v, "version"), r or None
-    return documents.drift_document(
-        dash.sources,
-        model,
-        version=version,
-        route=route,
-        metric=q.get("metric") or "psi",
-        window=_int_param(q.get("window"), "window"),
-        feature=q.get("feature") or None,
-    )
+    return DriftQuery(
+        version, route, q.get("metric") or "psi", _int_param(q.get("window"), "window"),
+        q.get("feature") or None, _int_param(q.get("limit"), "limit"),
+        _int_param(q.get("before"), "before"),
+    )  # fmt: skip
 
 
-def _events_doc(
-    dash: NamedDependency[Dashboard], request: Request[Any, Any, Any]
-) -> dict[str, Any]:
+def _drift_doc(dash: Dashboard, model: str, query: DriftQuery) -> dict[str, Any]:
+    return dash.doc(
+        ("drift", model, *query),
+        lambda: documents.drift_document(
+            dash.sources, model, version=query.version, route=query.route, metric=query.metric,
+            window=query.window, feature=query.feature, limit=query.limit, before=query.before,
+        ),
+    )  # fmt: skip
+
+
+def _known(dash: Dashboard, model: str) -> None:
+    """A 404 (400 for a malformed name) before a page's frame is sent."""
+    if model not in dash.sources.registry.list():
+        dash.sources.registry.route(model)  # InvalidName for a malformed name
+        raise ModelNotFound(f"model '{model}' is not registered")
+
+
+def _filters(dash: Dashboard, request: Request[Any, Any, Any]) -> tuple[str | None, str | None]:
     q = request.query_params
-    return documents.events_document(
-        dash.sources, model=q.get("model") or None, kind=q.get("kind") or None
-    )
+    model, kind = q.get("model") or None, q.get("kind") or None
+    if model is not None:
+        names = dash.sources.registry.list()
+        if model not in names:
+            raise BadQuery(
+                f"model: '{model}' is not registered (known: {', '.join(names) or 'none'})"
+            )
+    return model, kind
 
 
 @get("/", sync_to_thread=True)
 def models_page(request: Request[Any, Any, Any], dash: NamedDependency[Dashboard]) -> Response[str]:
-    doc = documents.models_document(dash.sources)
-    return dash.page(request, "Models", "models", pages.models_body(doc, dash.base))
+    return dash.page(request, "Models", "models", ("models",), dash.models_body)
 
 
 @get("/api/models", sync_to_thread=True)
 def models_api(dash: NamedDependency[Dashboard]) -> dict[str, Any]:
-    return documents.models_document(dash.sources)
+    return dash.doc(("models",), lambda: documents.models_document(dash.sources))
+
+
+def _model_doc(dash: Dashboard, model: str) -> dict[str, Any]:
+    return dash.doc(("model", model), lambda: documents.model_document(dash.sources, model))
 
 
 @get("/models/{model:str}", sync_to_thread=True)
 def model_page(
     request: Request[Any, Any, Any], dash: NamedDependency[Dashboard], model: FromPath[str]
 ) -> Response[str]:
-    doc = documents.model_document(dash.sources, model)
     a = _int_param(request.query_params.get("a"), "a")
     b = _int_param(request.query_params.get("b"), "b")
-    diff = documents.diff_document(dash.sources, model, a, b) if a and b else None
-    return dash.page(request, model, "models", pages.model_body(doc, dash.base, diff))
+    _known(dash, model)
+
+    def body() -> str:
+        diff = documents.diff_document(dash.sources, model, a, b) if a and b else None
+        return pages.model_body(_model_doc(dash, model), dash.base, diff)
+
+    return dash.page(request, model, "models", ("model", model, a, b), body)
 
 
 @get("/api/models/{model:str}", sync_to_thread=True)
 def model_api(dash: NamedDependency[Dashboard], model: FromPath[str]) -> dict[str, Any]:
-    return documents.model_document(dash.sources, model)
+    return _model_doc(dash, model)
 
 
 @get("/api/models/{model:str}/diff", sync_to_thread=True)
@@ -245,26 +313,35 @@ def diff_api(
 def drift_page(
     request: Request[Any, Any, Any], dash: NamedDependency[Dashboard], model: FromPath[str]
 ) -> Response[str]:
-    doc = _drift_doc(dash, request, model)
-    return dash.page(request, f"{model} drift", "models", pages.drift_body(doc, dash.base))
+    query = _drift_query(request)
+    _known(dash, model)
+    documents.check_metric(query.metric)
+    return dash.page(
+        request, f"{model} drift", "models", ("drift", model, *query),
+        lambda: pages.drift_body(_drift_doc(dash, model, query), dash.base),
+    )  # fmt: skip
 
 
 @get("/api/models/{model:str}/drift", sync_to_thread=True)
 def drift_api(
     request: Request[Any, Any, Any], dash: NamedDependency[Dashboard], model: FromPath[str]
 ) -> dict[str, Any]:
-    return _drift_doc(dash, request, model)
+    return _drift_doc(dash, model, _drift_query(request))
 
 
 @get("/events", sync_to_thread=True)
 def events_page(request: Request[Any, Any, Any], dash: NamedDependency[Dashboard]) -> Response[str]:
-    body = pages.events_body(_events_doc(dash, request), dash.base)
-    return dash.page(request, "Events", "events", body)
+    model, kind = _filters(dash, request)
+    return dash.page(
+        request, "Events", "events", ("events", model, kind), lambda: dash.events_body(model, kind)
+    )
 
 
 @get("/api/events", sync_to_thread=True)
 def events_api(request: Request[Any, Any, Any], dash: NamedDependency[Dashboard]) -> dict[str, Any]:
-    return _events_doc(dash, request)
+    model, kind = _filters(dash, request)
+    return dash.doc(("events", model, kind), lambda: documents.events_document(
+        dash.sources, model=model, kind=kind))  # fmt: skip
 
 
 def _params(body: bytes) -> dict[str, Any]:
@@ -385,5 +462,6 @@ def create_app(
         route_handlers=[_router(dash)],
         openapi_config=None,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        on_startup=[dash.warm],
         on_shutdown=[lambda: dash.runs.join(30.0)],
     )

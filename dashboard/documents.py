@@ -335,6 +335,14 @@ def _drift_reads(
     return out
 
 
+def check_metric(metric: str) -> None:
+    """The heat map's statistic must be one the monitor stores with a threshold."""
+    if metric not in overview.GRID_METRICS:
+        raise BadQuery(
+            f"metric: expected one of {', '.join(overview.GRID_METRICS)}, got {metric!r}"
+        )
+
+
 def drift_document(
     sources: Sources,
     name: str,
@@ -344,17 +352,20 @@ def drift_document(
     metric: str = "psi",
     window: int | None = None,
     feature: str | None = None,
+    limit: int | None = None,
+    before: int | None = None,
 ) -> dict[str, Any]:
-    """Window x feature grid, one window's distributions, prediction drift, the labelled
-    metric over time, and alerts and trainer runs on the same time axis."""
+    """Window x feature grid (``limit`` windows in full, before window ``before``, and all
+    of them merged into the heat map's columns), one window's distributions, prediction
+    drift, the labelled metric over time, and alerts and trainer runs on the same time axis."""
     reg = sources.registry
+    most = sources.settings.max_windows
+    if limit is not None and not 1 <= limit <= most:
+        raise BadQuery(f"limit: expected 1 to {most} windows, got {limit}")
     if name not in reg.list():
         reg.route(name)  # InvalidName for a malformed name
         raise ModelNotFound(f"model '{name}' is not registered")
-    if metric not in overview.GRID_METRICS:
-        raise BadQuery(
-            f"metric: expected one of {', '.join(overview.GRID_METRICS)}, got {metric!r}"
-        )
+    check_metric(metric)
     events = reg.events(name)
     markers = [
         {"kind": "run" if is_run(e) else "alert", "type": e.kind, "at": e.ts, "version": e.version}
@@ -363,16 +374,15 @@ def drift_document(
     ]
     doc: dict[str, Any] = {"at": _now(), "name": name, "metric": metric, "markers": markers}
     champion = reg.route(name).champion
-    limit = sources.settings.max_windows
 
     def read(store: Any) -> dict[str, Any]:
         return _drift_reads(
             store, name, version=version, route=route, metric=metric, window=window,
-            champion=champion, limit=limit, max_events=sources.settings.max_events,
+            champion=champion, limit=most, max_events=sources.settings.max_events,
         )  # fmt: skip
 
     found, note = _monitor_or_none(
-        sources, ("drift", name, version, route, metric, limit, window, champion), read
+        sources, ("drift", name, version, route, metric, most, window, champion), read
     )
     doc["keys"] = (found or {}).get("keys") or []
     if not found or found["grid"] is None:
@@ -399,16 +409,121 @@ def drift_document(
     if feature is None:
         drifted = [f["name"] for f in grid["features"] if f["drifted"] and f["drifted"][-1]]
         feature = drifted[0] if drifted else (names[0] if names else None)
+    settings = sources.settings
     doc.update(
         version=version,
         route=route,
-        grid=grid,
+        grid=grid_page(grid, limit=limit or settings.page_windows, before=before),
+        overview=grid_overview(grid, columns=settings.heat_columns),
+        series=window_series(grid["windows"]),
         window=chosen,
+        window_info=next((w for w in grid["windows"] if w["id"] == chosen), None),
         feature=feature,
         distributions=dists,
         note=None,
     )
     return doc
+
+
+def grid_page(grid: dict[str, Any], *, limit: int, before: int | None) -> dict[str, Any]:
+    """The ``limit`` windows of ``grid`` before window ``before`` (the newest when None),
+    in full, with ``next_before`` to ask for the page before it (None on the oldest).
+
+    >>> g = {"windows": [{"id": i} for i in (4, 7, 9)],
+    ...      "features": [{"name": "x", "values": [1, 2, 3], "drifted": [0, 0, 1]}]}
+    >>> p = grid_page(g, limit=2, before=None)
+    >>> [w["id"] for w in p["windows"]], p["features"][0]["values"], p["next_before"]
+    ([7, 9], [2, 3], 7)
+    >>> grid_page(g, limit=2, before=7)["next_before"] is None
+    True
+    """
+    ids = [w["id"] for w in grid["windows"]]
+    if before is None:
+        end = len(ids)
+    elif before in ids:
+        end = ids.index(before)
+    else:
+        raise BadQuery(f"before: {before} is not one of the {len(ids)} windows shown")
+    start = max(0, end - limit)
+    return {
+        **grid,
+        "windows": grid["windows"][start:end],
+        "features": [
+            {**f, "values": f["values"][start:end], "drifted": f["drifted"][start:end]}
+            for f in grid["features"]
+        ],
+        "total_windows": len(ids),
+        "limit": limit,
+        "before": before,
+        "next_before": ids[start] if start > 0 else None,
+    }
+
+
+def grid_overview(grid: dict[str, Any], *, columns: int) -> dict[str, Any]:
+    """Every window of ``grid`` at a glance: neighbouring windows merged into at most
+    ``columns`` columns, each with the worst figure of its windows (the highest, or the
+    lowest for p-values) and drifted when any of them is.
+
+    >>> g = {"drift_when": "above", "windows": [
+    ...     {"id": i, "seq": i, "start": None, "end": None, "end_s": float(i), "rows": 1,
+    ...      "share_drifted": 0.1 * i, "dataset_drift": i == 3} for i in range(4)],
+    ...     "features": [{"name": "x", "kind": "numeric", "threshold": 0.2,
+    ...                   "values": [0.1, 0.3, None, 0.2], "drifted": [0, 1, 0, 0]}]}
+    >>> o = grid_overview(g, columns=2)
+    >>> o["size"], [c["id"] for c in o["windows"]], o["features"][0]["values"]
+    (2, [1, 3], [0.3, 0.2])
+    >>> o["features"][0]["drifted"], [c["dataset_drift"] for c in o["windows"]]
+    ([True, False], [False, True])
+    """
+    windows = grid["windows"]
+    size = max(1, -(-len(windows) // max(columns, 1)))
+    low = grid.get("drift_when") == "below"
+    merged = []
+    for i in range(0, len(windows), size):
+        group = windows[i : i + size]
+        shares = [w["share_drifted"] for w in group if w["share_drifted"] is not None]
+        merged.append(
+            {
+                "id": group[-1]["id"],  # a click opens the group's newest window
+                "first_id": group[0]["id"],
+                "seq": group[-1]["seq"],
+                "first_seq": group[0]["seq"],
+                "start": group[0]["start"],
+                "end": group[-1]["end"],
+                "end_s": group[-1]["end_s"],
+                "windows": len(group),
+                "rows": sum(w["rows"] for w in group),
+                "share_drifted": max(shares) if shares else None,
+                "dataset_drift": any(w["dataset_drift"] for w in group),
+            }
+        )
+    features = []
+    for f in grid["features"]:
+        values, drifted = [], []
+        for i in range(0, len(windows), size):
+            chunk = [v for v in f["values"][i : i + size] if v is not None]
+            values.append((min(chunk) if low else max(chunk)) if chunk else None)
+            drifted.append(any(f["drifted"][i : i + size]))
+        features.append({**f, "values": values, "drifted": drifted})
+    return {"drift_when": grid.get("drift_when"), "size": size, "windows": merged,
+            "features": features}  # fmt: skip
+
+
+def window_series(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per window, as arrays over time: share of drifted features, prediction drift and
+    the labelled metrics (the drift page's line charts)."""
+    metrics = sorted({k for w in windows for k, v in (w["performance"] or {}).items()
+                      if isinstance(v, int | float) and not isinstance(v, bool)
+                      and k != "labelled_rows"})  # fmt: skip
+    return {
+        "end_s": [w["end_s"] for w in windows],
+        "share_drifted": [w["share_drifted"] for w in windows],
+        "share_threshold": next(
+            (w["share_threshold"] for w in windows if w["share_threshold"] is not None), None
+        ),
+        "prediction_psi": [w["prediction_psi"] for w in windows],
+        "performance": {k: [(w["performance"] or {}).get(k) for w in windows] for k in metrics},
+    }
 
 
 # ----------------------------------------------------------------------------------- events

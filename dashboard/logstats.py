@@ -14,7 +14,9 @@ its figures cover every gateway replica. Definitions, the same as ``mlgate rollo
   id); regressors agree within ``rel_tol * |champion| + abs_tol``.
 
 Only the date partitions that can hold rows of the window are listed, and only the columns a
-figure needs are read. No log store, or no segment yet, gives empty figures, never an error.
+figure needs are read; rate, errors and latency come from segments read once and kept
+(``dashboard.segments``). No log store, or no segment yet, gives empty figures, never an
+error.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import fsspec
+import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
+from dashboard.segments import Group, Requests, SegmentIndex, quantiles_sorted
 from registry.logschema import PREDICTIONS, ROUTE_CHAMPION
 
 if TYPE_CHECKING:
@@ -63,39 +67,6 @@ class RouteFigures:
         }
 
 
-# A request is counted on its first row: the row of a one-row request, or row ``/0`` of a
-# multi-row one. Every row of a request carries the request's status and latency
-# (``registry.logschema``), so the first row has the request's figures and no grouping of
-# rows into requests (a hash aggregate over every request id) is needed.
-_REQUESTS = """
-WITH requests AS (
-    SELECT model, route, CAST(version AS BIGINT) AS version, status, latency_us {extra}
-    FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
-    WHERE ts >= $since AND ts <= $until
-      AND (strpos(request_id, '/') = 0 OR suffix(request_id, '/0'))
-)
-"""
-
-_FIGURES = (
-    _REQUESTS.format(extra="")
-    + """
-SELECT model, route, version, count(*),
-       count(*) FILTER (WHERE status >= 500),
-       count(*) FILTER (WHERE status >= 400 AND status < 500),
-       quantile_cont(latency_us, 0.5), quantile_cont(latency_us, 0.99)
-FROM requests GROUP BY model, route, version ORDER BY model, route, version
-"""
-)
-
-_SERIES = (
-    _REQUESTS.format(extra=", epoch_us(ts) // $bucket_us AS bucket")
-    + """
-SELECT bucket, route, count(*), count(*) FILTER (WHERE status >= 500),
-       quantile_cont(latency_us, 0.99)
-FROM requests GROUP BY bucket, route ORDER BY bucket, route
-"""
-)
-
 _AGREEMENT = """
 WITH rows AS (
     SELECT request_id, route, CAST(version AS BIGINT) AS version,
@@ -119,7 +90,12 @@ GROUP BY o.route, o.version, o.bucket ORDER BY o.route, o.version, o.bucket
 
 
 class LogReader:
-    """Reads the prediction segments under ``logs_url`` (a path or an fsspec URL)."""
+    """Reads the prediction segments under ``logs_url`` (a path or an fsspec URL).
+
+    Request rate, errors and latency come from a ``SegmentIndex`` that reads each segment
+    once (``dashboard.segments``), so a refresh costs the new segments only; ``keep_s`` is the
+    longest span asked for. Agreement joins rows on request ids and stays a DuckDB query.
+    """
 
     def __init__(
         self,
@@ -127,31 +103,61 @@ class LogReader:
         *,
         storage_options: dict[str, Any] | None = None,
         threads: int = 2,
+        keep_s: float = 3600.0,
     ) -> None:
         self.logs_url = logs_url
         self.storage_options = storage_options or {}
         self.threads = threads
+        self.index = SegmentIndex(keep_s=keep_s)
 
-    def files(self, model: str | None, since: datetime) -> list[str]:
-        """Segments of ``model`` (every model when None) dated on or after ``since``'s day."""
+    def _listing(self, model: str | None, since: datetime) -> dict[str, tuple[int, float]]:
+        """Segments of ``model`` (every model when None) dated on or after ``since``'s day,
+        with their size and modification time."""
         if not self.logs_url:
-            return []
+            return {}
         fs, root = fsspec.core.url_to_fs(self.logs_url, **self.storage_options)
         pattern = f"{str(root).rstrip('/')}/{PREDICTIONS}/model={model or '*'}/date=*/*.parquet"
         first_day = since.astimezone(UTC).date().isoformat()
         try:
-            found = fs.glob(pattern)
+            found = fs.glob(pattern, detail=True)
         except FileNotFoundError:
-            return []
-        paths = []
-        for path in sorted(str(p) for p in found):
+            return {}
+        out: dict[str, tuple[int, float]] = {}
+        for path, info in sorted(found.items()):
+            path = str(path)
             day = path.rsplit("/date=", 1)[-1].split("/", 1)[0]
             if day >= first_day and not path.rsplit("/", 1)[-1].startswith("."):
-                paths.append(path)
-        if not isinstance(fs, LocalFileSystem):
-            protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
-            paths = [p if "://" in p else f"{protocol}://{p}" for p in paths]
-        return paths
+                mtime = info.get("mtime") or info.get("LastModified") or 0.0
+                if isinstance(mtime, datetime):
+                    mtime = mtime.timestamp()
+                out[path] = (int(info.get("size") or 0), float(mtime))
+        return out
+
+    def _qualified(self, paths: list[str]) -> list[str]:
+        if not self.logs_url:
+            return paths
+        fs, _ = fsspec.core.url_to_fs(self.logs_url, **self.storage_options)
+        if isinstance(fs, LocalFileSystem):
+            return paths
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        return [p if "://" in p else f"{protocol}://{p}" for p in paths]
+
+    def files(self, model: str | None, since: datetime) -> list[str]:
+        """Segments of ``model`` (every model when None) dated on or after ``since``'s day."""
+        return self._qualified(list(self._listing(model, since)))
+
+    def requests(
+        self, *, since: datetime, until: datetime, model: str | None = None
+    ) -> dict[Group, Requests]:
+        """Per ``(model, route, version)``, the requests logged between ``since`` and
+        ``until``, after reading the segments not read before."""
+        listing = self._listing(model, since)
+        if self.logs_url:
+            fs, root = fsspec.core.url_to_fs(self.logs_url, **self.storage_options)
+            folder = f"{str(root).rstrip('/')}/{PREDICTIONS}/"
+            prefix = folder + (f"model={model}/" if model else "")
+            self.index.update(listing, fs.open, prefix=prefix)
+        return self.index.requests(since_us=_us(since), until_us=_us(until), model=model)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -169,28 +175,24 @@ class LogReader:
         """Per model, figures per ``(route, version)`` over the last ``window_s`` seconds."""
         until = (now or datetime.now(UTC)).astimezone(UTC)
         since = until - timedelta(seconds=window_s)
-        files = self.files(model, since)
         out: dict[str, list[RouteFigures]] = {}
-        if not files:
-            return out
-        con = self._connect()
-        try:
-            rows = con.execute(_FIGURES, {"files": files, "since": since, "until": until})
-            for name, route, version, n, errors, client, p50, p99 in rows.fetchall():
-                out.setdefault(str(name), []).append(
-                    RouteFigures(
-                        route=str(route),
-                        version=int(version),
-                        requests=int(n),
-                        errors=int(errors),
-                        client_errors=int(client),
-                        p50_ms=float(p50 or 0.0) / 1000.0,
-                        p99_ms=float(p99 or 0.0) / 1000.0,
-                        rate_per_s=int(n) / window_s,
-                    )
+        for (name, route, version), req in sorted(
+            self.requests(since=since, until=until, model=model).items()
+        ):
+            n = len(req.ts)
+            latency = np.sort(req.latency_us)
+            out.setdefault(name, []).append(
+                RouteFigures(
+                    route=route,
+                    version=version,
+                    requests=n,
+                    errors=int(np.count_nonzero(req.status >= 500)),
+                    client_errors=int(np.count_nonzero((req.status >= 400) & (req.status < 500))),
+                    p50_ms=quantiles_sorted(latency, 0.5) / 1000.0,
+                    p99_ms=quantiles_sorted(latency, 0.99) / 1000.0,
+                    rate_per_s=n / window_s,
                 )
-        finally:
-            con.close()
+            )
         return out
 
     def series(
@@ -200,7 +202,7 @@ class LogReader:
         until = (now or datetime.now(UTC)).astimezone(UTC)
         since = until - timedelta(seconds=window_s)
         bucket_us = max(1, int(window_s * 1e6 / buckets))
-        first = int(since.timestamp() * 1e6) // bucket_us
+        first = _us(since) // bucket_us
         doc: dict[str, Any] = {
             "since": since.isoformat(timespec="seconds"),
             "until": until.isoformat(timespec="seconds"),
@@ -208,28 +210,27 @@ class LogReader:
             "starts": [(first + i) * bucket_us / 1e6 for i in range(buckets + 1)],
             "routes": {},
         }
-        files = self.files(model, since)
-        if not files:
-            return doc
-        con = self._connect()
-        try:
-            params = {"files": files, "since": since, "until": until, "bucket_us": bucket_us}
-            for bucket, route, n, errors, p99 in con.execute(_SERIES, params).fetchall():
-                series = doc["routes"].setdefault(
-                    str(route),
-                    {
-                        "requests": [0] * (buckets + 1),
-                        "errors": [0] * (buckets + 1),
-                        "p99_ms": [None] * (buckets + 1),
-                    },
-                )
-                i = int(bucket) - first
-                if 0 <= i <= buckets:
-                    series["requests"][i] = int(n)
-                    series["errors"][i] = int(errors)
-                    series["p99_ms"][i] = float(p99 or 0.0) / 1000.0
-        finally:
-            con.close()
+        by_route: dict[str, list[Requests]] = {}
+        for (_, route, _), req in self.requests(since=since, until=until, model=model).items():
+            by_route.setdefault(route, []).append(req)
+        for route in sorted(by_route):
+            req = Requests.concat(by_route[route])
+            slot = req.ts // bucket_us - first
+            keep = (slot >= 0) & (slot <= buckets)
+            slot, status, latency = slot[keep], req.status[keep], req.latency_us[keep]
+            requests = np.bincount(slot, minlength=buckets + 1)
+            errors = np.bincount(slot, weights=status >= 500, minlength=buckets + 1)
+            order = np.lexsort((latency, slot))
+            slot, latency = slot[order], latency[order]
+            bounds = np.searchsorted(slot, np.arange(buckets + 2))
+            p99: list[float | None] = [None] * (buckets + 1)
+            for i in np.flatnonzero(requests):
+                p99[i] = quantiles_sorted(latency[bounds[i] : bounds[i + 1]], 0.99) / 1000.0
+            doc["routes"][route] = {
+                "requests": [int(n) for n in requests],
+                "errors": [int(e) for e in errors],
+                "p99_ms": p99,
+            }
         return doc
 
     def agreement(
@@ -248,7 +249,12 @@ class LogReader:
         and the same per bucket of the window."""
         until = (now or datetime.now(UTC)).astimezone(UTC)
         since = until - timedelta(seconds=window_s)
-        files = self.files(model, since) if champion is not None else []
+        listing = self._listing(model, since) if champion is not None else {}
+        # segments read already whose requests all precede the window are skipped
+        low = _us(since)
+        files = self._qualified(
+            [p for p in listing if (span := self.index.span(p)) is None or span[1] >= low]
+        )
         if not files:
             return []
         bucket_us = max(1, int(window_s * 1e6 / buckets))
@@ -289,6 +295,10 @@ class LogReader:
             item["agreement"] = item["agreed"] / item["compared"] if item["compared"] else None
             out.append(item)
         return out
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp() * 1e6)
 
 
 def champion_first(figures: list[RouteFigures]) -> list[RouteFigures]:

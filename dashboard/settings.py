@@ -27,7 +27,10 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     ``traffic_window_s``: the span of prediction log behind request rate, error rate and p99
     (and the per-route table of a model); ``series_buckets``: points of the traffic/latency
     charts; ``max_windows``: monitor windows on the drift heat map and series (the most recent);
-    ``max_events``: audit-trail lines shown per page; ``cache_s``: how long a computed figure is
+    ``page_windows``: windows the drift API sends in full (older ones page by page);
+    ``heat_columns``: columns of the heat map, which always spans the ``max_windows`` latest
+    windows (neighbours merged, the worst figure kept); ``max_events``: audit-trail lines
+    shown per page; ``cache_s``: how long a computed figure is
     reused (the pages refresh every ``refresh_s``); ``monitor_wait_s``: how long a read waits
     for the monitor to release its DuckDB file; ``gateway_max_age_s``: a gateway that has not
     reported for longer is not counted as live.
@@ -38,7 +41,9 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     traffic_window_s: float = 300.0  # log span behind request rate, error rate and p99
     series_window_s: float = 3600.0  # span of the traffic and latency charts
     series_buckets: int = 60  # points of the traffic and latency charts
-    max_windows: int = 200  # monitor windows on the drift heat map and series (the latest)
+    max_windows: int = 1000  # monitor windows on the drift heat map and series (the latest)
+    page_windows: int = 50  # windows the drift API sends in full per page (?limit=, ?before=)
+    heat_columns: int = 80  # the heat map's columns: past them, neighbouring windows merge
     max_events: int = 500  # audit-trail lines shown per page
     cache_s: float = 2.0  # how long a computed figure is reused
     refresh_s: float = 10.0  # how often the pages refresh themselves
@@ -59,7 +64,7 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
                 raise DashboardSettingsError(
                     f"dashboard.{name}: expected seconds >= 0, got {getattr(self, name)!r}"
                 )
-        for name in ("series_buckets", "max_windows", "max_events"):
+        for name in ("series_buckets", "max_windows", "max_events", "page_windows", "heat_columns"):
             value = getattr(self, name)
             if not 1 <= value <= 100_000:
                 raise DashboardSettingsError(

@@ -66,6 +66,23 @@ class TtlCache:
                 return hit[1]  # type: ignore[no-any-return]
         return self._compute(key, compute)
 
+    def peek(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any | None:
+        """The value if there is one fresh enough to show (a stale one is refreshed in the
+        background); otherwise None, with the value computed in the background, so that a
+        page can show its frame at once and fetch the figures when they are ready."""
+        if self.ttl_s <= 0:
+            return None
+        hit = self._values.get(key)
+        if hit is not None:
+            age = self.clock() - hit[0]
+            if age < self.ttl_s:
+                return hit[1]
+            if age < self.ttl_s + self.max_stale_s:
+                self._refresh(key, compute)
+                return hit[1]
+        self._refresh(key, compute)
+        return None
+
     def _compute(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
@@ -116,7 +133,9 @@ class Sources:
         settings: DashboardSettings,
     ) -> None:
         self.registry = registry
-        self.logs = LogReader(logs_url)
+        self.logs = LogReader(
+            logs_url, keep_s=max(settings.traffic_window_s, settings.series_window_s)
+        )
         self.monitor_db = Path(monitor_db) if monitor_db else None
         self.settings = settings
         self.cache = TtlCache(settings.cache_s)

@@ -45,8 +45,23 @@ def _when(iso: object) -> str:
     return f'<time datetime="{_e(text)}">{_e(text.replace("T", " ")[:19])}</time>'
 
 
-def layout(*, title: str, base: str, active: str, body: str, refresh_s: float, admin: bool) -> str:
-    """The page shell: header with navigation and the admin token field, then ``body``."""
+def pending(title: str) -> str:
+    """``<main>`` while its figures are computed (``app.js`` fetches them at once)."""
+    return f"<h1>{_e(title)}</h1><p class='muted loading'>computing the figures…</p>"
+
+
+def layout(
+    *,
+    title: str,
+    base: str,
+    active: str,
+    body: str,
+    refresh_s: float,
+    admin: bool,
+    pending: bool = False,
+) -> str:
+    """The page shell: header with navigation and the admin token field, then ``body``
+    (``pending``: a placeholder that ``app.js`` replaces with the figures)."""
     nav = "".join(
         f'<a href="{base}{href}" class="{"on" if key == active else ""}">{label}</a>'
         for key, href, label in (("models", "/", "Models"), ("events", "/events", "Events"))
@@ -66,7 +81,7 @@ def layout(*, title: str, base: str, active: str, body: str, refresh_s: float, a
         f"<script defer src='{base}/static/app.js'></script></head>"
         f"<body data-base='{_e(base)}' data-refresh-s='{refresh_s:g}'>"
         f"<header><b class='brand'>mlgate</b><nav>{nav}</nav>{token}</header>"
-        f"<main id='main'>{body}</main>"
+        f"<main id='main'{' data-pending=1' if pending else ''}>{body}</main>"
         "<dialog id='confirm'><form method='dialog'><h3>Confirm</h3><p id='confirm-text'></p>"
         "<menu><button value='cancel' id='confirm-cancel'>Cancel</button>"
         "<button value='ok' id='confirm-ok' class='danger'>Confirm</button></menu></form>"
@@ -440,24 +455,26 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
         f"<label>statistic <select name='metric'>{metrics}</select></label>"
         " <button>show</button></form>"
     )
+    overview = doc["overview"]
+    selected = next(
+        (c["id"] for c in overview["windows"]
+         if c["first_id"] <= (doc.get("window") or -1) <= c["id"]),
+        None,
+    )  # fmt: skip
     heat = charts.heatmap(
-        grid, markers=doc.get("markers") or [], selected_window=doc.get("window"), link=link
-    )
-    windows = grid["windows"]
-    xs = [w["end_s"] for w in windows]
-    share = [("share drifted", [w["share_drifted"] for w in windows])]
-    threshold = next(
-        (w["share_threshold"] for w in windows if w["share_threshold"] is not None), None
-    )
-    pred = [("prediction PSI", [w["prediction_psi"] for w in windows])]
-    perf_names = sorted({k for w in windows for k, v in (w["performance"] or {}).items()
-                         if isinstance(v, int | float) and not isinstance(v, bool)
-                         and k != "labelled_rows"})  # fmt: skip
-    perf = [(k, [(w["performance"] or {}).get(k) for w in windows]) for k in perf_names[:3]]
+        overview, markers=doc.get("markers") or [], selected_window=selected, link=link,
+        max_columns=max(len(overview["windows"]), 1),
+    )  # fmt: skip
+    series = doc["series"]
+    xs = series["end_s"]
+    share = [("share drifted", series["share_drifted"])]
+    threshold = series["share_threshold"]
+    pred = [("prediction PSI", series["prediction_psi"])]
+    perf = list(series["performance"].items())[:3]
     markers = doc.get("markers") or []
     feature = doc.get("feature")
     dist = (doc.get("distributions") or {}).get(feature or "")
-    window = next((w for w in windows if w["id"] == doc.get("window")), None)
+    window = doc.get("window_info")
     if dist:
         kind = dist.get("kind") or ""
         detail = (
@@ -481,9 +498,10 @@ def drift_body(doc: dict[str, Any], base: str) -> str:
     )
     return (
         head + controls + f"<h2>{_e(doc['metric'])} per window and feature"
-        f" <small>v{doc['version']} {_e(doc['route'])},"
-        f" {len(windows)} windows; outlined: drifted; <span class='runmark'>|</span> runs,"
-        f" <span class='alertmark'>|</span> alerts</small></h2>"
+        f" <small>v{doc['version']} {_e(doc['route'])}, {grid['total_windows']} windows"
+        + (f" ({overview['size']} a column, the worst shown)" if overview["size"] > 1 else "")
+        + "; outlined: drifted; <span class='runmark'>|</span> runs,"
+        " <span class='alertmark'>|</span> alerts</small></h2>"
         + heat
         + f"<div class='chips'>{options}</div>"
         + detail

@@ -20,19 +20,28 @@
     setTimeout(() => { el.className = ""; }, 6000);
   }
 
-  async function refresh() {
-    if (busy || document.hidden || (dialog && dialog.open)) return;
+  async function refresh(force) {
+    if (!force && (busy || document.hidden || (dialog && dialog.open))) return;
     const url = new URL(window.location.href);
     url.searchParams.set("fragment", "1");
+    const main = document.getElementById("main");
     try {
       const r = await fetch(url, { headers: { "Accept": "text/html" } });
       if (r.ok) {
-        document.getElementById("main").innerHTML = await r.text();
+        main.innerHTML = await r.text();
         document.body.dataset.refreshedAt = new Date().toISOString();
+      } else if (main.dataset.pending) {
+        main.innerHTML = await r.text();  // the error page's message, in place of the figures
       }
     } catch (e) { /* the next tick retries */ }
+    if (main.dataset.pending) {
+      delete main.dataset.pending;
+      performance.mark("mlgate-filled");
+    }
   }
   if (refreshS > 0) setInterval(refresh, refreshS * 1000);
+  // the frame came before its figures (none computed yet): fetch them now
+  if (document.getElementById("main").dataset.pending) refresh(true);
 
   function confirmText(text) {
     return new Promise((resolve) => {

@@ -76,8 +76,9 @@ class Browser:
                 return message.get("result", {})
             self._note(message)
 
-    def open(self, url: str) -> None:
-        """Navigate and wait for the load event."""
+    def open(self, url: str, *, complete: bool = True) -> None:
+        """Navigate and wait for the load event, and (``complete``) for a page whose frame
+        came before its figures to have them (``<main>`` no longer pending)."""
         self.events.clear()
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + 60
@@ -85,6 +86,8 @@ class Browser:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not load within 60 s")
             self._note(json.loads(self.ws.recv()))
+        if complete:
+            self.wait_js("!document.getElementById('main')?.dataset.pending", timeout_s=60)
 
     def js(self, expression: str) -> Any:
         result = self.call(

@@ -262,3 +262,41 @@ def test_mounted_under_a_path(install: Install, serve: Serve) -> None:
     assert "href='/ui/models/churn'" in html and "/ui/static/app.js" in html
     assert httpx.get(f"{url}/api/models/churn").status_code == 200
     assert httpx.get(url.removesuffix("/ui") + "/api/models").status_code == 404
+
+
+def test_a_page_without_figures_yet_comes_as_its_frame_then_fills(
+    install: Install, serve: Serve
+) -> None:
+    url = serve(install, cache_s=30.0)
+    first = httpx.get(f"{url}/models/churn")
+    assert first.status_code == 200
+    assert "<main id='main' data-pending=1>" in first.text and "data-version" not in first.text
+    fragment = httpx.get(f"{url}/models/churn", params={"fragment": 1})
+    assert "<tr data-version='2'>" in fragment.text and "<html" not in fragment.text
+    again = httpx.get(f"{url}/models/churn").text  # computed now: the page comes complete
+    assert "data-pending" not in again and "<tr data-version='2'>" in again
+    # a page that cannot exist is refused before any frame is sent
+    assert httpx.get(f"{url}/models/nosuch").status_code == 404
+    assert httpx.get(f"{url}/models/churn/drift", params={"metric": "nope"}).status_code == 400
+    assert httpx.get(f"{url}/events", params={"model": "nosuch"}).status_code == 400
+
+
+def test_drift_api_pages_windows_and_the_heat_map_spans_them_all(url: str) -> None:
+    full = httpx.get(f"{url}/api/models/churn/drift").json()
+    ids = [w["id"] for w in full["grid"]["windows"]]
+    total = full["grid"]["total_windows"]
+    assert total == len(ids) >= 4 and full["grid"]["next_before"] is None
+    page = httpx.get(f"{url}/api/models/churn/drift", params={"limit": 2}).json()
+    assert [w["id"] for w in page["grid"]["windows"]] == ids[-2:]
+    assert all(len(f["values"]) == 2 for f in page["grid"]["features"])
+    assert page["grid"]["next_before"] == ids[-2]
+    older = httpx.get(
+        f"{url}/api/models/churn/drift", params={"limit": 2, "before": ids[-2]}
+    ).json()
+    assert [w["id"] for w in older["grid"]["windows"]] == ids[-4:-2]
+    # the overview keeps every window, whatever the page
+    assert sum(c["windows"] for c in page["overview"]["windows"]) == total
+    assert len(page["series"]["end_s"]) == total
+    for params, word in (({"limit": 0}, "limit"), ({"before": 99999}, "before")):
+        r = httpx.get(f"{url}/api/models/churn/drift", params=params)
+        assert r.status_code == 400 and word in r.json()["error"]
