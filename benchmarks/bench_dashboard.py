@@ -339,8 +339,12 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--port", type=int, default=8097)
     p.add_argument("--rebuild", action="store_true")
-    p.add_argument("--code", type=Path, default=ROOT,
-                   help="checkout whose `mlgate ui` is measured (an older one, to compare)")
+    p.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="checkout whose `mlgate ui` is measured (an older one, to compare)",
+    )
     args = p.parse_args()
     home = WORK / f"{args.models}x{args.versions}x{args.windows}x{args.rows}"
     if args.rebuild or not (home / "built.json").exists():

@@ -33,6 +33,8 @@ class BadQuery(ValueError):
 RUN_PREFIX = "trainer.run"
 ROLLOUT_PREFIX = "rollout."
 ALERT_PREFIX = "model."
+# how a rollout ends (``trainer.promotion.controller``'s events)
+ROLLOUT_ENDS = ("rollout.promoted", "rollout.rolled_back", "rollout.aborted")
 
 
 def _now() -> str:
@@ -169,17 +171,21 @@ def _version_doc(mv: ModelVersion, route: Route) -> dict[str, Any]:
     }
 
 
+def _started(e: Event) -> bool:
+    """A rollout's start: the trainer's ``rollout.started`` or the CLI's ``rollout start``."""
+    cli = e.kind == "rollout" and e.detail.get("action") == "start"
+    return e.kind == "rollout.started" or cli
+
+
 def _rollout_doc(route: Route, events: list[Event]) -> dict[str, Any] | None:
-    """The plan of the rollout in progress, its current step, and the analyses' figures."""
-    if route.canary is None and not route.rollout:
+    """The rollout in progress (its plan, current step and the analyses' figures), else the
+    last one that ended, with how it ended (``outcome``) and its last checks."""
+    active = route.canary is not None or bool(route.rollout)
+    start_event = next((e for e in reversed(events) if _started(e)), None)
+    if not active and start_event is None:
         return None
-    plan = dict(route.rollout or {})
-    started = plan.get("started_at")
-    start_event = next(
-        (e for e in reversed(events) if e.kind == "rollout" and e.detail.get("action") == "start"),
-        None,
-    )
-    since = started or (start_event.ts if start_event else "")
+    plan = dict(route.rollout or {}) if active else {}
+    since = plan.get("started_at") or (start_event.ts if start_event else "")
     analyses = [
         _event(e) for e in events if e.kind.startswith(ROLLOUT_PREFIX) and e.ts >= str(since)
     ]
@@ -191,7 +197,13 @@ def _rollout_doc(route: Route, events: list[Event]) -> dict[str, Any] | None:
         label = "shadow phase"
     elif steps and step is not None:
         label = f"step {int(step) + 1} of {len(steps)}"
+    outcome = None
+    if not active:
+        ends = [a["kind"] for a in analyses if a["kind"] in ROLLOUT_ENDS]
+        outcome = ends[-1] if ends else "ended"
     return {
+        "active": active,
+        "outcome": outcome,
         "canary": msgspec.to_builtins(route.canary) if route.canary else None,
         "plan": plan or None,
         "steps": steps,
@@ -306,6 +318,7 @@ def _drift_reads(
     metric: str,
     window: int | None,
     champion: int | None,
+    previous: int | None,
     limit: int,
     max_events: int,
 ) -> dict[str, Any]:
@@ -316,7 +329,7 @@ def _drift_reads(
     if not keys:
         return out
     if version is None:
-        version = next((k for k in keys if k["version"] == champion), keys[0])["version"]
+        version = default_version(keys, champion, previous)
     if route is None:
         routes = [k["route"] for k in keys if k["version"] == version]
         route = "champion" if "champion" in routes else (routes[0] if routes else "champion")
@@ -333,6 +346,31 @@ def _drift_reads(
         a for a in overview.alert_messages(store, limit=max_events) if a["model"] == name
     ]
     return out
+
+
+MIN_TREND_WINDOWS = 3
+
+
+def default_version(keys: list[dict[str, Any]], champion: int | None, previous: int | None) -> int:
+    """The version the drift page opens on: the champion's, unless it was just promoted and
+    has fewer than ``MIN_TREND_WINDOWS`` champion windows while the previous champion has
+    more (the drift that led to the promotion is in those).
+
+    >>> keys = [{"version": 2, "route": "champion", "windows": 1},
+    ...         {"version": 1, "route": "champion", "windows": 17}]
+    >>> default_version(keys, 2, 1), default_version(keys, 2, None), default_version(keys, 7, 1)
+    (1, 2, 2)
+    """
+    windows = {k["version"]: k["windows"] for k in keys if k["route"] == "champion"}
+    if champion in windows or any(k["version"] == champion for k in keys):
+        if (
+            previous is not None
+            and windows.get(champion, 0) < MIN_TREND_WINDOWS
+            and windows.get(previous, 0) > windows.get(champion, 0)
+        ):
+            return previous
+        return champion  # type: ignore[return-value]
+    return int(keys[0]["version"])
 
 
 def check_metric(metric: str) -> None:
@@ -373,16 +411,18 @@ def drift_document(
         if is_run(e) or is_alert(e)
     ]
     doc: dict[str, Any] = {"at": _now(), "name": name, "metric": metric, "markers": markers}
-    champion = reg.route(name).champion
+    current = reg.route(name)
+    champion, previous = current.champion, current.previous_champion
 
     def read(store: Any) -> dict[str, Any]:
         return _drift_reads(
             store, name, version=version, route=route, metric=metric, window=window,
-            champion=champion, limit=most, max_events=sources.settings.max_events,
+            champion=champion, previous=previous, limit=most,
+            max_events=sources.settings.max_events,
         )  # fmt: skip
 
     found, note = _monitor_or_none(
-        sources, ("drift", name, version, route, metric, most, window, champion), read
+        sources, ("drift", name, version, route, metric, most, window, champion, previous), read
     )
     doc["keys"] = (found or {}).get("keys") or []
     if not found or found["grid"] is None:

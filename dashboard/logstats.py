@@ -10,8 +10,10 @@ its figures cover every gateway replica. Definitions, the same as ``mlgate rollo
 - *p50/p99*: percentiles (linear interpolation) of the request latency (``latency_us``, the
   same on every row of a request), all statuses included;
 - *agreement* of a canary or shadow version: the share of its answered rows (status 200) whose
-  prediction equals the champion's on the same ``request_id`` (a shadow reuses the primary's
-  id); regressors agree within ``rel_tol * |champion| + abs_tol``.
+  prediction equals the champion route's on the same ``request_id`` (a shadow reuses the
+  primary's id), whichever version was champion then (so a promoted shadow keeps the figures
+  it earned against the old champion); regressors agree within ``rel_tol * |champion| +
+  abs_tol``.
 
 Only the date partitions that can hold rows of the window are listed, and only the columns a
 figure needs are read; rate, errors and latency come from segments read once and kept
@@ -76,15 +78,16 @@ WITH rows AS (
     WHERE ts >= $since AND ts <= $until AND status = 200
 ),
 champ AS (
-    SELECT request_id, any_value(pred_s) AS pred_s, any_value(pred_d) AS pred_d FROM rows
-    WHERE version = $champion GROUP BY request_id
+    SELECT request_id, any_value(version) AS version, any_value(pred_s) AS pred_s,
+           any_value(pred_d) AS pred_d
+    FROM rows WHERE route = 'champion' GROUP BY request_id
 )
 SELECT o.route, o.version, o.bucket, count(*),
        count(*) FILTER (WHERE CASE WHEN $numeric
            THEN abs(o.pred_d - c.pred_d) <= $rel_tol * abs(c.pred_d) + $abs_tol
            ELSE o.pred_s = c.pred_s END)
 FROM rows o JOIN champ c USING (request_id)
-WHERE o.route IN ('canary', 'shadow') AND o.version <> $champion
+WHERE o.route IN ('canary', 'shadow') AND o.version <> c.version
 GROUP BY o.route, o.version, o.bucket ORDER BY o.route, o.version, o.bucket
 """
 
@@ -267,7 +270,6 @@ class LogReader:
                 "since": since,
                 "until": until,
                 "bucket_us": bucket_us,
-                "champion": champion,
                 "numeric": numeric,
                 "rel_tol": rel_tol,
                 "abs_tol": abs_tol,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +53,9 @@ class TtlCache:
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._refreshing: set[tuple[Any, ...]] = set()
+        # one refresh at a time: the CPU left is the requests' (a request that needs a value
+        # still queued computes it itself, and the queued refresh then finds it fresh)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-refresh")
 
     def get(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         if self.ttl_s <= 0:
@@ -114,7 +118,7 @@ class TtlCache:
                 with self._lock:
                     self._refreshing.discard(key)
 
-        threading.Thread(target=run, name="dashboard-refresh", daemon=True).start()
+        self._pool.submit(run)
 
     def clear(self) -> None:
         with self._lock:

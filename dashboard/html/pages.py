@@ -6,7 +6,9 @@ element every ``refresh_s`` seconds from the same URL (``?fragment=1``) and runs
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
+from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -45,6 +47,12 @@ def _when(iso: object) -> str:
     return f'<time datetime="{_e(text)}">{_e(text.replace("T", " ")[:19])}</time>'
 
 
+@cache
+def _style() -> str:
+    """The style sheet, inline: a separate request would hold the first paint back."""
+    return resources.files("dashboard.static").joinpath("style.css").read_text()
+
+
 def pending(title: str) -> str:
     """``<main>`` while its figures are computed (``app.js`` fetches them at once)."""
     return f"<h1>{_e(title)}</h1><p class='muted loading'>computing the figures…</p>"
@@ -77,7 +85,7 @@ def layout(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)} · mlgate</title>"
         "<link rel='icon' href='data:,'>"
-        f"<link rel='stylesheet' href='{base}/static/style.css'>"
+        f"<style>{_style()}</style>"
         f"<script defer src='{base}/static/app.js'></script></head>"
         f"<body data-base='{_e(base)}' data-refresh-s='{refresh_s:g}'>"
         f"<header><b class='brand'>mlgate</b><nav>{nav}</nav>{token}</header>"
@@ -268,6 +276,10 @@ def _rollout(doc: dict[str, Any]) -> str:
     head += f"<p>{_route_cell(route)}</p><p class='actions'>{''.join(acts)}</p>"
     if not ro:
         return head + "<p class='muted'>no rollout in progress</p>"
+    if not ro.get("active"):
+        title = f"Last rollout <small>{_e(ro.get('outcome'))}</small>"
+    else:
+        title = f"Rollout in progress <small>{_e(ro.get('step_label') or '')}</small>"
     steps = ro.get("steps")
     plan = ""
     if steps:
@@ -292,7 +304,7 @@ def _rollout(doc: dict[str, Any]) -> str:
     )
     return (
         head
-        + f"<h3>Rollout in progress <small>{_e(ro.get('step_label') or '')}</small></h3>"
+        + f"<h3>{title}</h3>"
         + f"<p>started {_when(ro.get('started_at'))}</p>{plan}{check_table}"
         + (f"<ul class='analyses'>{analyses}</ul>" if analyses else "")
     )

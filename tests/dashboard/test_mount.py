@@ -27,8 +27,10 @@ def test_mounted_under_mount_path_beside_the_host_routes(install: Install, tmp_p
     assert mount_dashboard(app, where) == "/board"
     with UvicornServer(app) as server:
         assert httpx.get(f"{server.url}/v2/health/live").json() == {"live": True}
-        page = httpx.get(f"{server.url}/board/")
-        assert page.status_code == 200 and "href='/board/models/churn'" in page.text
+        page = httpx.get(f"{server.url}/board/")  # its frame first: nothing computed yet
+        assert page.status_code == 200 and "/board/static/app.js" in page.text
+        main = httpx.get(f"{server.url}/board/", params={"fragment": 1})
+        assert "href='/board/models/churn'" in main.text
         doc = httpx.get(f"{server.url}/board/api/models").json()
         assert [m["name"] for m in doc["models"]] == ["churn", "price"]
         assert httpx.get(f"{server.url}/board/api/models/nosuch").status_code == 404
@@ -72,7 +74,9 @@ def test_mlgate_serve_serves_the_dashboard_under_ui(fresh: Install) -> None:
     try:
         wait_for(ready, 240, 0.2)
         page = httpx.get(f"{url}/ui/")
-        assert page.status_code == 200 and "href='/ui/models/churn'" in page.text
+        assert page.status_code == 200 and "/ui/static/app.js" in page.text
+        main = httpx.get(f"{url}/ui/", params={"fragment": 1})
+        assert "href='/ui/models/churn'" in main.text
 
         def on_route() -> bool:
             doc = httpx.get(f"{url}/ui/api/models").json()
