@@ -3,7 +3,11 @@
 No added delay at low load: a batch starts as soon as the runtime is free, and the requests
 that arrive while it computes form the next batch, up to ``max_batch_rows`` rows (a request
 larger than that runs alone). ``max_delay_us`` optionally holds a batch open to fill it.
-Inference runs on worker threads, never on the event loop. If a batch fails, its requests are
+Inference runs on worker threads, except a batch the runtime is expected to compute within
+``inline_compute_us`` (from the time its recent batches took per row): that one runs on the
+event loop, since handing it to a thread and back costs the loop and the GIL more than the
+compute itself (a 1-row forest is ~10 us; the hand-off ~100-400 us of CPU, the wake-ups of
+two threads). If a batch fails, its requests are
 retried one by one, so only the culprit gets the error. The queue is bounded in rows: past
 ``max_queue_rows`` ``submit`` raises ``Overloaded`` at once. ``on_answer`` sees each batch's
 answers before any of them is released (the gateway journals them there, one write a batch).
@@ -83,6 +87,11 @@ class Batcher:
         Called on the loop with the answers of a batch (requests submitted with a ``tag``)
         before their futures are resolved. It must not raise; if it does, the error is logged
         and the answers are released anyway.
+    inline_compute_us
+        A batch expected to compute within this many microseconds runs on the event loop
+        (0: always on ``executor``). The expectation is the runtime's CPU time per row over
+        recent batches (hand-off excluded) times the batch's rows; until a batch has been
+        timed, batches go to the executor.
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class Batcher:
         max_queue_rows: int = 8192,
         parallel_batches: int = 1,
         retry_after_s: int = 1,
+        inline_compute_us: int = 0,
         on_batch: Callable[[int], None] | None = None,
         on_answer: Callable[[Answers], None] | None = None,
         clock_ns: Callable[[], int] = time.perf_counter_ns,
@@ -107,6 +117,9 @@ class Batcher:
         self.max_queue_rows = max_queue_rows
         self.parallel_batches = parallel_batches
         self.retry_after_s = retry_after_s
+        self.inline_compute_ns = inline_compute_us * 1000
+        # the runtime's time per row (ns), a moving average over recent batches; 0: not timed
+        self.row_ns = 0.0
         self.on_batch = on_batch
         self.on_answer = on_answer
         self.clock_ns = clock_ns
@@ -228,8 +241,12 @@ class Batcher:
         rows = X.shape[0]
         self._running_rows += rows
         start = self.clock_ns()
+        inline = 0 < self.row_ns * rows <= self.inline_compute_ns
         try:
-            outputs = await loop.run_in_executor(self.executor, self._predict, X)
+            if inline:
+                outputs = self._predict(X)
+            else:
+                outputs = await loop.run_in_executor(self.executor, self._predict, X)
         except Exception as exc:  # noqa: BLE001 - the runtime may raise anything
             outputs = None
             error = exc
@@ -253,8 +270,18 @@ class Batcher:
                 await self._execute([item])
 
     def _predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        # the CPU time of this thread, not the wall time: what computing it inline costs the
+        # loop, unmoved by other processes taking the core meanwhile
+        start = time.thread_time_ns()
         outputs = self.runtime.predict(X)
         n = X.shape[0]
+        per_row = (time.thread_time_ns() - start) / max(n, 1)
+        # the estimate follows a faster batch at once and a slower one by 5% a batch, so that
+        # one slow batch does not send the next ones to a thread, and a runtime that really
+        # got slower does after a few dozen (a float store is atomic: batches computed at
+        # once, parallel_batches, may race here)
+        row_ns = self.row_ns
+        self.row_ns = per_row if row_ns == 0 or per_row < row_ns else min(per_row, row_ns * 1.05)
         for key, value in outputs.items():
             if value.shape[0] != n:
                 raise RuntimeError(f"runtime output {key!r} has {value.shape[0]} rows for {n}")

@@ -465,6 +465,7 @@ class ModelManager:
                 max_queue_rows=s.max_queue_rows,
                 parallel_batches=s.parallel_batches,
                 retry_after_s=s.retry_after_s,
+                inline_compute_us=s.inline_compute_us,
                 on_batch=functools.partial(self.metrics.observe_batch, model, version),
                 on_answer=(functools.partial(self.on_answer, loaded) if self.on_answer else None),
                 name=f"{model}:{version}",

@@ -53,6 +53,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_queue_rows: int = 8_192  # per loaded version; past it: 503 + Retry-After
     parallel_batches: int = 1  # batches of one version computed at once
     inference_threads: int = 0  # worker threads for inference; 0 = number of CPUs
+    # A batch the runtime is expected to compute within this many microseconds (its recent
+    # time per row x the batch's rows) runs on the event loop: handing a 10 us batch to an
+    # inference thread and back costs the loop more than computing it. 0: always on a thread.
+    inline_compute_us: int = 100
     request_timeout_s: float = 30.0  # past it: 504
     # How long the event loop may hold the GIL before an inference thread gets it (Python's
     # default is 5 ms, which then adds up to twice that to every batch under load); 0 keeps it.
@@ -125,6 +129,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         for name, value in {
             "max_delay_us": self.max_delay_us,
             "inference_threads": self.inference_threads,
+            "inline_compute_us": self.inline_compute_us,
             "warmup_rows": self.warmup_rows,
             "decode_off_loop_bytes": self.decode_off_loop_bytes,
             "feedback_match_ids": self.feedback_match_ids,

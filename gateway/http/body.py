@@ -2,6 +2,8 @@
 
 1. Size: a ``Content-Length`` above ``max_body_bytes`` is refused (413) before a byte of the
    body is read; a body without one (chunked) is refused as soon as it grows past the limit.
+   A body with an accepted ``Content-Length`` is read in one call (the server frames it by
+   that length: no more bytes arrive); a chunked one chunk by chunk.
 2. Compression: ``Content-Encoding: gzip`` or ``deflate`` is inflated, and the inflated size
    is held to the same limit (a small "zip bomb" cannot blow up memory); a stream that does
    not decompress, or stops short, is a 400.
@@ -15,13 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Protocol, TypeVar
 
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.http.request import PredictRequest
 
 T = TypeVar("T")
+
+
+class BodySource(Protocol):
+    """What the body is read from: RSGI's HTTP protocol (``await protocol()`` for the whole
+    body, ``async for chunk in protocol`` for its chunks)."""
+
+    async def __call__(self) -> bytes: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 def too_large_message(limit: int, length: str | None) -> str:
@@ -51,6 +62,15 @@ async def read(chunks: AsyncIterable[bytes], limit: int) -> bytes:
     if len(parts) == 1:
         return parts[0]
     return b"".join(parts)
+
+
+async def read_body(request: PredictRequest, source: BodySource, limit: int) -> bytes:
+    """The body of ``request``: in one call when it declares a ``Content-Length`` within
+    ``limit`` (``check_length`` refused a larger one), else chunk by chunk (``read``)."""
+    length = request.header("content-length")
+    if length is not None and length.isdigit() and int(length) <= limit:
+        return await source()
+    return await read(source, limit)
 
 
 def inflate(body: bytes, encoding: str, limit: int) -> bytes:

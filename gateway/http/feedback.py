@@ -19,11 +19,10 @@ from gateway.errors import BadRequest
 from gateway.http import body as body_rules
 from gateway.http.auth import check_predict_token
 from gateway.http.predict import Reply
-from gateway.http.request import PredictRequest
+from gateway.http.request import JSON, PredictRequest
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
-
+    from gateway.http.body import BodySource
     from gateway.service import Gateway
 
 FORM = '{"labels": [{"id": request_id, "label": value}, …]}'
@@ -108,15 +107,13 @@ class FeedbackOperation:
     def __init__(self, model: str) -> None:
         self.model = model
 
-    async def __call__(
-        self, gw: Gateway, request: PredictRequest, chunks: AsyncIterable[bytes]
-    ) -> Reply:
+    async def __call__(self, gw: Gateway, request: PredictRequest, source: BodySource) -> Reply:
         settings = gw.settings
         limit = settings.max_body_bytes
         body_rules.check_length(request, limit)
         check_predict_token(request.header("authorization"), settings.predict_token)
         gw.models.get(self.model)  # an unknown model is a 404 whatever the body holds
-        body = await body_rules.read(chunks, limit)
+        body = await body_rules.read_body(request, source, limit)
         max_labels = settings.max_feedback_labels
         # parsing, the log records and the matching all run on the thread for a large body
         result = await body_rules.decode(
@@ -126,4 +123,4 @@ class FeedbackOperation:
             limit=limit,
             off_loop_bytes=settings.decode_off_loop_bytes,
         )
-        return Reply(_encoder.encode(result.as_dict()), headers=[])
+        return Reply(_encoder.encode(result.as_dict()), [("content-type", JSON)])

@@ -124,8 +124,7 @@ class GatewayFront:
         except Exception as exc:  # noqa: BLE001 - every error becomes {"error": ...}
             self._error(protocol, exc, path)
             return
-        protocol.response_bytes(200, [("content-type", reply.content_type), *reply.headers],
-                                reply.body)  # fmt: skip
+        protocol.response_bytes(200, reply.headers, reply.body)
 
     def _error(self, protocol: Any, exc: Exception, path: str) -> None:
         status, body, headers = error_parts(exc, self.gateway.metrics, "POST", path)

@@ -18,22 +18,20 @@ from registry.logschema import TRAFFIC_HEADER
 TRAFFIC_HEADER_LOWER = TRAFFIC_HEADER.lower()
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable
+    from collections.abc import Callable
 
     from gateway.codecs import Payload
+    from gateway.http.body import BodySource
     from gateway.service import Gateway, Prediction
 
 
 class Reply:
-    """A successful answer: body, content type and extra headers."""
+    """A successful answer: body and every header (``content-type`` first)."""
 
-    __slots__ = ("body", "content_type", "headers")
+    __slots__ = ("body", "headers")
 
-    def __init__(
-        self, body: bytes, *, content_type: str = JSON, headers: list[tuple[str, str]]
-    ) -> None:
+    def __init__(self, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.body = body
-        self.content_type = content_type
         self.headers = headers
 
 
@@ -73,20 +71,32 @@ def header_safe(text: str) -> str:
     return text.encode("latin-1", errors="replace").decode("latin-1").translate(_CONTROL)
 
 
-def prediction_headers(prediction: Prediction) -> list[tuple[str, str]]:
-    """``X-Model-Version``, ``X-Route`` and ``X-Request-Id`` of an answer. The request id may
-    come from the body (OIP ``id``): it is echoed with control characters dropped."""
-    return [
-        ("x-model-version", str(prediction.version)),
-        ("x-route", prediction.route),
-        ("x-request-id", header_safe(prediction.request_id)),
-    ]
+# (content type, version, route) -> the headers every answer of it starts with, built once
+_HEAD: dict[tuple[str, int, str], tuple[tuple[str, str], ...]] = {}
+
+
+def prediction_headers(prediction: Prediction, content_type: str = JSON) -> list[tuple[str, str]]:
+    """``Content-Type``, ``X-Model-Version``, ``X-Route`` and ``X-Request-Id`` of an answer.
+    The request id may come from the body (OIP ``id``): it is echoed with control characters
+    dropped."""
+    key = (content_type, prediction.loaded.version, prediction.route)
+    head = _HEAD.get(key)
+    if head is None:
+        head = _HEAD[key] = (
+            ("content-type", content_type),
+            ("x-model-version", str(key[1])),
+            ("x-route", header_safe(key[2])),
+        )
+    request_id = prediction.request_id
+    if not (request_id.isascii() and request_id.isprintable()):  # generated ids are
+        request_id = header_safe(request_id)
+    return [*head, ("x-request-id", request_id)]
 
 
 class Operation:
     """One predict endpoint with its path parameters: ``admit`` (token, model, version:
     before the body is read), then the body (size, compression, decoding), then the
-    prediction. ``await op(gw, request, chunks)`` runs them and returns the ``Reply``."""
+    prediction. ``await op(gw, request, source)`` runs them and returns the ``Reply``."""
 
     __slots__ = ("kind", "model", "version", "version_text")
 
@@ -114,16 +124,14 @@ class Operation:
             return v1.V1Payload(body)
         return mlflow.decode_request(body, request.header("content-type") or "")
 
-    async def __call__(
-        self, gw: Gateway, request: PredictRequest, chunks: AsyncIterable[bytes]
-    ) -> Reply:
+    async def __call__(self, gw: Gateway, request: PredictRequest, source: BodySource) -> Reply:
         start = time.perf_counter_ns()
         settings = gw.settings
         limit = settings.max_body_bytes
         body_rules.check_length(request, limit)
         model = self.admit(gw, request)
         try:
-            body = await body_rules.read(chunks, limit)
+            body = await body_rules.read_body(request, source, limit)
             payload = await body_rules.decode(
                 request,
                 body,
@@ -162,21 +170,19 @@ def _oip_reply(payload: oip.OipPayload, model: str, prediction: Prediction) -> R
         spec=prediction.loaded.outputs,
         class_counts=payload.class_counts,
     )
-    headers = prediction_headers(prediction)
     if header_length is None:
-        return Reply(content, headers=headers)
+        return Reply(content, prediction_headers(prediction))
+    headers = prediction_headers(prediction, OCTETS)
     headers.append(("inference-header-content-length", str(header_length)))
-    return Reply(content, content_type=OCTETS, headers=headers)
+    return Reply(content, headers)
 
 
 def _v1_reply(payload: v1.V1Payload, model: str, prediction: Prediction) -> Reply:
-    return Reply(v1.encode_response(payload, prediction.outputs),
-                 headers=prediction_headers(prediction))  # fmt: skip
+    return Reply(v1.encode_response(payload, prediction.outputs), prediction_headers(prediction))
 
 
 def _mlflow_reply(payload: mlflow.MlflowPayload, model: str, prediction: Prediction) -> Reply:
-    return Reply(mlflow.encode_response(prediction.outputs),
-                 headers=prediction_headers(prediction))  # fmt: skip
+    return Reply(mlflow.encode_response(prediction.outputs), prediction_headers(prediction))
 
 
 _ENCODERS: dict[str, Callable[[Any, str, Prediction], Reply]] = {

@@ -46,6 +46,21 @@ def _pattern(template: str) -> re.Pattern[str]:
 _COMPILED = [(route, _pattern(route.template)) for route in PREDICT_ROUTES]
 
 
+_Parsed = tuple[str, dict[str, str]] | None  # (route kind, path parameters), or no predict route
+_CACHE_SIZE = 4096  # distinct predict paths remembered (models x versions x protocols)
+_cache: dict[tuple[str, str], _Parsed] = {}
+
+
+def _parse(method: str, path: str) -> _Parsed:
+    for route, pattern in _COMPILED:
+        if route.method != method:
+            continue
+        found = pattern.match(path)
+        if found is not None:
+            return route.kind, found.groupdict()
+    return None
+
+
 def match(method: str, path: str) -> Operation | FeedbackOperation | None:
     """The operation for a predict request, or None (then the Litestar app answers it).
 
@@ -57,20 +72,25 @@ def match(method: str, path: str) -> Operation | FeedbackOperation | None:
     >>> match("GET", "/v2/models/iris/infer") is None, match("POST", "/v2/models") is None
     (True, True)
     """
-    for route, pattern in _COMPILED:
-        if route.method != method:
-            continue
-        found = pattern.match(path)
-        if found is None:
-            continue
-        params = found.groupdict()
-        if route.kind == "feedback":
-            return FeedbackOperation(params["model"])
-        if route.kind == "v1":
-            # split_verb refuses "<model>:other" with a 400 that names the expected form
-            spec = params["spec"]
-            if "model" in params:
-                return Operation("v1", params["model"], split_verb(spec))
-            return Operation("v1", split_verb(spec))
-        return Operation(route.kind, params.get("model"), params.get("version"))
-    return None
+    key = (method, path)
+    try:
+        parsed = _cache[key]
+    except KeyError:
+        parsed = _parse(method, path)
+        if len(_cache) >= _CACHE_SIZE:  # many distinct paths (a scan): start over
+            _cache.clear()
+        _cache[key] = parsed
+    if parsed is None:
+        return None
+    kind, params = parsed
+    if kind == "oip":
+        return Operation(kind, params["model"], params.get("version"))
+    if kind == "feedback":
+        return FeedbackOperation(params["model"])
+    if kind == "v1":
+        # split_verb refuses "<model>:other" with a 400 that names the expected form
+        spec = params["spec"]
+        if "model" in params:
+            return Operation("v1", params["model"], split_verb(spec))
+        return Operation("v1", split_verb(spec))
+    return Operation(kind, params.get("model"), params.get("version"))

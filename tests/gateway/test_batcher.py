@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -164,5 +165,71 @@ def test_a_timed_out_request_is_skipped_and_close_drains(pool: ThreadPoolExecuto
         assert runtime.batches == [1, 2]
         await batcher.aclose()
         assert batcher.queued_rows == 0
+
+    asyncio.run(main())
+
+
+class ThreadRecordingRuntime:
+    """A real runtime (sum of the features) that burns ``cpu_s`` of CPU a call and records
+    the thread each batch ran on."""
+
+    backend = "test"
+    n_features = 2
+    task = "regression"
+    classes = None
+    allows_nan = False
+
+    def __init__(self, cpu_s: float = 0.0) -> None:
+        self.cpu_s = cpu_s
+        self.threads: list[int] = []
+
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        self.threads.append(threading.get_ident())
+        start = time.thread_time()
+        while time.thread_time() - start < self.cpu_s:
+            pass
+        if (X < 0).any():
+            raise ValueError("negative input")
+        return {"predict": X.sum(axis=1).astype(np.float64)}
+
+
+def test_a_cheap_batch_runs_on_the_loop_once_timed(pool: ThreadPoolExecutor) -> None:
+    async def main() -> None:
+        runtime = ThreadRecordingRuntime()
+        batcher = make(runtime, pool, inline_compute_us=10_000)
+        loop_thread = threading.get_ident()
+        results = [await batcher.submit(rows(1, v)) for v in (1.0, 2.0, 3.0, 4.0)]
+        assert [r.outputs["predict"].tolist() for r in results] == [[2.0], [4.0], [6.0], [8.0]]
+        # the first batch is timed on a thread, the next ones are known to be cheap
+        assert runtime.threads[0] != loop_thread
+        assert runtime.threads[1:] == [loop_thread] * 3
+        assert 0 < batcher.row_ns < 10_000_000
+        # a failing batch on the loop fails its own request only, and the loop carries on
+        good, bad = batcher.submit(rows(1)), batcher.submit(rows(1, -1.0))
+        done = await asyncio.gather(good, bad, return_exceptions=True)
+        assert isinstance(done[1], InferenceFailed) and "negative input" in str(done[1])
+        assert done[0].outputs["predict"].tolist() == [2.0]  # type: ignore[union-attr]
+        await batcher.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_costly_batch_stays_on_the_threads(pool: ThreadPoolExecutor) -> None:
+    async def main() -> None:
+        runtime = ThreadRecordingRuntime(cpu_s=0.002)  # 2 ms of CPU a call
+        batcher = make(runtime, pool, inline_compute_us=100)
+        loop_thread = threading.get_ident()
+        for _ in range(4):
+            await batcher.submit(rows(1))
+        assert loop_thread not in runtime.threads
+        assert batcher.row_ns >= 1_000_000
+        # off (0): never on the loop, however cheap
+        cheap = ThreadRecordingRuntime()
+        off = make(cheap, pool)
+        for _ in range(4):
+            await off.submit(rows(1))
+        assert loop_thread not in cheap.threads
+        await batcher.aclose()
+        await off.aclose()
 
     asyncio.run(main())
