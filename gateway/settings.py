@@ -40,12 +40,20 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     http_header_timeout_s: float = 10.0
     # Keep connections open between requests (HTTP/1.1 keep-alive); false: one request each.
     http_keep_alive: bool = True
+    # Also speak HTTP/2 (prior knowledge, h2c) on the HTTP port. Off by default: to tell the
+    # two apart the server waits for a connection's first bytes with no timeout at all, so a
+    # connection that sends nothing would hold its place for ever. On: an HTTP/2 connection
+    # silent for http_header_timeout_s is pinged, and closed if the ping is not answered
+    # within as long again (HTTP/2 has no idle timeout here: a client that answers pings
+    # stays, counted against max_connections). gRPC has its own port (grpc_port).
+    http2: bool = False
     # Largest request line plus headers, in bytes (at least 8192); past it: 431, connection
     # closed.
     http_max_header_bytes: int = 64 * 1024
     # Open connections per worker process; past it new connections wait in the listen backlog
-    # until one closes. 0: the open-file limit (ulimit -n) less 256 kept for log segments,
-    # models and the registry.
+    # (they cost the worker no file handle and no memory) until one closes. 0: the open-file
+    # limit less 256 kept for log segments, models and the registry (`mlgate serve` raises its
+    # soft open-file limit to the hard one first, so that is ulimit -Hn less 256).
     max_connections: int = 0
     # -- batching --
     max_batch_rows: int = 256  # rows per computed batch (a larger request runs alone)

@@ -8,7 +8,9 @@ serving. A companion whose command group is not installed is skipped with a noti
 
 from __future__ import annotations
 
+import math
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -167,6 +169,21 @@ def check_can_listen(host: str, port: int) -> None:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft open-file limit to its hard limit, where it is lower, so that
+    the default connection cap (``max_connections = 0``) is what the machine allows rather
+    than a login shell's 1024; the worker processes inherit it. Returns the soft limit in
+    force (unchanged where the system refuses)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or soft == resource.RLIM_INFINITY:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # e.g. macOS, whose hard limit may be "unlimited"
+        return soft
+    return hard
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -186,16 +203,21 @@ def run_gateway(
 
     The connection settings map onto granian's: ``http_header_timeout_s`` and
     ``http_keep_alive`` and ``http_max_header_bytes`` onto ``HTTP1Settings`` (hyper's header
-    read timeout, which also runs while a kept-alive connection waits for its next request,
-    and its read buffer limit, past which it answers 431; over HTTP/2 the header size limit
-    only: hyper has no header timeout there), ``max_connections`` onto
-    ``backpressure`` (granian holds one permit per open connection and stops accepting when
-    none is left)."""
+    read timeout, which runs from the connection's start and while a kept-alive connection
+    waits for its next request, and its read buffer limit, past which it answers 431),
+    ``http2`` onto the HTTP mode (HTTP/1 only, or granian's HTTP/1-or-2 detection, which
+    waits for a connection's first bytes without a timeout), ``http_header_timeout_s`` also
+    onto ``HTTP2Settings``' keep-alive ping interval and its answer's timeout (hyper has no
+    header or idle timeout over HTTP/2), ``max_connections`` onto ``backpressure`` (granian
+    holds one permit per open connection and stops accepting when none is left)."""
     import multiprocessing
 
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings, HTTP2Settings
+
+    raise_open_file_limit()  # before the cap is derived from it; the workers inherit it
+    timeout_s = settings.http_header_timeout_s
 
     # each worker a fresh interpreter (granian uses the process's start method; Linux's
     # default, fork, would copy this process's state into every worker)
@@ -214,7 +236,13 @@ def run_gateway(
             keep_alive=settings.http_keep_alive,
             max_buffer_size=settings.http_max_header_bytes,
         ),
-        http2_settings=HTTP2Settings(max_headers_size=settings.http_max_header_bytes),
+        http=HTTPModes.auto if settings.http2 else HTTPModes.http1,
+        http2_settings=HTTP2Settings(
+            max_headers_size=settings.http_max_header_bytes,
+            # granian takes the interval in ms (at most a minute), the timeout in whole seconds
+            keep_alive_interval=min(60_000, max(1, round(timeout_s * 1000))),
+            keep_alive_timeout=max(1, math.ceil(timeout_s)),
+        ),
         backpressure=settings.connections_per_worker,
         log_level=log_level,  # type: ignore[arg-type]
         log_access=access_log,

@@ -4,6 +4,7 @@ drive it with other projects' clients."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,10 +19,17 @@ from tests.helpers import free_port, wait_for
 class ServedProcess:
     """Where a running ``mlgate serve`` listens, and its log store."""
 
-    def __init__(self, http_url: str, grpc_address: str, logs: Path) -> None:
+    def __init__(self, http_url: str, grpc_address: str, logs: Path, pid: int) -> None:
         self.http_url = http_url
         self.grpc_address = grpc_address
         self.logs = logs
+        self.pid = pid
+
+    def workers(self) -> list[int]:
+        """Process ids of the server's workers (granian's spawned children)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [int(c) for c in children
+                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
 
     @property
     def http_address(self) -> str:
@@ -29,9 +37,18 @@ class ServedProcess:
 
 
 @contextmanager
-def mlgate_serve(root: Path, config: str = "") -> Iterator[ServedProcess]:
+def mlgate_serve(
+    root: Path, config: str = "", *, open_files_soft: int | None = None
+) -> Iterator[ServedProcess]:
     """Serve the registry under ``root / "registry"`` with ``config`` as ``mlgate.toml``, until
-    the block ends (SIGTERM, then the process is awaited)."""
+    the block ends (SIGTERM, then the process is awaited). ``open_files_soft``: start it with
+    this soft open-file limit (as a login shell's 1024 would)."""
+
+    def limit_open_files() -> None:
+        if open_files_soft is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files_soft, hard))
+
     (root / "mlgate.toml").write_text(config)
     port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
@@ -40,7 +57,7 @@ def mlgate_serve(root: Path, config: str = "") -> Iterator[ServedProcess]:
          "--log-level", "warning", "--registry", str(root / "registry"),
          "--logs", str(root / "logs")],
         cwd=root, env={**os.environ, "MLGATE_HOME": str(root / "home")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=limit_open_files,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -52,8 +69,8 @@ def mlgate_serve(root: Path, config: str = "") -> Iterator[ServedProcess]:
             return False
 
     try:
-        wait_for(ready, timeout_s=120, every_s=0.1)  # a cold start on a busy machine
-        yield ServedProcess(url, f"127.0.0.1:{grpc_port}", root / "logs")
+        wait_for(ready, timeout_s=300, every_s=0.1)  # a cold start on a busy machine
+        yield ServedProcess(url, f"127.0.0.1:{grpc_port}", root / "logs", process.pid)
     finally:
         process.terminate()
         try:
