@@ -311,6 +311,8 @@ def _rollout(doc: dict[str, Any]) -> str:
 
 
 def _fig(v: Any) -> str:
+    if isinstance(v, str) and len(v) > 32:  # a fingerprint: its head, the whole on hover
+        return f"<span title='{_e(v)}'>{_e(v[:16])}…</span>"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list | tuple) and len(v) == 2:
