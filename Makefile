@@ -13,9 +13,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# The install also compiles, once: Python's bytecode (an installer may skip it, and with
+# PYTHONDONTWRITEBYTECODE set no process writes it, so each would compile scikit-learn's and
+# scipy's sources again: seconds per process) and every numba kernel family into numba's
+# on-disk cache (`mlgate kernels warm`), so that the first serve, registration or monitor
+# pass compiles nothing.
 $(STAMP): pyproject.toml $(LOCK) | $(PY)
 	$(PY) -m pip install -q -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
+	-$(PY) -m compileall -q -j 0 $(VENV)/lib registry gateway monitor trainer mlgate kernels dashboard > /dev/null
+	$(VENV)/bin/mlgate kernels warm
 	touch $(STAMP)
 
 demo: $(STAMP)

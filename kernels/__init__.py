@@ -12,6 +12,10 @@ cache, instead of failing the import. numba's cache is keyed on each kernel's ow
 file: after editing a module that others call into, clear ``*.nbi``/``*.nbc`` in
 ``__pycache__``.
 
+A fresh install compiles nothing on first use: ``mlgate kernels warm`` (run by ``make``'s
+install step) compiles every kernel family once into that cache; ``cache_stats`` tells, per
+kernel, how many signatures a process loaded from the cache and how many it compiled.
+
 This package imports only numba and numpy, so every part may use it.
 
 >>> import numpy as np
@@ -32,14 +36,19 @@ This package imports only numba and numpy, so every part may use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast, overload
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from numba import njit
+from numba.core.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["kernel"]
+__all__ = ["CacheStats", "cache_stats", "kernel"]
 
 
 @overload
@@ -71,3 +80,36 @@ def kernel(
             return cast("F", njit(**options)(f))
 
     return wrap(fn) if fn is not None else wrap
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """One kernel's signatures this process loaded from numba's cache (``hits``) or compiled
+    (``misses``: not in the cache, or no cache at all), and where its cache lives (``None``:
+    no writable cache directory, the kernel is compiled in memory each time)."""
+
+    kernel: str
+    hits: int
+    misses: int
+    cache_path: str | None
+
+
+def cache_stats(modules: Iterable[ModuleType]) -> list[CacheStats]:
+    """``CacheStats`` of every kernel defined in ``modules`` that this process has used
+    (numba's ``Dispatcher.stats``).
+
+    >>> import sys
+    >>> [s.kernel for s in cache_stats([sys.modules[__name__]])]
+    []
+    """
+    found: list[CacheStats] = []
+    for module in modules:
+        for name, obj in sorted(vars(module).items()):
+            if not isinstance(obj, Dispatcher) or obj.py_func.__module__ != module.__name__:
+                continue
+            stats = obj.stats
+            hits, misses = sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+            if hits or misses:
+                path = str(stats.cache_path) if stats.cache_path else None
+                found.append(CacheStats(f"{module.__name__}.{name}", hits, misses, path))
+    return found

@@ -52,6 +52,7 @@ def _register_groups() -> None:
         "webhooks",
         "demo",
         "ui",
+        "kernels",
     ):
         try:
             mod = importlib.import_module(f"mlgate.cli.{module}")

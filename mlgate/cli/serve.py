@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +32,8 @@ from mlgate.cli.common import HomeOption, LogsOption, RegistryOption, err_consol
 FACTORY = "mlgate.app:front_from_env"
 
 # How each companion role is started: a `mlgate <group> <command>` child process.
+# the companions start once the gateway is ready, or after this long whatever it does
+COMPANION_DELAY_MAX_S = 20.0
 COMPANIONS: dict[str, list[str]] = {
     "monitor": ["monitor", "run"],
     "trainer": ["trainer", "run"],
@@ -115,12 +119,9 @@ def serve(
         code = _run_companion(role.value, wait=True)
         raise typer.Exit(code if isinstance(code, int) else 0)
     check_can_listen(host, port)  # before any model is loaded or companion started
-    children = []
+    companions = Companions(host, port)
     if role is Role.all:
-        for name in COMPANIONS:
-            child = _run_companion(name, wait=False)
-            if isinstance(child, subprocess.Popen):
-                children.append(child)
+        companions.start_when_ready()
     grpc_text = f", gRPC on {settings.grpc_host}:{settings.grpc_port}" if settings.grpc_port else ""
     err_console.print(
         f"mlgate gateway on http://{host}:{port}{grpc_text} ({workers} worker(s)); "
@@ -140,13 +141,7 @@ def serve(
         code = exc.code if isinstance(exc.code, int) and exc.code < 128 else 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        companions.stop()
     if code:
         fail(f"the gateway server stopped with exit status {code}", code)
 
@@ -253,6 +248,73 @@ def run_gateway(
         # ``registry`` package, so point it at the directory our packages are installed in
         working_dir=Path(mlgate.__file__).resolve().parent.parent,
     ).serve()
+
+
+class Companions:
+    """The monitor and trainer child processes of ``--role all``, started once the gateway
+    answers ready (or after ``COMPANION_DELAY_MAX_S``): started with it, their imports took
+    the cores the gateway's start-up needed (on 2 cores its ready time grew ~2x), and the
+    gateway is what clients wait for."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = _loopback(host)
+        self.port = port
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start_when_ready(self) -> None:
+        threading.Thread(target=self._run, name="mlgate-companions", daemon=True).start()
+
+    def _run(self) -> None:
+        _wait_ready(self.host, self.port, COMPANION_DELAY_MAX_S, self._stopping)
+        for name in COMPANIONS:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                child = _run_companion(name, wait=False)
+                if isinstance(child, subprocess.Popen):
+                    self._children.append(child)
+
+    def stop(self) -> None:
+        """SIGTERM every companion started (none starts after this) and wait for it."""
+        with self._lock:
+            self._stopping.set()
+            children = list(self._children)
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _loopback(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _wait_ready(host: str, port: int, timeout_s: float, stop: threading.Event) -> bool:
+    """Poll ``/v2/health/ready`` until it answers 200, ``timeout_s`` passes or ``stop``."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not stop.is_set():
+        conn = http.client.HTTPConnection(host, port, timeout=1)
+        try:
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        stop.wait(0.05)
+    return False
 
 
 def _run_companion(name: str, *, wait: bool) -> subprocess.Popen[bytes] | int | None:

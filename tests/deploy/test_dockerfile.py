@@ -105,6 +105,8 @@ def test_numba_cache_is_writable_by_the_user_and_env_is_set() -> None:
     setup = " ".join(runtime.all("RUN"))
     assert "mkdir -p /var/lib/mlgate /var/cache/mlgate/numba" in setup
     assert "chown -R ${UID}:${UID} /var/lib/mlgate /var/cache/mlgate" in setup
+    # the kernels are compiled into that cache at build time, and it stays the user's
+    assert "mlgate kernels warm && chown -R ${UID}:${UID} /var/cache/mlgate" in setup
     assert any(a.startswith("UID=10001") for a in runtime.all("ARG"))
 
 

@@ -24,6 +24,9 @@ DECISION_ONLY = 9  # no predict_proba: label = d > 0 (binary) or first argmax(d)
 MLP_BINARY = 10  # MLP logistic output: proba = [1 - p, p]; label = p > 0.5
 
 MODES_WITHOUT_PROBA = (REGRESSION, DECISION_ONLY)
+# ``link`` for kernels without one. A numpy integer is typed int64, as the trees pass theirs:
+# a literal 0 would make numba compile (and cache) a second copy of ``finish`` for it.
+NO_LINK = np.int64(0)
 
 
 @kernel()
@@ -80,7 +83,7 @@ def _ovr(d: np.ndarray, out: np.ndarray, uniform_if_zero: bool) -> None:
 
 @kernel()
 def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
-    raw: np.ndarray, mode: int, divisor: float, link: int, n_classes: int
+    raw: np.ndarray, mode: int, divisor: float, link: int | np.int64, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``raw [n, k]`` -> ``(values, label_index)``: values are ``[n, 1]`` predictions for
     regressors, ``[n, n_classes]`` probabilities for classifiers (empty without proba)."""
@@ -123,7 +126,7 @@ def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
             _softmax_into(d, out)
             labels[i] = _first_argmax(out)
         elif mode == OVR_NORMALIZED:
-            _ovr(d, out, True)
+            _ovr(d, out, mode == OVR_NORMALIZED)  # True; not a literal (one copy)
             labels[i] = _first_argmax(d)
         elif mode == OVR_WRAPPER:
             if raw.shape[1] == 1:
@@ -133,7 +136,7 @@ def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
                 out[1] = out[1] / total
                 labels[i] = 1 if d[0] > 0 else 0
             else:
-                _ovr(d, out, False)
+                _ovr(d, out, mode == OVR_NORMALIZED)  # False
                 labels[i] = _first_argmax(d)
         elif mode == MLP_BINARY:
             _binary(d[0], out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.runtimes.numba.finish import finish
+from gateway.runtimes.numba.finish import NO_LINK, finish
 from gateway.runtimes.numba.program import (
     ERR_INF,
     ERR_NAN,
@@ -44,21 +44,21 @@ def linear_predict(
         transformed = work
         if affine_rows(X, affine_ops, affine_values, round32, transformed):
             _scores(transformed, coef, intercept, raw)
-            out, labels = finish(raw, mode, 1.0, 0, n_classes)
+            out, labels = finish(raw, mode, 1.0, NO_LINK, n_classes)
             return out, labels, -1
     # general program, or a non-finite value somewhere: exact per-value checks
     buf = np.empty(d)
     for row in range(n):
         status = apply_program(X, row, code, params, round32, reject, cats, buf)
         if status >= 0:
-            out, labels = finish(raw[:0], mode, 1.0, 0, n_classes)
+            out, labels = finish(raw[:0], mode, 1.0, NO_LINK, n_classes)
             return out, labels, status + 8 * d * row
         for c in range(k):
             acc = 0.0
             for j in range(d):
                 acc += buf[j] * coef[c, j]
             raw[row, c] = acc + intercept[c]
-    out, labels = finish(raw, mode, 1.0, 0, n_classes)
+    out, labels = finish(raw, mode, 1.0, NO_LINK, n_classes)
     return out, labels, -1
 
 
@@ -101,7 +101,7 @@ def _plain(
                 elif (x == np.inf or x == -np.inf) and reject & REJECT_INF:
                     kind = ERR_INF
                 if kind:
-                    out, labels = finish(raw[:0], mode, 1.0, 0, n_classes)
+                    out, labels = finish(raw[:0], mode, 1.0, NO_LINK, n_classes)
                     return out, labels, kind + 8 * j + 8 * d * row
-    out, labels = finish(raw, mode, 1.0, 0, n_classes)
+    out, labels = finish(raw, mode, 1.0, NO_LINK, n_classes)
     return out, labels, -1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.runtimes.numba.finish import expit, finish
+from gateway.runtimes.numba.finish import NO_LINK, expit, finish
 from gateway.runtimes.numba.program import affine_rows, all_finite, apply_program
 from kernels import kernel
 
@@ -87,7 +87,7 @@ def mlp_predict(  # noqa: C901 (one loop nest: helpers would sit in the hot loop
         for row in range(n):
             status = apply_program(X, row, code, params, round32, reject, cats, buf)
             if status >= 0:
-                out, labels = finish(np.empty((0, 1)), mode, 1.0, 0, n_classes)
+                out, labels = finish(np.empty((0, 1)), mode, 1.0, NO_LINK, n_classes)
                 return out, labels, status + 8 * d * row
             for j in range(d):
                 h[row, j] = buf[j]
@@ -97,10 +97,13 @@ def mlp_predict(  # noqa: C901 (one loop nest: helpers would sit in the hot loop
         a = layers[layer]
         np.dot(h if layer == 0 else layers[layer - 1], weights[layer], a)
         _bias_activate(a, biases[layer], hidden if layer < n_layers - 1 else IDENTITY)
-    out, labels = finish(a.astype(np.float64), mode, 1.0, 0, n_classes)
+    out, labels = finish(a.astype(np.float64), mode, 1.0, NO_LINK, n_classes)
     return out, labels, -1
 
 
 @kernel()
 def _copy(src: np.ndarray, dst: np.ndarray) -> None:
-    dst[:] = src
+    # a loop, not ``dst[:] = src``: see program._widen
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]

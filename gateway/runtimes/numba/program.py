@@ -135,7 +135,7 @@ def affine_rows(
 
     Returns whether every input and output value is finite; when one is not, callers rerun
     ``apply_program`` for exact checks and messages."""
-    out[:] = X
+    _widen(X, out)
     for s in range(ops.shape[0]):
         # one small kernel per op: LLVM vectorizes each, not a loop holding all four
         if ops[s] == SUB:
@@ -151,24 +151,42 @@ def affine_rows(
     return all_finite(X) and all_finite(out)
 
 
+# Explicit loops, not ``a -= v`` / ``out[:] = X``: numba's array expressions bring its
+# broadcasting checks, whose error messages compile numba's string formatting into every
+# caller (~30% of a linear model's first compile); these loops vectorize the same.
+@kernel()
+def _widen(X: np.ndarray, out: np.ndarray) -> None:
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            out[i, j] = X[i, j]
+
+
 @kernel()
 def _sub(a: np.ndarray, v: np.ndarray) -> None:
-    a -= v
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] -= v[j]
 
 
 @kernel()
 def _div(a: np.ndarray, v: np.ndarray) -> None:
-    a /= v
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] /= v[j]
 
 
 @kernel()
 def _mul(a: np.ndarray, v: np.ndarray) -> None:
-    a *= v
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] *= v[j]
 
 
 @kernel()
 def _add(a: np.ndarray, v: np.ndarray) -> None:
-    a += v
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] += v[j]
 
 
 @kernel()
@@ -227,7 +245,7 @@ def apply_program(  # noqa: C901 (one loop nest: helpers would sit in the hot lo
     d = X.shape[1]
     steps = code.shape[0]
     for j in range(d):
-        x = float(X[row, j])
+        x: float = np.float64(X[row, j])  # float() keeps float32: a second copy of _check, _ordinal
         bad = _check(x, reject[0])
         if bad:
             return 8 * j + bad
