@@ -1,9 +1,10 @@
 """Prometheus metrics of one gateway app, in its own ``CollectorRegistry`` (no global state).
 
-The per-request figures (request counter, latency histograms) are plain counts kept on the
-event loop and turned into metric families at scrape time: prometheus-client's own ``inc`` and
-``observe`` take a lock and walk the buckets in Python, about a tenth of the loop's time per
-request. Rarer events (loads, batches, shadows) use prometheus-client's metrics directly;
+The per-request and per-batch figures (request counter, latency and batch-size histograms)
+are plain counts kept on the event loop and turned into metric families at scrape time:
+prometheus-client's own ``inc`` and ``observe`` take a lock and walk the buckets in Python,
+about a tenth of the loop's time per request (at low load a batch is a request). Rarer events
+(loads, shadows) use prometheus-client's metrics directly;
 figures owned by other objects (queue depth, log rows) are read at scrape time by a collector.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -54,16 +55,12 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._requests: dict[tuple[str, str, str, str], int] = {}
+        # request counts by their labels, and the same cells by the caller's raw values
+        self._requests: dict[tuple[str, str, str, str], _RequestCell] = {}
+        self._cells: dict[tuple[str, int | str, str, int], _RequestCell] = {}
         self._latency: dict[tuple[str, str], LoopHistogram] = {}
         self._versions: dict[tuple[str, str], VersionStats] = {}
-        self.batch_rows = Histogram(
-            "mlgate_batch_rows",
-            "Rows per computed batch.",
-            ["model", "version"],
-            buckets=BATCH_BUCKETS,
-            registry=r,
-        )
+        self._batch_rows: dict[tuple[str, str], tuple[VersionStats, LoopHistogram]] = {}
         self.model_loads = Counter(
             "mlgate_model_loads",
             "Model version loads by outcome (ok, failed).",
@@ -89,7 +86,6 @@ class GatewayMetrics:
             ["where"],
             registry=r,
         )
-        self._children: dict[tuple[str, ...], Any] = {}
         self._gauges: list[Callable[[], Iterator[Metric]]] = [self._collect_requests]
         self.registry.register(_Snapshot(self._gauges))
 
@@ -110,11 +106,12 @@ class GatewayMetrics:
         rows: int = 0,
     ) -> None:
         """Count one answered request and its latency by stage (call on the event loop)."""
-        key = (model, str(version), route, str(status))
-        requests = self._requests
-        requests[key] = requests.get(key, 0) + 1
-        if version != "":
-            stats = self.version_stats(model, version)
+        cell = self._cells.get((model, version, route, status))
+        if cell is None:
+            cell = self._cell(model, version, route, status)
+        cell.count += 1
+        stats = cell.stats
+        if stats is not None:
             total_ns = int(total_s * 1e9)
             if status == 200:
                 stats.success_count += 1
@@ -126,11 +123,29 @@ class GatewayMetrics:
             else:
                 stats.fail_count += 1
                 stats.fail_ns += total_ns
-        self._histogram(model, "total").observe(total_s)
+        cell.total.observe(total_s)
         if queue_s is not None:
-            self._histogram(model, "queue").observe(queue_s)
+            if cell.queue is None:  # a stage's histogram exists once it has a sample
+                cell.queue = self._histogram(model, "queue")
+            cell.queue.observe(queue_s)
         if compute_s is not None:
-            self._histogram(model, "compute").observe(compute_s)
+            if cell.compute is None:
+                cell.compute = self._histogram(model, "compute")
+            cell.compute.observe(compute_s)
+
+    def _cell(self, model: str, version: int | str, route: str, status: int) -> _RequestCell:
+        """The counters one kind of request updates, looked up once (then by ``_cells``)."""
+        labels = (model, str(version), route, str(status))
+        cell = self._requests.get(labels)
+        if cell is None:
+            cell = self._requests[labels] = _RequestCell(
+                self.version_stats(model, version) if version != "" else None,
+                self._histogram(model, "total"),
+                self._latency.get((model, "queue")),
+                self._latency.get((model, "compute")),
+            )
+        self._cells[(model, version, route, status)] = cell
+        return cell
 
     def _histogram(self, model: str, stage: str) -> LoopHistogram:
         key = (model, stage)
@@ -145,8 +160,8 @@ class GatewayMetrics:
             "Prediction requests by model, version, route and HTTP status.",
             labels=["model", "version", "route", "status"],
         )
-        for key, n in list(self._requests.items()):
-            requests.add_metric(list(key), n)
+        for key, cell in list(self._requests.items()):
+            requests.add_metric(list(key), cell.count)
         yield requests
         latency = HistogramMetricFamily(
             "mlgate_request_latency_seconds",
@@ -157,6 +172,13 @@ class GatewayMetrics:
             buckets, total = histogram.snapshot()
             latency.add_metric([model, stage], buckets, total)
         yield latency
+        batch_rows = HistogramMetricFamily(
+            "mlgate_batch_rows", "Rows per computed batch.", labels=["model", "version"]
+        )
+        for (model, version), (_, histogram) in list(self._batch_rows.items()):
+            buckets, total = histogram.snapshot()
+            batch_rows.add_metric([model, version], buckets, total)
+        yield batch_rows
 
     def version_stats(self, model: str, version: int | str) -> VersionStats:
         """The statistics of one version (zeros until it answers)."""
@@ -167,15 +189,36 @@ class GatewayMetrics:
         return stats
 
     def observe_batch(self, model: str, version: int, rows: int) -> None:
-        self.version_stats(model, version).batches += 1
-        key = ("batch", model, str(version))
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.batch_rows.labels(model, str(version))
-        child.observe(rows)
+        """Count one computed batch of ``rows`` rows (call on the event loop)."""
+        key = (model, str(version))
+        entry = self._batch_rows.get(key)
+        if entry is None:
+            entry = self._batch_rows[key] = (self.version_stats(model, version),
+                                             LoopHistogram(BATCH_BUCKETS))  # fmt: skip
+        entry[0].batches += 1
+        entry[1].observe(rows)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestCell:
+    """What one kind of request (model, version, route, status) counts into."""
+
+    __slots__ = ("compute", "count", "queue", "stats", "total")
+
+    def __init__(
+        self,
+        stats: VersionStats | None,
+        total: LoopHistogram,
+        queue: LoopHistogram | None,
+        compute: LoopHistogram | None,
+    ) -> None:
+        self.count = 0
+        self.stats = stats
+        self.total = total
+        self.queue = queue
+        self.compute = compute
 
 
 class LoopHistogram:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
+from gateway.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, GatewayMetrics
 
 latencies = st.lists(
     st.one_of(st.sampled_from(LATENCY_BUCKETS), st.floats(0, 20, allow_nan=False)), max_size=50
@@ -41,3 +41,17 @@ def test_requests_and_latencies_match_prometheus_client(
     mine = ours.render()
     for prefix in ("mlgate_requests_total{", "mlgate_request_latency_seconds_"):
         assert _samples(mine, prefix) == _samples(theirs, prefix)
+
+
+@given(st.lists(st.integers(1, 5000), max_size=50))
+def test_batch_rows_match_prometheus_client(batches: list[int]) -> None:
+    ours = GatewayMetrics()
+    registry = CollectorRegistry()
+    theirs = Histogram("mlgate_batch_rows", "", ["model", "version"], buckets=BATCH_BUCKETS,
+                       registry=registry)  # fmt: skip
+    for rows in batches:
+        ours.observe_batch("m", 3, rows)
+        theirs.labels("m", "3").observe(rows)
+    prefix = "mlgate_batch_rows_"
+    assert _samples(ours.render(), prefix) == _samples(generate_latest(registry), prefix)
+    assert ours.version_stats("m", 3).batches == len(batches)
