@@ -12,9 +12,10 @@ from gateway.runtimes.numba import program as pg
 from gateway.runtimes.numba import steps as st
 from gateway.runtimes.numba import trees_convert as tc
 from gateway.runtimes.numba.forest import forest_parallel, forest_serial
+from gateway.runtimes.numba.forest_direct import direct_forest
 from gateway.runtimes.numba.linear import linear_predict
 from gateway.runtimes.numba.mlp import ACTIVATIONS, mlp_predict, pack_layers
-from gateway.runtimes.numba.runtime import Kernel, NumbaRuntime, OneHotStage
+from gateway.runtimes.numba.runtime import Kernel, NumbaRuntime, OneHotStage, make_runtime
 
 LINEAR_CLASSIFIERS = ("LogisticRegression", "SGDClassifier")
 LINEAR_REGRESSORS = ("LinearRegression", "Ridge", "Lasso", "ElasticNet", "SGDRegressor")
@@ -140,7 +141,7 @@ def _compile(model: Any, steps: list[Any], final: Any, *, parallel_rows: int) ->
     )
     input_reject = int((onehot.program if onehot else program).reject[0])
     allows_nan = not (input_reject & pg.REJECT_NAN)
-    return NumbaRuntime(
+    return make_runtime(
         n_features=n_features,
         task=task,
         classes=classes,
@@ -194,6 +195,13 @@ def _final_kernel(
             args=tree.forest.args(),
             tail=(tree.mode, tree.divisor, tree.link, tree.n_classes),
             has_proba=tree.mode not in fin.MODES_WITHOUT_PROBA,
+            direct=direct_forest(
+                tree.forest,
+                mode=tree.mode,
+                divisor=tree.divisor,
+                link=tree.link,
+                n_classes=tree.n_classes,
+            ),
         )
         return kernel, "classification" if classes is not None else "regression", classes
     if name in MLPS:

@@ -82,7 +82,7 @@ def _ovr(d: np.ndarray, out: np.ndarray, uniform_if_zero: bool) -> None:
 
 
 @kernel()
-def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
+def finish(
     raw: np.ndarray, mode: int, divisor: float, link: int | np.int64, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``raw [n, k]`` -> ``(values, label_index)``: values are ``[n, 1]`` predictions for
@@ -92,53 +92,71 @@ def finish(  # noqa: C901 (one loop nest: helpers would sit in the hot loop)
     if mode == REGRESSION:
         pred = np.empty((n, 1))
         for i in range(n):
-            v = raw[i, 0] / divisor
-            pred[i, 0] = np.exp(v) if link == 1 else v
+            finish_row(raw[i], mode, divisor, link, n_classes, pred[i])
         return pred, labels[:0]
     if mode == DECISION_ONLY:
         for i in range(n):
-            if raw.shape[1] == 1:
-                labels[i] = 1 if raw[i, 0] > 0 else 0
-            else:
-                labels[i] = _first_argmax(raw[i])
+            labels[i] = finish_row(raw[i], mode, divisor, link, n_classes, raw[i])
         return np.empty((0, 1)), labels
     proba = np.empty((n, n_classes))
     for i in range(n):
-        d = raw[i]
-        out = proba[i]
-        if mode == PROBA_AVERAGE:
-            for c in range(n_classes):
-                out[c] = d[c] / divisor
-            labels[i] = _first_argmax(out)
-        elif mode == BINARY_DECISION:
-            _binary(d[0], out)
-            labels[i] = 1 if d[0] > 0 else 0
-        elif mode == BINARY_PROBA:
-            _binary(d[0], out)
-            labels[i] = 1 if out[1] > out[0] else 0
-        elif mode == BINARY_DECISION_GE:
-            _binary(d[0], out)
-            labels[i] = 1 if d[0] >= 0 else 0
-        elif mode == SOFTMAX_DECISION:
-            _softmax_into(d, out)
-            labels[i] = _first_argmax(d)
-        elif mode == SOFTMAX_PROBA:
-            _softmax_into(d, out)
-            labels[i] = _first_argmax(out)
-        elif mode == OVR_NORMALIZED:
-            _ovr(d, out, mode == OVR_NORMALIZED)  # True; not a literal (one copy)
-            labels[i] = _first_argmax(d)
-        elif mode == OVR_WRAPPER:
-            if raw.shape[1] == 1:
-                _binary(d[0], out)
-                total = out[0] + out[1]
-                out[0] = out[0] / total
-                out[1] = out[1] / total
-                labels[i] = 1 if d[0] > 0 else 0
-            else:
-                _ovr(d, out, mode == OVR_NORMALIZED)  # False
-                labels[i] = _first_argmax(d)
-        elif mode == MLP_BINARY:
-            _binary(d[0], out)
-            labels[i] = 1 if out[1] > 0.5 else 0
+        labels[i] = finish_row(raw[i], mode, divisor, link, n_classes, proba[i])
     return proba, labels
+
+
+@kernel()
+def finish_row(  # noqa: C901 (one switch over the modes)
+    d: np.ndarray,
+    mode: int,
+    divisor: float,
+    link: int | np.int64,
+    n_classes: int,
+    out: np.ndarray,
+) -> int:
+    """One row: raw scores ``d`` -> ``out`` (the prediction, or the probabilities; untouched
+    for DECISION_ONLY); returns the label index (0 for regression)."""
+    if mode == REGRESSION:
+        v = d[0] / divisor
+        out[0] = np.exp(v) if link == 1 else v
+        return 0
+    if mode == DECISION_ONLY:
+        if d.shape[0] == 1:
+            return 1 if d[0] > 0 else 0
+        return _first_argmax(d)
+    label = 0
+    if mode == PROBA_AVERAGE:
+        for c in range(n_classes):
+            out[c] = d[c] / divisor
+        label = _first_argmax(out)
+    elif mode == BINARY_DECISION:
+        _binary(d[0], out)
+        label = 1 if d[0] > 0 else 0
+    elif mode == BINARY_PROBA:
+        _binary(d[0], out)
+        label = 1 if out[1] > out[0] else 0
+    elif mode == BINARY_DECISION_GE:
+        _binary(d[0], out)
+        label = 1 if d[0] >= 0 else 0
+    elif mode == SOFTMAX_DECISION:
+        _softmax_into(d, out)
+        label = _first_argmax(d)
+    elif mode == SOFTMAX_PROBA:
+        _softmax_into(d, out)
+        label = _first_argmax(out)
+    elif mode == OVR_NORMALIZED:
+        _ovr(d, out, mode == OVR_NORMALIZED)  # True; not a literal (one copy)
+        label = _first_argmax(d)
+    elif mode == OVR_WRAPPER:
+        if d.shape[0] == 1:
+            _binary(d[0], out)
+            total = out[0] + out[1]
+            out[0] = out[0] / total
+            out[1] = out[1] / total
+            label = 1 if d[0] > 0 else 0
+        else:
+            _ovr(d, out, mode == OVR_NORMALIZED)  # False
+            label = _first_argmax(d)
+    elif mode == MLP_BINARY:
+        _binary(d[0], out)
+        label = 1 if out[1] > 0.5 else 0
+    return label

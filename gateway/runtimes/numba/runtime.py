@@ -10,6 +10,11 @@ import numpy as np
 
 from gateway.runtimes.inputs import as_float32_rows
 from gateway.runtimes.numba import program as pg
+from gateway.runtimes.numba.forest_direct import (
+    DirectForest,
+    forest_direct,
+    forest_direct_parallel,
+)
 from gateway.runtimes.numba.onehot import onehot_expand
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ class Kernel:
     scratch: tuple[tuple[Any, int], ...] = ()  # (dtype, width per row) of scratch arrays
     scratch_rows: bool = False  # pass scratch as [n, width] views (else flat, sliced inside)
     scratch_tuple_from: int = -1  # pass the views from this index on as one tuple (-1: none)
+    direct: DirectForest | None = None  # trees: the same model for forest_direct
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,11 @@ class NumbaRuntime:
             out["predict_proba"] = values
         return out
 
+    def kernel_call(self, max_rows: int) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The serial kernel and the arguments after ``X`` for batches of up to ``max_rows``
+        rows (benchmarks time the kernel bare: ``predict`` minus it is the wrapper)."""
+        return self._kernel.serial, (*self._args, *self._scratch(max_rows))
+
     def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
         """This thread's scratch arrays for ``n`` rows, grown by doubling and then reused:
         kernels that allocated megabyte temporaries per call spent more time in page faults
@@ -165,3 +176,86 @@ class NumbaRuntime:
         row = status // (8 * d)
         reason = _KIND.get(kind, "is invalid").format(model=self.model_name)
         return f"{where}: value at row {row}, column {col} {reason}"
+
+
+_F32 = np.dtype(np.float32)
+_NO_LABELS = np.empty(0, dtype=np.int64)
+
+
+class DirectForestRuntime(NumbaRuntime):
+    """A tree ensemble with no preprocessing: ``forest_direct`` reads the float32 rows and
+    writes outputs allocated here; checks that can be done at load are done at load."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        direct = self._kernel.direct
+        assert direct is not None
+        program: pg.Program = kwargs["program"]
+        self._nodes = direct.nodes
+        self._values = direct.values
+        self._trees = direct.trees
+        self._init = direct.init
+        self._spec = direct.spec(int(program.reject[0]))
+        self._divisor = direct.divisor
+        self._width = direct.n_classes or 1
+        self._parallel_rows = self._kernel.parallel_rows or (1 << 62)
+        classes = self.classes
+        self._labels_are_classes = (
+            classes is not None
+            and classes.dtype == np.int64
+            and bool(np.array_equal(classes, np.arange(len(classes))))
+        )
+
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        if (
+            type(X) is not np.ndarray
+            or X.dtype is not _F32
+            or X.ndim != 2
+            or X.shape[1] != self.n_features
+            or not X.flags.c_contiguous
+            or not X.flags.writeable
+        ):
+            X = as_float32_rows(X, self.n_features)
+        n = X.shape[0]
+        if n == 0:
+            return self._empty()
+        out = np.empty((n, self._width))
+        classes = self.classes
+        labels = np.empty(n, dtype=np.int64) if classes is not None else _NO_LABELS
+        fn = forest_direct if n < self._parallel_rows else forest_direct_parallel
+        status = fn(
+            X,
+            self._nodes,
+            self._values,
+            self._trees,
+            self._init,
+            self._spec,
+            self._divisor,
+            out,
+            labels,
+        )
+        if status >= 0:
+            raise ValueError(self._describe(status, X.shape[1], "input X"))
+        if classes is None:
+            return {"predict": out.reshape(n)}
+        return {
+            "predict": labels if self._labels_are_classes else classes.take(labels),
+            "predict_proba": out,
+        }
+
+    def kernel_call(self, max_rows: int) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        out = np.empty((max_rows, self._width))
+        labels = np.empty(max_rows, dtype=np.int64) if self.classes is not None else _NO_LABELS
+        args = (self._nodes, self._values, self._trees, self._init, self._spec, self._divisor)
+        return forest_direct, (*args, out, labels)
+
+
+def make_runtime(
+    *, program: pg.Program, kernel: Kernel, onehot: OneHotStage | None, **kwargs: Any
+) -> NumbaRuntime:
+    """``DirectForestRuntime`` where ``forest_direct`` applies (a tree ensemble without
+    preprocessing or categorical splits), else ``NumbaRuntime``."""
+    cls = NumbaRuntime
+    if kernel.direct is not None and program.code.shape[0] == 0 and onehot is None:
+        cls = DirectForestRuntime
+    return cls(program=program, kernel=kernel, onehot=onehot, **kwargs)

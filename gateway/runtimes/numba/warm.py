@@ -10,7 +10,8 @@ later process (a gateway worker, a registration, a test) loads instead of compil
 The families and the kinds of input they see:
 
 - trees (decision trees, random forests, extra trees, gradient boosting, histogram boosting):
-  float32 rows, thresholds in float32; float64 rows after a one-hot encoding;
+  float32 rows read directly (no preprocessing); float32 rows through a preprocessing program,
+  thresholds in float32; float64 rows after a one-hot encoding;
 - linear models (with or without element-wise preprocessing): float32 rows; float64 rows after
   a one-hot encoding;
 - multi-layer perceptrons: weights in float64 or float32 (as scikit-learn fitted them), one to
@@ -77,6 +78,11 @@ def _samples() -> tuple[Sample, ...]:
             "trees",
             "gradient boosting",
             lambda X, y: GradientBoostingClassifier(n_estimators=2).fit(X, y),
+        ),
+        Sample(
+            "trees",
+            "scaler + random forest",  # preprocessing: the general kernel, not forest_direct
+            lambda X, y: make_pipeline(StandardScaler(), RandomForestClassifier(2)).fit(X, y),
         ),
         Sample(
             "trees",

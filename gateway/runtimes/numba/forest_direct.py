@@ -1,0 +1,283 @@
+"""Tree ensembles that read the float32 input rows themselves (no preprocessing program).
+
+The kernel of a bare RandomForest, ExtraTrees, GradientBoosting or HistGradientBoosting
+without categorical splits (the common case). Unlike ``forest_rows`` it takes few arguments
+and writes into outputs the caller allocates: at one row, numba's dispatch (about 50 ns an
+argument) and boxing returned arrays cost more than walking a small forest.
+
+Layout: forest.py's node table, read as flat int32 / float32 arrays with unsigned indexes
+(no negative-index code in the walk). Thresholds are float32 (rounded down from
+scikit-learn's float64, which gives the same decisions for float32 inputs) and compared with
+the row's float32 values directly.
+
+``trees[t] = (root, column)``, padded to a multiple of ``TREES_AT_ONCE`` with a dummy leaf;
+``spec = (reject, mode, link, n_classes, n_trees, max_depth)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import prange
+
+from gateway.runtimes.numba.finish import finish_row
+from gateway.runtimes.numba.forest import MISSING_RIGHT, Forest
+from gateway.runtimes.numba.program import ERR_INF, ERR_NAN, REJECT_INF, REJECT_NAN
+from kernels import kernel
+
+ROWS_AT_ONCE = 32
+PLAIN, HAS_NAN = -1, -2
+
+
+@kernel(fastmath={"reassoc"})
+def _row_finite(x: np.ndarray) -> bool:
+    # x * 0 is NaN exactly for NaN and infinity; reassociation only lets the sum vectorize
+    acc = np.float32(0.0)
+    for j in range(x.shape[0]):
+        acc += x[j] * np.float32(0.0)
+    return bool(acc == acc)
+
+
+@kernel()
+def check_row(x: np.ndarray, row: int, reject: int) -> int:
+    """``PLAIN`` (every value finite), ``HAS_NAN`` (a NaN the model routes), or the error
+    status ``8 * (d * row + column) + kind`` of the first value the model refuses."""
+    if _row_finite(x):
+        return PLAIN
+    d = x.shape[0]
+    status = PLAIN
+    for j in range(d):
+        v = x[j]
+        if v != v:
+            if reject & REJECT_NAN:
+                return int(8 * (d * row + j) + ERR_NAN)
+            status = HAS_NAN
+        elif (reject & REJECT_INF) and (v == np.inf or v == -np.inf):
+            return int(8 * (d * row + j) + ERR_INF)
+    return status
+
+
+@kernel()
+def walk(x: np.ndarray, nodes: np.ndarray, thr: np.ndarray, idx: np.ndarray, depth: int) -> None:
+    """Advance the trees of ``idx`` to their leaves for row ``x`` (no NaN in it).
+
+    ``nodes`` and ``thr`` are the flat int32 / float32 views of the node table. Indexes are
+    unsigned (no negative-index wraparound code) and both children are computed before the
+    select, so LLVM emits a conditional move, not a branch on the data."""
+    K = 8
+    one = np.uint64(1)
+    for _ in range(depth):
+        moved = np.uint64(0)
+        for j in range(K):
+            nd = idx[j]
+            at = nd << np.uint64(2)
+            go = np.uint64(x[nodes[at] & 0xFFFFFF] > thr[at + np.uint64(2)])
+            nxt = np.uint64(nodes[at + one]) + go
+            moved |= nxt ^ nd
+            idx[j] = nxt
+        if moved == 0:  # every tree of the block sits on a leaf
+            return
+
+
+@kernel()
+def walk_nan(
+    x: np.ndarray, nodes: np.ndarray, thr: np.ndarray, idx: np.ndarray, depth: int
+) -> None:
+    """Same walk for a row holding NaN: each split sends it where scikit-learn does."""
+    K = 8
+    one = np.uint64(1)
+    for _ in range(depth):
+        moved = np.uint64(0)
+        for j in range(K):
+            nd = idx[j]
+            at = nd << np.uint64(2)
+            head = nodes[at]
+            v = x[head & 0xFFFFFF]
+            nan_right = (v != v) & (((head >> 24) & MISSING_RIGHT) != 0)
+            go = np.uint64((v > thr[at + np.uint64(2)]) | nan_right)
+            nxt = np.uint64(nodes[at + one]) + go
+            moved |= nxt ^ nd
+            idx[j] = nxt
+        if moved == 0:
+            return
+
+
+@kernel()
+def _add_leaves(
+    acc: np.ndarray,
+    nodes: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    idx: np.ndarray,
+    t0: int,
+    n_trees: int,
+) -> None:
+    """Add the leaf values the trees ``t0:t0 + 8`` reached (``idx``) to the raw scores."""
+    width = values.shape[1]
+    for j in range(idx.shape[0]):
+        if t0 + j < n_trees:
+            leaf = nodes[(idx[j] << np.uint64(2)) + np.uint64(3)]
+            col = trees[t0 + j, 1]
+            for w in range(width):
+                acc[col + w] += values[leaf, w]
+
+
+@kernel()
+def forest_direct_rows(
+    X: np.ndarray,
+    r0: int,
+    r1: int,
+    nodes: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    init: np.ndarray,
+    spec: np.ndarray,
+    divisor: float,
+    out: np.ndarray,
+    labels: np.ndarray,
+) -> int:
+    """Rows ``r0:r1`` of ``X`` -> ``out`` and ``labels``; -1, or the first error status.
+
+    Rows go in blocks of ``ROWS_AT_ONCE``: each block of trees walks every row of the block
+    before the next, so the upper levels of those trees stay in cache."""
+    K = 8
+    R = ROWS_AT_ONCE
+    reject, mode, link, n_classes, n_trees, depth = (
+        spec[0],
+        spec[1],
+        spec[2],
+        spec[3],
+        spec[4],
+        spec[5],
+    )
+    thr = nodes.view(np.float32)
+    k = init.shape[0]
+    raw = np.empty((R, k))
+    kind = np.empty(R, dtype=np.int64)
+    idx = np.empty(K, dtype=np.uint64)
+    n_slots = trees.shape[0]
+    for rb in range(r0, r1, R):
+        re = min(r1, rb + R)
+        for row in range(rb, re):
+            status = check_row(X[row], row, reject)
+            if status >= 0:
+                return status
+            kind[row - rb] = status
+            for c in range(k):
+                raw[row - rb, c] = init[c]
+        for t0 in range(0, n_slots, K):
+            for row in range(rb, re):
+                x = X[row]
+                for j in range(K):
+                    idx[j] = np.uint64(trees[t0 + j, 0])
+                if kind[row - rb] == PLAIN:
+                    walk(x, nodes, thr, idx, depth)
+                else:
+                    walk_nan(x, nodes, thr, idx, depth)
+                _add_leaves(raw[row - rb], nodes, values, trees, idx, t0, n_trees)
+        for row in range(rb, re):
+            label = finish_row(raw[row - rb], mode, divisor, link, n_classes, out[row])
+            if n_classes:
+                labels[row] = label
+    return -1
+
+
+@kernel()
+def forest_direct(
+    X: np.ndarray,
+    nodes: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    init: np.ndarray,
+    spec: np.ndarray,
+    divisor: float,
+    out: np.ndarray,
+    labels: np.ndarray,
+) -> int:
+    """Every row of ``X``, one thread; -1 or the first error status."""
+    return forest_direct_rows(
+        X, 0, X.shape[0], nodes, values, trees, init, spec, divisor, out, labels
+    )
+
+
+@kernel(parallel=True)
+def forest_direct_parallel(
+    X: np.ndarray,
+    nodes: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    init: np.ndarray,
+    spec: np.ndarray,
+    divisor: float,
+    out: np.ndarray,
+    labels: np.ndarray,
+) -> int:
+    """Same as ``forest_direct``, rows split in chunks over numba's thread pool."""
+    n = X.shape[0]
+    chunk = 64
+    n_chunks = (n + chunk - 1) // chunk
+    statuses = np.full(n_chunks, -1, dtype=np.int64)
+    for c in prange(n_chunks):
+        statuses[c] = forest_direct_rows(
+            X,
+            c * chunk,
+            min(n, (c + 1) * chunk),
+            nodes,
+            values,
+            trees,
+            init,
+            spec,
+            divisor,
+            out,
+            labels,
+        )
+    for c in range(n_chunks):
+        if statuses[c] >= 0:
+            return int(statuses[c])
+    return -1
+
+
+@dataclass(frozen=True)
+class DirectForest:
+    """A ``Forest`` in ``forest_direct``'s arguments (one per model, built at load)."""
+
+    nodes: np.ndarray  # int32 [4 * nodes], the rows of Forest.nodes one after the other
+    values: np.ndarray
+    trees: np.ndarray  # int32 [slots, 2]: root, first raw column
+    init: np.ndarray
+    mode: int
+    divisor: float
+    link: int
+    n_classes: int
+    n_trees: int
+    depth: int
+
+    def spec(self, reject: int) -> np.ndarray:
+        """``spec`` for a model that refuses ``reject`` (program.REJECT_* flags) in its input."""
+        fields = (reject, self.mode, self.link, self.n_classes, self.n_trees, self.depth)
+        return np.array(fields, dtype=np.int64)
+
+
+def direct_forest(
+    forest: Forest, *, mode: int, divisor: float, link: int, n_classes: int
+) -> DirectForest | None:
+    """``forest`` for ``forest_direct``, or None when it needs the general kernel (categorical
+    splits, float64 thresholds)."""
+    if forest.left_bits.shape[0] or forest.threshold.dtype != np.float32:
+        return None
+    n_trees = forest.n_trees
+    cols = np.zeros(forest.roots.shape[0], dtype=np.int32)
+    cols[:n_trees] = forest.tree_col
+    return DirectForest(
+        nodes=forest.nodes.reshape(-1),
+        values=forest.values,
+        trees=np.ascontiguousarray(np.stack([forest.roots, cols], axis=1), dtype=np.int32),
+        init=forest.init,
+        mode=mode,
+        divisor=divisor,
+        link=link,
+        n_classes=n_classes,
+        n_trees=n_trees,
+        depth=int(forest.block_depth.max(initial=0)),
+    )
