@@ -62,19 +62,23 @@ def parameters(params: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
 
 
 def decode_request(request: pb.ModelInferRequest) -> OipPayload:
-    """The payload of an inference request; raises ``BadRequest`` naming the field."""
-    if not request.inputs:
+    """The payload of an inference request; raises ``BadRequest`` naming the field.
+
+    Repeated fields are read by slicing (one list at once, not an element at a time) and
+    ``raw_input_contents`` become arrays over the message's own bytes (``np.frombuffer``).
+    """
+    inputs = request.inputs
+    if not inputs:
         raise BadRequest("ModelInferRequest.inputs: expected at least one tensor, got none")
     raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
+    if raw and len(raw) != len(inputs):
         raise BadRequest(
-            f"raw_input_contents: expected one entry per input ({len(request.inputs)}), "
-            f"got {len(raw)}"
+            f"raw_input_contents: expected one entry per input ({len(inputs)}), got {len(raw)}"
         )
     tensors = []
-    for i, item in enumerate(request.inputs):
+    for i, item in enumerate(inputs):
         field = f"inputs[{i}] ({item.name!r})"
-        shape = list(item.shape)
+        shape = item.shape[:]
         if raw:
             if item.HasField("contents"):
                 raise BadRequest(
@@ -92,9 +96,8 @@ def decode_request(request: pb.ModelInferRequest) -> OipPayload:
         outputs = [
             RequestOutput(name=o.name, parameters=parameters(o.parameters)) for o in request.outputs
         ]
-    return OipPayload(
-        tensors, id=request.id or None, parameters=parameters(request.parameters), outputs=outputs
-    )
+    params = parameters(request.parameters) if request.parameters else {}
+    return OipPayload(tensors, id=request.id or None, parameters=params, outputs=outputs)
 
 
 def _from_contents(
@@ -106,13 +109,13 @@ def _from_contents(
     name = CONTENTS_FIELD.get(datatype)
     if name is None:
         raise BadRequest(f"{field}: datatype {datatype} travels in raw_input_contents only")
-    values = getattr(item.contents, name)
+    values = getattr(item.contents, name)[:]  # a list: numpy reads it at C speed
     if len(values) != count:
         raise BadRequest(
             f"{field}: shape {shape} needs {count} values, got {len(values)} in contents.{name}"
         )
     if datatype == "BYTES":
-        decoded = [bytes(v).decode("utf-8", errors="replace") for v in values]
+        decoded = [v.decode("utf-8", errors="replace") for v in values]
         return np.array(decoded, dtype=object).reshape(shape)
     try:
         array = np.array(values, dtype=NUMPY[datatype])

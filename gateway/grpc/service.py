@@ -74,10 +74,11 @@ class InferenceService:
             if implementation is None:
                 continue  # the server answers UNIMPLEMENTED
             request_type = getattr(pb, method.input_type.name)
+            response_type = getattr(pb, method.output_type.name)
             methods[method.name] = grpc.unary_unary_rpc_method_handler(
                 self._guarded(implementation),
                 request_deserializer=request_type.FromString,
-                response_serializer=lambda message: message.SerializeToString(),
+                response_serializer=response_type.SerializeToString,
             )
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
