@@ -8,12 +8,13 @@ client (typed ``fp32_contents``, which every OIP server reads), over HTTP by the
 asyncio client (``benchmarks.asyncio_load``). Writes the "## gRPC serving" section of
 ``benchmarks/RESULTS.md``.
 
+Each row also gives the server's CPU time per answered request (its processes' user + system
+time over the load point, from ``/proc``), the figure that decides throughput on a machine
+whose cores the client shares.
+
 Triton's ``perf_analyzer`` is measured as a peer client against mlgate over both transports
-when it is found (``$PERF_ANALYZER`` or on the PATH). The binary ships inside the
-``tritonclient`` manylinux wheels up to 2.41 (``tritonclient-2.41.0.data/data/bin/``; unzip
-the wheel) and needs ``libb64.so.0d`` (Debian/Ubuntu ``libb64-0d``) and ``libcudart.so.12``
-(the ``nvidia-cuda-runtime-cu12`` wheel's ``nvidia/cuda_runtime/lib``, on
-``LD_LIBRARY_PATH``); no GPU is used.
+when it is found (``benchmarks.perf_analyzer``: ``$PERF_ANALYZER``, the PATH, or where
+``python -m benchmarks.perf_analyzer install`` puts it, which ``make bench`` runs first).
 
     .venv/bin/python -m benchmarks.bench_grpc                     # mlgate and MLServer, ~2 min
     .venv/bin/python -m benchmarks.bench_grpc --targets mlgate --duration 5 --no-write
@@ -23,31 +24,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import resource
 import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
-from benchmarks import asyncio_load, mlserver_peer, workload
+from benchmarks import asyncio_load, mlserver_peer, perf_analyzer, workload
 from benchmarks.bench_report import load_average, write_section
 from benchmarks.load_result import LoadResult, cpu_seconds
-from benchmarks.proc import ServerProcess, free_port
+from benchmarks.proc import ServerProcess, free_port, tree_cpu_seconds
 from benchmarks.targets import TARGETS
 from gateway.grpc import oip_pb2 as pb
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -199,44 +197,37 @@ def _mlserver(workdir: Path, model_file: Path) -> Served:
 
 
 SERVERS = {"mlgate": _mlgate, "mlserver": _mlserver}
-_PA_LINE = re.compile(r"^Concurrency: (\d+), throughput: ([\d.]+) infer/sec, latency (\d+) usec")
 
 
-def perf_analyzer_binary() -> str | None:
-    found = os.environ.get("PERF_ANALYZER") or shutil.which("perf_analyzer")
-    return found if found and os.access(found, os.X_OK) else None
-
-
-def perf_analyzer(
-    binary: str, served: Served, cfg: argparse.Namespace
-) -> list[tuple[str, str, Any]]:
+def perf_analyzer_rows(found: perf_analyzer.Found, served: Served,
+                       cfg: argparse.Namespace) -> list[tuple[str, str, Any]]:  # fmt: skip
     """Rows ``(server, load, text)`` from ``perf_analyzer`` over HTTP and gRPC."""
     out: list[tuple[str, str, Any]] = []
     http = served.process.base_url.removeprefix("http://")
     for transport, address in (("http", http), ("grpc", served.grpc_address)):
-        low, high = cfg.concurrency[0], cfg.concurrency[-1]
-        argv = [binary, "-m", workload.MODEL_NAME, "-u", address, "-i", transport,
-                "--concurrency-range", f"{low}:{high}:{max(1, high - low)}",
-                "--measurement-interval", str(int(cfg.duration * 1000)),
-                "--stability-percentage", "100", "--max-trials", "5"]  # fmt: skip
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            out.append((served.name, f"perf_analyzer {transport}", "timed out"))
-            continue
-        found = [_PA_LINE.match(line.strip()) for line in done.stdout.splitlines()]
-        rows = [m for m in found if m]
-        if not rows:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            out.append((served.name, f"perf_analyzer {transport}", f"failed: {tail[0][:200]}"))
-        for m in rows:
-            text = f"{float(m.group(2)):,.0f} infer/s, mean latency {int(m.group(3)) / 1000:.2f} ms"
-            out.append((served.name, f"perf_analyzer {transport}, c={m.group(1)}", text))
+        points, problem = perf_analyzer.run(
+            found, model=workload.MODEL_NAME, address=address, transport=transport,
+            concurrency=cfg.concurrency,
+        )  # fmt: skip
+        for p in points:
+            p99 = f", p99 {p.p99_ms:.1f} ms" if p.p99_ms is not None else ""
+            text = f"{p.infer_per_s:,.0f} infer/s, mean latency {p.mean_latency_ms:.2f} ms{p99}"
+            out.append((served.name, f"perf_analyzer {transport}, c={p.concurrency}", text))
+        if problem:
+            out.append((served.name, f"perf_analyzer {transport}", f"failed: {problem}"))
     return out
 
 
+@dataclass
+class Measured:
+    """A load point and the server's CPU time per answered request (µs) during it."""
+
+    result: LoadResult
+    server_cpu_us: float
+
+
 def measure(served: Served, model: Any, cfg: argparse.Namespace) -> list[tuple[str, str, Any]]:
-    """Rows ``(server, load, LoadResult or error text)`` for gRPC and HTTP at each concurrency."""
+    """Rows ``(server, load, Measured or error text)`` for gRPC and HTTP at each concurrency."""
     problem = verify(served.grpc_address, model)
     if problem:
         return [(served.name, "grpc", problem)]
@@ -250,15 +241,23 @@ def measure(served: Served, model: Any, cfg: argparse.Namespace) -> list[tuple[s
         for i in range(len(rows))
     ]
     out: list[tuple[str, str, Any]] = []
+
+    assert served.process.proc is not None
+    pid = served.process.proc.pid
+
+    def timed(load: str, run: Callable[[], LoadResult]) -> None:
+        cpu0 = tree_cpu_seconds(pid)
+        result = run()
+        cpu_us = (tree_cpu_seconds(pid) - cpu0) / max(result.requests, 1) * 1e6
+        out.append((served.name, load, Measured(result, cpu_us)))
+
     for c in cfg.concurrency:
-        result = grpc_closed_loop(
-            served.grpc_address, grpc_requests, concurrency=c, duration_s=cfg.duration
-        )
-        out.append((served.name, f"gRPC, c={c}", result))
-        result = asyncio_load.closed_loop(
-            host, int(port), http_requests, connections=c, duration_s=cfg.duration
-        )
-        out.append((served.name, f"HTTP, c={c}", result))
+        grpc_run = partial(grpc_closed_loop, served.grpc_address, grpc_requests, concurrency=c,
+                           duration_s=cfg.duration)  # fmt: skip
+        timed(f"gRPC, c={c}", grpc_run)
+        http_run = partial(asyncio_load.closed_loop, host, int(port), http_requests,
+                           connections=c, duration_s=cfg.duration)  # fmt: skip
+        timed(f"HTTP, c={c}", http_run)
     return out
 
 
@@ -269,21 +268,22 @@ def render(points: list[tuple[str, str, Any]], command: str, before: str) -> str
         "each other (ratios), not with other sections. Client and servers share the cores; "
         "gRPC requests carry one FP32 row in typed contents, HTTP ones OIP JSON.",
         "",
-        "| server | transport, load | req/s | p50 ms | p99 ms | errors | client CPU (cores) |",
-        "|---|---|---|---|---|---|---|",
+        "| server | transport, load | req/s | p50 ms | p99 ms | errors | server CPU µs/request "
+        "| client CPU (cores) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, load, result in points:
         if isinstance(result, str) and load.startswith("perf_analyzer"):
             continue  # listed below the table
         if isinstance(result, str):
-            lines.append(f"| {name} | {load} | – | – | – | {result} | – |")
+            lines.append(f"| {name} | {load} | – | – | – | {result} | – | – |")
             continue
+        r = result.result
         lines.append(
-            f"| {name} | {load} | {result.ok_rps:,.0f} | {result.p50_ms:.2f} | "
-            f"{result.p99_ms:.1f} | {result.errors + result.timeouts} | "
-            f"{result.generator_cores:.2f} |"
+            f"| {name} | {load} | {r.ok_rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.1f} | "
+            f"{r.errors + r.timeouts} | {result.server_cpu_us:,.0f} | {r.generator_cores:.2f} |"
         )
-    found = {(n, load): r for n, load, r in points if not isinstance(r, str)}
+    found = {(n, load): m.result for n, load, m in points if isinstance(m, Measured)}
     ratios = []
     for load in sorted({load for _, load in found if load.startswith("gRPC")}):
         ours, http = found.get(("mlgate", load)), found.get(("mlgate", "HTTP" + load[4:]))
@@ -302,8 +302,8 @@ def render(points: list[tuple[str, str, Any]], command: str, before: str) -> str
     if analyzer:
         analyzer.insert(0, "Triton's `perf_analyzer` 2.41 (its own client, its own random data):")
     else:
-        analyzer = ["Triton's `perf_analyzer` was not found: set `PERF_ANALYZER` (see the "
-                    "module docstring of `benchmarks/bench_grpc.py`) to add its rows."]  # fmt: skip
+        analyzer = ["Triton's `perf_analyzer` was not found: `python -m benchmarks.perf_analyzer "
+                    "install` fetches it (see that module's docstring)."]  # fmt: skip
     return "\n".join([*lines, "", *ratios, "", *analyzer]) + "\n"
 
 
@@ -325,14 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = workload.load_model()
     before = load_average()
     points: list[tuple[str, str, Any]] = []
-    analyzer = perf_analyzer_binary()
+    analyzer = perf_analyzer.find()
     for name in names:
         served = SERVERS[name](workdir, model_file)
-        served.process.start(timeout_s=180)
+        served.process.start(timeout_s=400)  # cold starts are slow on a loaded machine
         try:
             points.extend(measure(served, model, cfg))
             if analyzer and name == "mlgate":
-                points.extend(perf_analyzer(analyzer, served, cfg))
+                points.extend(perf_analyzer_rows(analyzer, served, cfg))
         finally:
             served.process.stop()
     command = "python -m benchmarks.bench_grpc " + shlex.join(sys.argv[1:] if argv is None else

@@ -174,3 +174,23 @@ def test_scrape_reads_histograms_of_a_live_endpoint(tmp_path: Path) -> None:
         "mlgate_request_latency_seconds:queue_count": 2.0,
         "mlgate_request_latency_seconds:queue_sum": 0.5,
     }
+
+
+def test_perf_analyzer_is_found_where_install_puts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import perf_analyzer
+
+    monkeypatch.delenv("PERF_ANALYZER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert perf_analyzer.find(tmp_path) is None
+    binary = tmp_path / "bin" / "perf_analyzer"
+    binary.parent.mkdir()
+    binary.write_text('#!/bin/sh\necho "$LD_LIBRARY_PATH"\n')
+    binary.chmod(0o755)
+    found = perf_analyzer.find(tmp_path)
+    assert found is not None and found.binary == str(binary)
+    out = subprocess.run([found.binary], env=found.env(), capture_output=True, text=True)
+    assert out.stdout.split(os.pathsep)[0].strip() == str(tmp_path / "lib")
+    monkeypatch.setenv("PERF_ANALYZER", str(binary))  # an explicit binary wins, as it is
+    assert perf_analyzer.find(tmp_path / "elsewhere") == perf_analyzer.Found(str(binary))
