@@ -44,7 +44,7 @@ class DashboardSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     max_windows: int = 1000  # monitor windows on the drift heat map and series (the latest)
     page_windows: int = 50  # windows the drift API sends in full per page (?limit=, ?before=)
     heat_columns: int = 80  # the heat map's columns: past them, neighbouring windows merge
-    max_events: int = 500  # audit-trail lines shown per page
+    max_events: int = 200  # audit-trail lines shown per page (and outbox messages read)
     cache_s: float = 2.0  # how long a computed figure is reused
     refresh_s: float = 10.0  # how often the pages refresh themselves
     monitor_wait_s: float = 2.0  # how long a read waits for the monitor to release its file
