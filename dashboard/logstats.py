@@ -136,6 +136,16 @@ class LogReader:
                 out[path] = (int(info.get("size") or 0), float(mtime))
         return out
 
+    def _refresh(self, model: str | None, since: datetime) -> dict[str, tuple[int, float]]:
+        """List the segments and read the new ones into the index; returns the listing."""
+        listing = self._listing(model, since)
+        if self.logs_url:
+            fs, root = fsspec.core.url_to_fs(self.logs_url, **self.storage_options)
+            folder = f"{str(root).rstrip('/')}/{PREDICTIONS}/"
+            prefix = folder + (f"model={model}/" if model else "")
+            self.index.update(listing, fs.open, prefix=prefix)
+        return listing
+
     def _qualified(self, paths: list[str]) -> list[str]:
         if not self.logs_url:
             return paths
@@ -154,12 +164,7 @@ class LogReader:
     ) -> dict[Group, Requests]:
         """Per ``(model, route, version)``, the requests logged between ``since`` and
         ``until``, after reading the segments not read before."""
-        listing = self._listing(model, since)
-        if self.logs_url:
-            fs, root = fsspec.core.url_to_fs(self.logs_url, **self.storage_options)
-            folder = f"{str(root).rstrip('/')}/{PREDICTIONS}/"
-            prefix = folder + (f"model={model}/" if model else "")
-            self.index.update(listing, fs.open, prefix=prefix)
+        self._refresh(model, since)
         return self.index.requests(since_us=_us(since), until_us=_us(until), model=model)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -252,11 +257,16 @@ class LogReader:
         and the same per bucket of the window."""
         until = (now or datetime.now(UTC)).astimezone(UTC)
         since = until - timedelta(seconds=window_s)
-        listing = self._listing(model, since) if champion is not None else {}
-        # segments read already whose requests all precede the window are skipped
+        listing = self._refresh(model, since) if champion is not None else {}
+        # segments whose requests all precede the window, and unreadable ones, are skipped
         low = _us(since)
         files = self._qualified(
-            [p for p in listing if (span := self.index.span(p)) is None or span[1] >= low]
+            [
+                p
+                for p in listing
+                if p not in self.index.unreadable
+                and ((span := self.index.span(p)) is None or span[1] >= low)
+            ]
         )
         if not files:
             return []

@@ -5,11 +5,13 @@ is read once: its requests' first rows (``registry.logschema``: every row of a r
 its status and latency), only the columns the traffic figures need, grouped by
 ``(model, route, version)`` and sorted by time. A refresh lists the folders and reads only the
 segments it has not seen; segments that left the span kept (or the store) are dropped. The
-figures then cost a few array operations over the rows of the window, with no file read.
+figures then cost a few array operations over the rows of the window, with no file read. A
+segment that cannot be read is logged and left out (until it changes), never an error.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
 
 Group = tuple[str, str, int]  # (model, route, version)
 
@@ -103,6 +107,7 @@ class SegmentIndex:
         self._segments: dict[str, _Segment] = {}
         self._lock = threading.Lock()
         self.reads = 0  # segments read so far (each is read once)
+        self.unreadable: dict[str, str] = {}  # path -> why (left out of every figure)
 
     def update(
         self,
@@ -122,7 +127,12 @@ class SegmentIndex:
                 known = self._segments.get(path)
                 if known is not None and known.stamp == stamp:
                     continue
-                groups = _read(path, open_file)
+                try:
+                    groups = _read(path, open_file)
+                except Exception as exc:  # noqa: BLE001 - one bad file must not hide the rest
+                    self.unreadable[path] = f"{type(exc).__name__}: {exc}"
+                    log.warning("dashboard: segment %s is unreadable, left out: %s", path, exc)
+                    groups = {}
                 self.reads += 1
                 firsts = [int(g.ts[0]) for g in groups.values() if len(g.ts)]
                 lasts = [int(g.ts[-1]) for g in groups.values() if len(g.ts)]

@@ -300,3 +300,15 @@ def test_drift_api_pages_windows_and_the_heat_map_spans_them_all(url: str) -> No
     for params, word in (({"limit": 0}, "limit"), ({"before": 99999}, "before")):
         r = httpx.get(f"{url}/api/models/churn/drift", params=params)
         assert r.status_code == 400 and word in r.json()["error"]
+
+
+def test_an_unreadable_segment_is_left_out_not_an_error(fresh: Install, serve: Serve) -> None:
+    url = serve(fresh)
+    before = httpx.get(f"{url}/api/models").json()["models"][0]["routes"]
+    day = next((fresh.logs / "predictions" / "model=churn").glob("date=*"))
+    (day / "w9-000001.parquet").write_bytes(b"PAR1 not a parquet file")
+    r = httpx.get(f"{url}/api/models")
+    assert r.status_code == 200
+    assert r.json()["models"][0]["routes"] == before
+    model = httpx.get(f"{url}/api/models/churn")  # agreement reads the segments too
+    assert model.status_code == 200 and model.json()["agreement"]
