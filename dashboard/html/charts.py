@@ -36,9 +36,9 @@ def _cell_color(ratio: float | None) -> str:
     if r <= 1.0:  # white -> amber
         g = int(255 - 75 * r)
         b = int(255 - 200 * r)
-        return f"rgb(255,{g},{b})"
+        return f"#ff{g:02x}{b:02x}"
     t = r - 1.0  # amber -> red
-    return f"rgb({int(255 - 55 * t)},{int(180 - 150 * t)},{int(55 - 25 * t)})"
+    return f"#{int(255 - 55 * t):02x}{int(180 - 150 * t):02x}{int(55 - 25 * t):02x}"
 
 
 def _ratio(value: float | None, threshold: float | None, low_is_drift: bool) -> float | None:
@@ -119,7 +119,7 @@ def heatmap(
         name = escape(str(f["name"]))
         parts.append(
             f'<text x="{label_w - 6}" y="{y + cell_h - 4}" text-anchor="end" class="lbl">'
-            f'{name[:18]}</text><g class="row" data-f="{name}"'
+            f'{name[:18]}</text><g class="row" data-f="{name}" transform="translate(0 {y})"'
             f' data-t="{_num(cast("float | None", f.get("threshold")))}">'
         )
         vals, drifted = _merge(f["values"], f["drifted"], size, low)  # type: ignore[arg-type]
@@ -133,7 +133,7 @@ def heatmap(
                 extra += ' stroke="#1a202c" stroke-width="2"'
             # compact on purpose: thousands of cells; app.js adds the tooltip and the click
             parts.append(
-                f'<rect class="cell" x="{label_w + c * cell_w:.1f}" y="{y}" width="{w_cell}"'
+                f'<rect class="cell" x="{label_w + c * cell_w:.1f}" width="{w_cell}"'
                 f' height="{cell_h - 1}" fill="{color}"{extra} data-w="{w["id"]}"'
                 f' data-v="{_num(v)}"/>'
             )
