@@ -21,7 +21,7 @@ from registry import Registry
 from tests.gateway.conftest import fit_diabetes, fit_iris, iris
 from tests.gateway.mlgate_process import ServedProcess, mlgate_serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("client_packages")]  # one server
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 
 
