@@ -98,8 +98,8 @@ def _read(path: str, open_file: Callable[[str], Any]) -> dict[Group, Requests]:
 class SegmentIndex:
     """Per segment path, its requests grouped by ``(model, route, version)``.
 
-    ``keep_s``: segments whose newest request is older than this are forgotten (the longest
-    span a figure asks for).
+    ``keep_s``: the rows of segments whose newest request is older than this are dropped (the
+    longest span a figure asks for); the segment is remembered as read.
     """
 
     def __init__(self, *, keep_s: float) -> None:
@@ -139,8 +139,11 @@ class SegmentIndex:
                 self._segments[path] = _Segment(
                     stamp, min(firsts, default=0), max(lasts, default=0), groups
                 )
-            for path in [p for p, s in self._segments.items() if s.last_us < horizon]:
-                del self._segments[path]
+            for path, seg in self._segments.items():
+                if seg.last_us < horizon and seg.groups:
+                    # keep its stamp, drop its rows: still listed (today's folder), it would
+                    # be read again on every refresh otherwise
+                    self._segments[path] = _Segment(seg.stamp, seg.first_us, seg.last_us, {})
 
     def requests(
         self, *, since_us: int, until_us: int, model: str | None = None

@@ -312,3 +312,15 @@ def test_an_unreadable_segment_is_left_out_not_an_error(fresh: Install, serve: S
     assert r.json()["models"][0]["routes"] == before
     model = httpx.get(f"{url}/api/models/churn")  # agreement reads the segments too
     assert model.status_code == 200 and model.json()["agreement"]
+
+
+def test_segments_are_read_once(install: Install) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dashboard.logstats import LogReader
+
+    reader = LogReader(str(install.logs), keep_s=1.0)  # every row is older than the span kept
+    now = datetime.now(UTC)
+    for _ in range(2):
+        reader.requests(since=now - timedelta(days=1), until=now)
+    assert reader.index.reads == len(reader.files(None, now - timedelta(days=1))) > 0
