@@ -28,6 +28,7 @@ group = typer.Typer(
 KERNEL_MODULES = (
     "gateway.runtimes.numba.finish",
     "gateway.runtimes.numba.forest",
+    "gateway.runtimes.numba.forest_direct",
     "gateway.runtimes.numba.linear",
     "gateway.runtimes.numba.mlp",
     "gateway.runtimes.numba.onehot",
