@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 import numpy as np
@@ -55,7 +55,7 @@ from monitor.store.rows import SegmentRow
 from registry import logschema
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterator
+    from collections.abc import Callable, Container, Generator, Iterator
 
     import pyarrow as pa
 
@@ -83,6 +83,13 @@ class _Stream:
 
 # prediction and score values counted once the predictions' profile exists
 _Stashed = tuple[WindowPart, dict[str, "np.ndarray | None"], "slice | np.ndarray"]
+
+
+class _Planned(NamedTuple):
+    """One stream's rows of one batch, as the first read of a segment found them."""
+
+    mask: pa.Array | None  # the stream's rows of the batch; None: all of them
+    pieces: list[tuple[WindowPart, slice | np.ndarray]]  # each window's rows of those
 
 
 @dataclass
@@ -269,35 +276,86 @@ class PredictionIngestor:
         whole: bool,
         row_windows: np.ndarray | None,
     ) -> int:
-        needed = {"ts"} if whole else {"ts", "version", "route", *source.filter_columns()}
+        """Count the segment's rows, reading its columns a group at a time.
+
+        Arrow holds ~3 MiB of page and decode buffers per column being read, whatever the
+        batch size: all 36 columns of a usual segment at once took ~105 MiB, a fifth of the
+        pass's peak (``read_columns`` = 12 reads 32 features in three passes at the same
+        CPU time, ~35 MiB). The first read cuts the rows into windows (time, predictions, scores,
+        the detector, and the first features); each later read counts more features into
+        the windows the first one chose, batch by batch (batch boundaries depend only on
+        the batch size, not on the columns read).
+        """
+        lead = {"ts"} if whole else {"ts", "version", "route", *source.filter_columns()}
+        features: set[str] = set()
         for s in streams:
-            needed |= self._sources(s.ctx, source)
-        columns = [c for c in source.types if c in needed]
-        batches = self._prefetch(source.batches(columns))
+            lead |= self._lead_sources(s.ctx, source)
+            features |= self._feature_sources(s.ctx, source)
+        groups = column_groups(list(source.types), lead, features, self.config.read_columns)
+        plans: list[list[_Planned]] = []
         total = 0
         offset = 0  # file row of the batch's first row
-        try:
-            for batch in batches:
-                ok = None if whole else source.ok_mask(batch)
-                for s in streams:
-                    rows: slice | np.ndarray
-                    if whole:
-                        part, rows = batch, slice(offset, offset + batch.num_rows)
-                    else:
-                        mask = group_mask(batch, s.group, ok)
-                        part = batch.filter(mask)
+        for batch in self._read(source, groups[0]):
+            ok = None if whole else source.ok_mask(batch)
+            planned: list[_Planned] = []
+            for s in streams:
+                mask = None if whole else group_mask(batch, s.group, ok)
+                part = batch if mask is None else batch.filter(mask)
+                planned.append(_Planned(mask, []))
+                if part.num_rows == 0:
+                    continue
+                total += part.num_rows
+                chunk = self._chunk(cur, s.ctx, part, segment.path, known=source.types)
+                windows = self._count_batch(s, chunk, planned[-1].pieces)
+                if row_windows is not None:
+                    rows: slice | np.ndarray = slice(offset, offset + batch.num_rows)
+                    if mask is not None:
                         rows = offset + np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-                    if part.num_rows == 0:
-                        continue
-                    total += part.num_rows
-                    chunk = self._chunk(cur, s.ctx, part, segment.path)
-                    windows = self._count_batch(s, chunk)
-                    if row_windows is not None:
-                        row_windows[rows] = windows
-                offset += batch.num_rows
+                    row_windows[rows] = windows
+            plans.append(planned)
+            offset += batch.num_rows
+        for columns in groups[1:]:
+            self._count_more(cur, segment, source, streams, columns, plans)
+        return total
+
+    def _count_more(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        segment: Segment,
+        source: SegmentFile,
+        streams: list[_Stream],
+        columns: list[str],
+        plans: list[list[_Planned]],
+    ) -> None:
+        """Count the features in ``columns`` into the windows the first read chose."""
+        batches = 0
+        for batch, planned in zip(self._read(source, columns), plans, strict=False):
+            batches += 1
+            for s, plan in zip(streams, planned, strict=True):
+                if not plan.pieces:
+                    continue
+                part = batch if plan.mask is None else batch.filter(plan.mask)
+                values = self._values(cur, s.ctx, part, known=None)
+                cols = {c.name: c for c in s.ctx.columns()}
+                jobs = [
+                    (s.ctx, cols[n], x[sel], window)
+                    for window, sel in plan.pieces
+                    for n, x in values.items()
+                ]
+                list(self.pool.map(lambda job: self._count(*job), jobs))
+        if batches != len(plans):
+            raise SegmentError(
+                "corrupt_segment",
+                f"{segment.path}: columns {columns[:3]}... read as {batches} batches,"
+                f" the first columns as {len(plans)}",
+            )
+
+    def _read(self, source: SegmentFile, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        batches = self._prefetch(source.batches(columns))
+        try:
+            yield from batches
         finally:
             batches.close()  # no read left running on a file about to be closed
-        return total
 
     def _prefetch(self, batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch]:
         """Decode the next batch on the reader thread while the caller counts this one."""
@@ -312,29 +370,54 @@ class PredictionIngestor:
         finally:
             wait([pending])
 
-    def _sources(self, ctx: VersionContext, source: SegmentFile) -> set[str]:
-        out = {logschema.feature_column(c.name) for c in ctx.columns() if c.role not in
-               (ROLE_SCORE, ROLE_PREDICTION)}  # fmt: skip
-        out.add("prediction")
+    def _lead_sources(self, ctx: VersionContext, source: SegmentFile) -> set[str]:
+        """The prediction and score columns (read with the rows' times)."""
+        out = {"prediction"}
         if ctx.task == "classification":
             out.update(ctx.proba_columns())
         return {c for c in out if c in source.types}
 
-    def _chunk(
-        self, cur: duckdb.DuckDBPyConnection, ctx: VersionContext, batch: pa.RecordBatch, path: str
-    ) -> _Chunk:
+    def _feature_sources(self, ctx: VersionContext, source: SegmentFile) -> set[str]:
+        out = {logschema.feature_column(c.name) for c in ctx.columns() if c.role not in
+               (ROLE_SCORE, ROLE_PREDICTION)}  # fmt: skip
+        return {c for c in out if c in source.types}
+
+    @staticmethod
+    def _values(
+        cur: duckdb.DuckDBPyConnection,
+        ctx: VersionContext,
+        batch: pa.RecordBatch,
+        *,
+        known: Container[str] | None,
+    ) -> dict[str, np.ndarray]:
+        """Profile column name -> float64 (codes for categorical) of the features in
+        ``batch``, and NaN for those not among the segment's columns ``known`` (given on
+        the first read only, so that they are counted once)."""
         present = set(batch.schema.names)
         values: dict[str, np.ndarray] = {}
         for col in ctx.columns():
             if col.role in (ROLE_SCORE, ROLE_PREDICTION):
                 continue
             name = logschema.feature_column(col.name)
-            if name not in present:
+            if name in present:
+                if col.kind == CATEGORICAL:
+                    values[col.name] = category_codes(batch.column(name), col.categories, cur)
+                else:
+                    values[col.name] = as_float(batch.column(name), cur)
+            elif known is not None and name not in known:
                 values[col.name] = np.full(batch.num_rows, np.nan)
-            elif col.kind == CATEGORICAL:
-                values[col.name] = category_codes(batch.column(name), col.categories, cur)
-            else:
-                values[col.name] = as_float(batch.column(name), cur)
+        return values
+
+    def _chunk(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        ctx: VersionContext,
+        batch: pa.RecordBatch,
+        path: str,
+        *,
+        known: Container[str],
+    ) -> _Chunk:
+        present = set(batch.schema.names)
         pred = None
         if "prediction" in present:
             column = batch.column("prediction")
@@ -349,13 +432,16 @@ class PredictionIngestor:
         return _Chunk(
             rows=batch.num_rows,
             ts=epoch_us(batch.column("ts"), display=path),
-            values=values,
+            values=self._values(cur, ctx, batch, known=known),
             pred=pred,
             proba=proba,
         )
 
-    def _count_batch(self, stream: _Stream, chunk: _Chunk) -> np.ndarray:
-        """Count one chunk into its windows; returns the window id of each of its rows."""
+    def _count_batch(
+        self, stream: _Stream, chunk: _Chunk, pieces: list[tuple[WindowPart, slice | np.ndarray]]
+    ) -> np.ndarray:
+        """Count one chunk into its windows; returns the window id of each of its rows, and
+        adds each window's rows of the chunk to ``pieces``."""
         ctx, cutter, detector, stash = stream.ctx, stream.cutter, stream.detector, stream.stash
         arrays = dict(chunk.values)
         pred, proba, ts = chunk.pred, chunk.proba, chunk.ts
@@ -369,13 +455,14 @@ class PredictionIngestor:
         if SCORE in cols and score is not None:
             arrays[SCORE] = score
         if self.config.window_s is None:
-            pieces = [(p, np.arange(a, b)) for p, a, b in cutter.split_rows(chunk.rows)]
+            split = [(p, np.arange(a, b)) for p, a, b in cutter.split_rows(chunk.rows)]
         else:
-            pieces = cutter.split_time(ts)
+            split = cutter.split_time(ts)
         window_ids = np.empty(chunk.rows, dtype=np.int64)
-        for part, idx in pieces:
+        for part, idx in split:
             contiguous = len(idx) > 0 and idx[-1] - idx[0] + 1 == len(idx)
             sel: slice | np.ndarray = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
+            pieces.append((part, sel))
             window_ids[sel] = part.window_id
             if stream.runs and stream.runs[-1][0] == part.window_id:
                 stream.runs[-1][1] += len(idx)
@@ -510,6 +597,25 @@ class PredictionIngestor:
                 where = f"list_contains({sorted(ids_of)}, w.window_id)"
             parts.append((values(ctx), where))
         self.store.add_prediction_rows_paired(row_windows, parts, path)
+
+
+def column_groups(
+    order: list[str], lead: set[str], features: set[str], per_read: int
+) -> list[list[str]]:
+    """The columns of each read of a segment, in the file's ``order``: the ``lead`` ones
+    and the first features, then the other ``features``, at most ``per_read`` a read
+    (the lead ones are never split).
+
+    >>> column_groups(["ts", "a", "b", "c", "p"], {"ts", "p"}, {"a", "b", "c"}, 3)
+    [['ts', 'a', 'p'], ['b', 'c']]
+    """
+    first = [c for c in order if c in lead]
+    rest = [c for c in order if c in features and c not in lead]
+    room = max(per_read - len(first), 0)
+    head, rest = set(rest[:room]), rest[room:]
+    groups = [[c for c in order if c in lead or c in head]]
+    groups += [rest[i : i + per_read] for i in range(0, len(rest), per_read)]
+    return groups
 
 
 def runs_formula(runs: list[list[int]]) -> str | None:

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,14 +73,21 @@ def _expected(rows: list[dict[str, Any]], route: str, name: str, boundaries: np.
     return np.bincount(idx[idx >= 0], minlength=len(boundaries) + 2), int((idx < 0).sum())
 
 
+@pytest.mark.parametrize(
+    ("window_rows", "read_columns"),
+    [(100_000, 12), (100_000, 1), (97, 2)],
+    ids=["one-read", "a-column-a-read", "small-windows-two-columns-a-read"],
+)
 def test_counts_of_a_mixed_segment_match_numpy(
-    registry: Registry, logs: Logs, make_monitor: Any
+    registry: Registry, logs: Logs, make_monitor: Any, window_rows: int, read_columns: int
 ) -> None:
+    """Every bin of every window, however the segment's columns are split into reads
+    (later reads count into the windows the first one cut, rows filtered by group)."""
     est, ref = fit_classifier(d=3)
     mv = registry.register("mixed", est, reference=ref)
     rows = _rows(2000, seed=1)
     logs.write(_frame(mv, rows), logschema.PREDICTIONS, mv.name, T0_US, "w1")
-    m = make_monitor(MonitorConfig(window_rows=100_000))
+    m = make_monitor(MonitorConfig(window_rows=window_rows, read_columns=read_columns, min_rows=10))
     result = m.run_once()
     served = [r for r in rows if r["status"] is not None and r["status"] < 400]
     assert result.rows == sum(1 for r in served if r["version"] == 1)
@@ -94,24 +102,36 @@ def test_counts_of_a_mixed_segment_match_numpy(
         "SELECT w.route, w.rows, c.name, c.cum, c.nulls FROM window_counts c"
         " JOIN windows w USING (window_id) WHERE w.model = 'mixed'"
     ).fetchall()
-    checked = 0
+    # summed over each route's windows (each window's rows add up to its row count)
+    total: dict[tuple[str, str], tuple[np.ndarray, int, int]] = {}
     for route, n, name, cum, nulls in found:
+        bins = np.diff(np.asarray(cum), prepend=0)
+        assert bins.sum() + nulls == n, (route, name)
+        if (route, name) in total:
+            have, have_nulls, have_n = total[route, name]
+            bins, nulls, n = bins + have, nulls + have_nulls, n + have_n
+        total[route, name] = (bins, nulls, n)
+    per_route = [
+        sum(1 for r in served if r["version"] == 1 and r["route"] == route)
+        for route in ("canary", "champion")
+    ]
+    windows = m.store.con.execute("SELECT count(*) FROM windows").fetchone()
+    assert windows == (sum(-(-n // window_rows) for n in per_route),)
+    checked = 0
+    for (route, name), (bins, nulls, n) in total.items():
         if name not in ("f00", "f01", "f02"):
             continue
         counts, null_count = _expected(rows, route, name, profile.column(name).boundaries)
-        assert np.diff(np.asarray(cum), prepend=0).tolist() == counts.tolist(), (route, name)
+        assert bins.tolist() == counts.tolist(), (route, name)
         assert nulls == null_count and counts.sum() + null_count == n
         checked += 1
     assert checked == 6  # 3 features x 2 routes
-    pred = m.store.con.execute(
-        "SELECT w.route, c.cum, c.nulls FROM window_counts c JOIN windows w USING (window_id)"
-        " WHERE w.model = 'mixed' AND c.name = '@prediction' ORDER BY w.route"
-    ).fetchall()
-    for route, cum, nulls in pred:
+    for route in ("canary", "champion"):
+        bins, nulls, _ = total[route, "@prediction"]
         picked = [r["prediction"] for r in served if r["version"] == 1 and r["route"] == route]
         # codes: 0 unseen, 1 + position in the classes ("0", "1"); nulls apart
         want = [sum(p == "unseen-class" for p in picked), picked.count("0"), picked.count("1")]
-        assert np.diff(np.asarray(cum), prepend=0).tolist() == want
+        assert bins.tolist() == want
         assert nulls == picked.count(None)
 
 
