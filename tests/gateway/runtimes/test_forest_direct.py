@@ -1,0 +1,80 @@
+"""Big forests through ``forest_direct``: unlimited depth, 500 features, multiclass and
+regression, forests large enough for its 512-row blocks, rows with NaN and infinity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
+
+from gateway.runtimes import compile_model
+from gateway.runtimes.numba.forest_direct import BIG_FOREST_BYTES
+
+NODE_BYTES = 16
+
+
+def _nodes(model: Any) -> int:
+    return sum(int(e.tree_.node_count) for e in model.estimators_)
+
+
+@pytest.fixture(scope="module")
+def wide_regressor() -> tuple[Any, np.ndarray]:
+    """Unlimited depth on 500 features."""
+    X, y = make_regression(3500, 500, n_informative=20, noise=5.0, random_state=0)
+    X = X.astype(np.float32)
+    model = RandomForestRegressor(30, random_state=0).fit(X[:2000], y[:2000])
+    return model, X[2000:]
+
+
+@pytest.fixture(scope="module")
+def multiclass_with_nan() -> tuple[Any, np.ndarray]:
+    """Unlimited depth, 5 classes, fitted with missing values (NaN is routed, not refused)."""
+    X, y = make_classification(3500, 20, n_informative=10, n_classes=5, flip_y=0.05, random_state=0)
+    X = X.astype(np.float32)
+    X[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan
+    model = ExtraTreesClassifier(30, random_state=0).fit(X[:2000], y[:2000])
+    return model, X[2000:]
+
+
+def test_big_regressor_matches_sklearn_across_row_blocks(wide_regressor) -> None:
+    model, rows = wide_regressor
+    assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES  # the 512-row block path
+    rt = compile_model(model, "numba")
+    for X in (rows, rows[:1], rows[:513], rows[7:8]):
+        np.testing.assert_allclose(rt.predict(X)["predict"], model.predict(X), rtol=1e-12)
+
+
+def test_big_regressor_refuses_infinity_and_routes_nan_like_sklearn(wide_regressor) -> None:
+    model, rows = wide_regressor
+    rt = compile_model(model, "numba")
+    X = rows[:600].copy()
+    X[517, 499] = np.inf
+    with pytest.raises(ValueError):
+        model.predict(X)
+    with pytest.raises(ValueError, match=r"row 517, column 499 is infinite"):
+        rt.predict(X)
+    X[517, 499] = np.nan  # fitted without NaN: scikit-learn still routes it
+    X[::5, 3] = np.nan
+    np.testing.assert_allclose(rt.predict(X)["predict"], model.predict(X), rtol=1e-12)
+
+
+def test_multiclass_with_nan_matches_sklearn(multiclass_with_nan) -> None:
+    model, rows = multiclass_with_nan
+    assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES
+    rt = compile_model(model, "numba")
+    X = rows.copy()
+    X[::3, 4] = np.nan  # whole rows of NaN-carrying values, in every block
+    X[5] = np.nan
+    X[9, 0] = np.float32(3.0e38)
+    X[11, 1] = np.float32(-1.0e-40)
+    for batch in (X, X[:1], X[5:6], X[:64]):
+        got = rt.predict(batch)
+        np.testing.assert_array_equal(got["predict"], model.predict(batch))
+        np.testing.assert_allclose(got["predict_proba"], model.predict_proba(batch), atol=1e-12)
+    with pytest.raises(ValueError, match=r"row 2, column 3 is infinite"):
+        bad = X[:4].copy()
+        bad[2, 3] = -np.inf
+        rt.predict(bad)
