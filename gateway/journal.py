@@ -160,18 +160,23 @@ def batch_payload(
 
 
 def feedback_payload(records: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "t": "b",
-        "ts": [r.ts_us for r in records],
-        "id": [r.request_id for r in records],
-        "m": [r.model for r in records],
-        "label": [r.label for r in records],
-    }
+    """One frame of feedback records and batches (their ``columns()``)."""
+    if len(records) == 1:
+        ts, ids, models, labels = records[0].columns()
+    else:
+        ts, ids, models, labels = [], [], [], []
+        for r in records:
+            t, i, m, v = r.columns()
+            ts.extend(t)
+            ids.extend(i)
+            models.extend(m)
+            labels.extend(v)
+    return {"t": "b", "ts": ts, "id": ids, "m": models, "label": labels}
 
 
 def decode_records(frames: list[Any]) -> list[Record]:
     """The log records of a journal's frames, in the order they were written."""
-    from gateway.logwriter import FeedbackRecord, LogLayout, PredictionRecord
+    from gateway.logwriter import FeedbackBatch, FeedbackRecord, LogLayout, PredictionRecord
 
     layouts: dict[int, LogLayout] = {}
     records: list[Record] = []
@@ -184,6 +189,15 @@ def decode_records(frames: list[Any]) -> list[Record]:
                 labels=labels,
                 classification=item["c"],
                 proba_columns=item["p"],
+            )
+        elif kind == "b" and len(set(item["ts"])) == 1 and len(set(item["m"])) == 1:
+            records.append(  # a batch (one request's labels): one record again
+                FeedbackBatch(
+                    ts_us=item["ts"][0],
+                    model=item["m"][0],
+                    request_ids=item["id"],
+                    labels=item["label"],
+                )  # fmt: skip
             )
         elif kind == "b":
             records.extend(

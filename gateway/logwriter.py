@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _US_PER_DAY = 86_400_000_000
+FRAME_PIECE_ROWS = 4096  # rows of a feedback segment turned into columns at a time
 
 
 def default_worker_id() -> str:
@@ -171,7 +172,10 @@ class PredictionRecord:
 
 
 class FeedbackRecord:
+    """One label."""
+
     __slots__ = ("label", "model", "request_id", "ts_us")
+    rows = 1
 
     def __init__(self, *, ts_us: int, request_id: str, model: str, label: Any) -> None:
         self.ts_us = ts_us
@@ -179,8 +183,33 @@ class FeedbackRecord:
         self.model = model
         self.label = label
 
+    def columns(self) -> tuple[list[int], list[str], list[str], list[Any]]:
+        return [self.ts_us], [self.request_id], [self.model], [self.label]
 
-Record = PredictionRecord | FeedbackRecord
+
+class FeedbackBatch:
+    """Many labels of one model received together, as columns: one object however many
+    labels (a million label objects would cost the garbage collector full passes of about
+    0.3-1 s, each a stall of every request)."""
+
+    __slots__ = ("labels", "model", "request_ids", "rows", "ts_us")
+
+    def __init__(
+        self, *, ts_us: int, model: str, request_ids: list[str], labels: list[Any]
+    ) -> None:
+        if len(request_ids) != len(labels):
+            raise ValueError(f"{len(request_ids)} request ids for {len(labels)} labels")
+        self.ts_us = ts_us
+        self.model = model
+        self.request_ids = request_ids
+        self.labels = labels
+        self.rows = len(request_ids)
+
+    def columns(self) -> tuple[list[int], list[str], list[str], list[Any]]:
+        return [self.ts_us] * self.rows, self.request_ids, [self.model] * self.rows, self.labels
+
+
+Record = PredictionRecord | FeedbackRecord | FeedbackBatch
 
 
 class LogWriter:
@@ -263,7 +292,7 @@ class LogWriter:
         ``batch``: the answers of one batch, given as the batch's inputs and outputs (the
         records' rows, concatenated) -- then the records share model, version, layout,
         timestamp and batch size, and the journal frame is built without copying rows."""
-        rows = sum(r.rows if isinstance(r, PredictionRecord) else 1 for r in records)
+        rows = sum(r.rows for r in records)
         frames: Sequence[tuple[LogLayout | None, bytes]] = ()
         if self.journal_dir is not None:
             if batch is not None:
@@ -276,7 +305,7 @@ class LogWriter:
         with self._lock:
             if self._closed or self._buffered_rows + rows > self.buffer_rows:
                 for r in records:
-                    self.rows_dropped[_kind(r)] += r.rows if isinstance(r, PredictionRecord) else 1
+                    self.rows_dropped[_kind(r)] += r.rows
                 return False
             if self._journal is not None:
                 self._journal_write(frames, rows)
@@ -448,12 +477,13 @@ class LogWriter:
             groups[(_kind(record), record.model, day)].append(record)
         written = failed = 0
         for (kind, model, day), group in groups.items():
-            rows = sum(r.rows if isinstance(r, PredictionRecord) else 1 for r in group)
+            rows = sum(r.rows for r in group)
             try:
                 if kind == PREDICTIONS:
                     frame = predictions_frame([r for r in group if isinstance(r, PredictionRecord)])
                 else:
-                    frame = feedback_frame([r for r in group if isinstance(r, FeedbackRecord)])
+                    labels = [r for r in group if not isinstance(r, PredictionRecord)]
+                    frame = feedback_frame(labels)
                 self._write_segment(frame, kind, model, day, f"{stem}.parquet")
             except Exception:  # noqa: BLE001 - count, log and keep serving
                 log.exception("log writer: could not write %d %s rows of %s", rows, kind, model)
@@ -507,7 +537,7 @@ def _journal_frames(records: Sequence[Record]) -> list[tuple[LogLayout | None, b
 def _same_run(a: Record, b: Record) -> bool:
     if isinstance(a, PredictionRecord) and isinstance(b, PredictionRecord):
         return a.layout is b.layout
-    return isinstance(a, FeedbackRecord) and isinstance(b, FeedbackRecord)
+    return not isinstance(a, PredictionRecord) and not isinstance(b, PredictionRecord)
 
 
 def _kind(record: Record) -> str:
@@ -645,17 +675,37 @@ def _served_frame(layout: LogLayout, records: list[PredictionRecord]) -> pl.Data
     return frame.with_columns(columns)
 
 
-def feedback_frame(records: list[FeedbackRecord]) -> pl.DataFrame:
-    labels = [str(r.label) for r in records]
-    return pl.DataFrame(
-        {
-            "ts": _ts_series(np.array([r.ts_us for r in records], dtype=np.int64)),
-            "request_id": pl.Series([r.request_id for r in records], dtype=pl.String),
-            "model": pl.Series([r.model for r in records], dtype=pl.String),
-            "label": pl.Series(labels, dtype=pl.String),
-            "label_value": pl.Series([_number(r.label) for r in records], dtype=pl.Float64),
-        }
-    ).select(FEEDBACK_COLUMNS)
+def feedback_frame(records: Sequence[FeedbackRecord | FeedbackBatch]) -> pl.DataFrame:
+    """The feedback segment of ``records``, built FRAME_PIECE_ROWS rows at a time (turning a
+    Python list into a column holds the interpreter for the whole list)."""
+    ts: list[int] = []
+    ids: list[str] = []
+    models: list[str] = []
+    labels: list[Any] = []
+    for r in records:
+        t, i, m, v = r.columns()
+        ts.extend(t)
+        ids.extend(i)
+        models.extend(m)
+        labels.extend(v)
+    # a label's number, once per distinct label (float("yes") raising for every row of a
+    # classifier's labels was most of the writer's time)
+    numbers: dict[Any, float | None] = {}
+    values = [numbers[v] if v in numbers else numbers.setdefault(v, _number(v)) for v in labels]
+    pieces = [
+        pl.DataFrame(
+            {
+                "ts": _ts_series(np.array(ts[start:stop], dtype=np.int64)),
+                "request_id": pl.Series(ids[start:stop], dtype=pl.String),
+                "model": pl.Series(models[start:stop], dtype=pl.String),
+                "label": pl.Series([str(v) for v in labels[start:stop]], dtype=pl.String),
+                "label_value": pl.Series(values[start:stop], dtype=pl.Float64),
+            }
+        ).select(FEEDBACK_COLUMNS)
+        for start in range(0, max(len(ids), 1), FRAME_PIECE_ROWS)
+        for stop in (start + FRAME_PIECE_ROWS,)
+    ]
+    return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else pieces[0]
 
 
 def _number(value: Any) -> float | None:

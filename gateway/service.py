@@ -29,7 +29,7 @@ from gateway.errors import (
     status_for,
 )
 from gateway.liveness import GatewayReporter
-from gateway.logwriter import FeedbackRecord, LogWriter, PredictionRecord, default_worker_id
+from gateway.logwriter import FeedbackBatch, LogWriter, PredictionRecord, default_worker_id
 from gateway.metrics import GatewayMetrics, counter
 from gateway.models import LoadedVersion, ModelManager, ModelState
 from registry.logschema import (
@@ -146,7 +146,7 @@ def _expire(
         )
 
 
-FEEDBACK_SLICE = 4096  # labels of a feedback request logged (and journaled) together
+FEEDBACK_SLICE = 1024  # labels of a feedback request logged (and journaled, ~50 kB) together
 
 
 class FeedbackResult:
@@ -522,10 +522,11 @@ class Gateway:
             ids = self._answered[model] = AnsweredIds(self.settings.feedback_match_ids)
         return ids
 
-    def feedback(self, model: str, labels: list[tuple[str, Any]]) -> FeedbackResult:
-        """Record ground truth by request id: how many labels were accepted, and how many
-        name a prediction this worker answered recently (``gateway.answered``). Safe to call
-        on a thread (large requests are: ``gateway.http.feedback``)."""
+    def feedback(self, model: str, request_ids: list[str], labels: list[Any]) -> FeedbackResult:
+        """Record ground truth by request id (``labels[i]`` for ``request_ids[i]``): how many
+        labels were accepted, and how many name a prediction this worker answered recently
+        (``gateway.answered``). Safe to call on a thread (large requests are:
+        ``gateway.http.feedback``)."""
         self.models.get(model)  # unknown model -> 404
         if self.log is None:
             raise BadRequest("feedback: this gateway has no log store configured")
@@ -533,17 +534,17 @@ class Gateway:
         answered = self.answered_ids(model)
         matched = accepted = 0
         # in slices, each journaled in one write: on a thread, no single step (an encode, the
-        # log's lock) holds the interpreter or the log long enough to stall predictions
-        for start in range(0, len(labels), FEEDBACK_SLICE):
-            part = labels[start : start + FEEDBACK_SLICE]
-            records = [
-                FeedbackRecord(ts_us=now, request_id=request_id, model=model, label=label)
-                for request_id, label in part
-            ]
-            matched += sum(1 for request_id, _ in part if answered.matches(request_id))
-            if self.log.append_many(records):  # a slice fits in the buffer whole, or not at all
-                accepted += len(records)
-        return FeedbackResult(len(labels), accepted, matched)
+        # log's lock) holds the interpreter or the log long enough to stall predictions; a
+        # slice is one record of columns, not one object per label
+        for start in range(0, len(request_ids), FEEDBACK_SLICE):
+            ids = request_ids[start : start + FEEDBACK_SLICE]
+            batch = FeedbackBatch(
+                ts_us=now, model=model, request_ids=ids, labels=labels[start : start + len(ids)]
+            )
+            matched += sum(1 for request_id in ids if answered.matches(request_id))
+            if self.log.append_many((batch,)):  # a slice fits in the buffer whole, or not at all
+                accepted += len(ids)
+        return FeedbackResult(len(request_ids), accepted, matched)
 
     # -- metrics ------------------------------------------------------------------------------
     def _collect(self) -> Iterator[Metric]:
