@@ -39,7 +39,9 @@ def multiclass_with_nan() -> tuple[Any, np.ndarray]:
     return model, X[2000:]
 
 
-def test_big_regressor_matches_sklearn_across_row_blocks(wide_regressor) -> None:
+def test_big_regressor_matches_sklearn_across_row_blocks(
+    wide_regressor: tuple[Any, np.ndarray],
+) -> None:
     model, rows = wide_regressor
     assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES  # the 512-row block path
     rt = compile_model(model, "numba")
@@ -47,7 +49,9 @@ def test_big_regressor_matches_sklearn_across_row_blocks(wide_regressor) -> None
         np.testing.assert_allclose(rt.predict(X)["predict"], model.predict(X), rtol=1e-12)
 
 
-def test_big_regressor_refuses_infinity_and_routes_nan_like_sklearn(wide_regressor) -> None:
+def test_big_regressor_refuses_infinity_and_routes_nan_like_sklearn(
+    wide_regressor: tuple[Any, np.ndarray],
+) -> None:
     model, rows = wide_regressor
     rt = compile_model(model, "numba")
     X = rows[:600].copy()
@@ -61,7 +65,7 @@ def test_big_regressor_refuses_infinity_and_routes_nan_like_sklearn(wide_regress
     np.testing.assert_allclose(rt.predict(X)["predict"], model.predict(X), rtol=1e-12)
 
 
-def test_multiclass_with_nan_matches_sklearn(multiclass_with_nan) -> None:
+def test_multiclass_with_nan_matches_sklearn(multiclass_with_nan: tuple[Any, np.ndarray]) -> None:
     model, rows = multiclass_with_nan
     assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES
     rt = compile_model(model, "numba")
