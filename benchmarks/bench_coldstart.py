@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.proc import free_port
+from benchmarks.proc import free_port, tree_cpu_seconds
 from benchmarks.workload import model_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,19 +64,28 @@ def compile_seconds(family: str, cache: Path) -> float:
     return float(done.stdout.split()[-1])
 
 
-def register_seconds(model_file: Path, home: Path, *extra: str) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def register_seconds(model_file: Path, home: Path, *extra: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one registration."""
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(
         _mlgate("models", "register", "rf", str(model_file), "--home", str(home), *extra),
         env=_env(), cwd=home, capture_output=True, check=True,
     )  # fmt: skip
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def serve_ready_seconds(home: Path, cache: Path, role: str, timeout_s: float = 600.0) -> float:
+def serve_ready_seconds(
+    home: Path, cache: Path, role: str, timeout_s: float = 600.0
+) -> tuple[float, float]:
+    """(wall, CPU of the process tree) seconds from start until ready."""
     port = free_port()
     argv = _mlgate("serve", "--home", str(home), "--port", str(port), "--grpc-port", "0",
                    "--role", role, "--log-level", "warning")  # fmt: skip
@@ -91,7 +101,7 @@ def serve_ready_seconds(home: Path, cache: Path, role: str, timeout_s: float = 6
                     raise RuntimeError(f"mlgate serve exited with {proc.returncode}")
                 try:
                     if http.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                        return time.perf_counter() - start
+                        return time.perf_counter() - start, tree_cpu_seconds(proc.pid)
                 except httpx.TransportError:
                     pass
                 if time.perf_counter() - start > timeout_s:
@@ -112,16 +122,23 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
 
 
+def _fmt_cpu(runs: list[tuple[float, float]]) -> str:
+    """Wall time, and the CPU seconds it took (what a loaded machine does not inflate as much)."""
+    return f"{_fmt([w for w, _ in runs])}, CPU {_fmt([c for _, c in runs])}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions of register, serve")
     parser.add_argument("--compile-runs", type=int, default=1, help="repetitions of compiles")
+    parser.add_argument("--steps", nargs="*", default=["compile", "register", "serve"],
+                        choices=["compile", "register", "serve"])  # fmt: skip
     args = parser.parse_args(argv)
     rows: list[tuple[str, str, str]] = []
     forest = model_path()  # fitted (about a minute) and cached before any clock starts
     with tempfile.TemporaryDirectory(prefix="mlgate-coldstart-") as raw:
         work = Path(raw)
-        for family in FAMILIES:
+        for family in FAMILIES if "compile" in args.steps else ():
             cold, cached = [], []
             for run in range(args.compile_runs):
                 cache = work / f"numba-{family}-{run}"
@@ -133,21 +150,25 @@ def main(argv: list[str] | None = None) -> None:
         import skops.io as sio
 
         sio.dump(joblib.load(forest), skops_file)
+        runs = args.runs if "register" in args.steps else 0
         by_joblib = [register_seconds(forest, work / "reg", "--trust-pickle")
-                     for _ in range(args.runs)]  # fmt: skip
-        by_skops = [register_seconds(skops_file, work / "reg") for _ in range(args.runs)]
-        rows.append(("`mlgate models register` forest .joblib (--trust-pickle)",
-                     _fmt(by_joblib), "no kernels"))  # fmt: skip
-        rows.append(("`mlgate models register` forest .skops", _fmt(by_skops), "no kernels"))
+                     for _ in range(max(runs, 1))]  # fmt: skip
+        by_skops = [register_seconds(skops_file, work / "reg") for _ in range(runs)]
+        if "register" in args.steps:
+            rows.append(("`mlgate models register` forest .joblib (--trust-pickle)",
+                         _fmt_cpu(by_joblib), "no kernels"))  # fmt: skip
+            rows.append(
+                ("`mlgate models register` forest .skops", _fmt_cpu(by_skops), "no kernels")
+            )
         warm_cache = work / "numba-warm"
         subprocess.run(_mlgate("kernels", "warm"), env=_env(NUMBA_CACHE_DIR=str(warm_cache)),
                        cwd=REPO, capture_output=True, check=True)  # fmt: skip
         home = work / "reg"  # the forest registered by the last run above
-        for role in ("all", "gateway"):
+        for role in ("all", "gateway") if "serve" in args.steps else ():
             warm = [serve_ready_seconds(home, warm_cache, role) for _ in range(args.runs)]
             cold = [serve_ready_seconds(home, work / f"numba-serve-{role}", role)]
-            rows.append((f"`mlgate serve --role {role}` until ready (forest)", _fmt(cold),
-                         _fmt(warm)))  # fmt: skip
+            rows.append((f"`mlgate serve --role {role}` until ready (forest)", _fmt_cpu(cold),
+                         _fmt_cpu(warm)))  # fmt: skip
     print("| step | empty numba cache | kernels cached |")
     print("|---|---:|---:|")
     for step, cold_text, warm_text in rows:
