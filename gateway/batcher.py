@@ -6,7 +6,7 @@ larger than that runs alone). ``max_delay_us`` optionally holds a batch open to 
 Inference runs on worker threads, except a batch the runtime is expected to compute within
 ``inline_compute_us`` (from the time its recent batches took per row): that one runs on the
 event loop, since handing it to a thread and back costs the loop and the GIL more than the
-compute itself (a 1-row forest is ~10 us; the hand-off ~100-400 us of CPU, the wake-ups of
+compute itself (a 1-row forest is ~10 us; the hand-off ~100-150 us of CPU, the wake-ups of
 two threads). If a batch fails, its requests are
 retried one by one, so only the culprit gets the error. The queue is bounded in rows: past
 ``max_queue_rows`` ``submit`` raises ``Overloaded`` at once. ``on_answer`` sees each batch's
