@@ -303,7 +303,7 @@ def test_drift_api_pages_windows_and_the_heat_map_spans_them_all(url: str) -> No
 
 
 def test_an_unreadable_segment_is_left_out_not_an_error(fresh: Install, serve: Serve) -> None:
-    url = serve(fresh)
+    url = serve(fresh, traffic_window_s=86400.0)  # every row, however long the test takes
     before = httpx.get(f"{url}/api/models").json()["models"][0]["routes"]
     day = next((fresh.logs / "predictions" / "model=churn").glob("date=*"))
     (day / "w9-000001.parquet").write_bytes(b"PAR1 not a parquet file")
