@@ -11,6 +11,7 @@ with other work (CPU time moves far less with the machine's load than wall time)
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.front_cpu --concurrency 1,64 --requests 20000
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.front_cpu --profile out.txt   # cProfile
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.front_cpu --phases             # by phase
+    PYTHONPATH=$PWD .venv/bin/python -m benchmarks.front_cpu --ab log_journal=false  # A/B
 
 ``--phases`` times each step of one request on its own, on the loop, over many repetitions
 (route match, headers, body read, decode, validate, kernel, log row and journal write,
@@ -221,6 +222,9 @@ async def run(args: argparse.Namespace, home: Path) -> None:
             print(f"| {name} | {us:.1f} |")
         await front.shutdown()
         return
+    if args.ab:
+        await compare(args, home, front, bodies)
+        return
     for c in args.concurrency:
         print(f"measuring c={c} (pid {os.getpid()})", file=sys.stderr, flush=True)
         profiler = cProfile.Profile(time.thread_time_ns, 1e-9) if args.profile else None
@@ -242,6 +246,52 @@ async def run(args: argparse.Namespace, home: Path) -> None:
     await front.shutdown()
 
 
+async def compare(args: argparse.Namespace, home: Path, front: Any, bodies: list[bytes]) -> None:
+    """``--ab``: a second front in this process with those settings changed, measured in
+    blocks interleaved with the first (A B B A, ``--reps`` times, each block ``--requests``
+    requests at each concurrency, its rows then written to Parquet as part of it), so that
+    the machine's load falls on both alike. Prints CPU per request of every block, then the
+    median of each and B / A."""
+    from gateway.settings import GatewaySettings
+    from mlgate.app import create_gateway_front
+
+    values = dict(kv.split("=", 1) for kv in args.set)
+    values.update(kv.split("=", 1) for kv in args.ab)
+    other = create_gateway_front(
+        GatewaySettings.from_mapping(values),
+        registry_url="file://" + str(home / "registry"),
+        logs_url=str(home / "logs-b"),
+        tune_process=True,
+    )
+    await other.startup()
+    while not other.gateway.models.ready:
+        await asyncio.sleep(0.05)
+    await drive(other, bodies, concurrency=16, requests=2000)  # warm-up
+    fronts = {"A": front, "B": other}
+    cpu_us: dict[tuple[str, int], list[float]] = {}
+    print(f"A: {' '.join(args.set) or 'defaults'}; B: {' '.join(args.ab)}")
+    for rep in range(args.reps):
+        for name in "AB" if rep % 2 == 0 else "BA":
+            gw = fronts[name].gateway
+            for c in args.concurrency:
+                cpu0 = time.process_time()
+                ok = await drive(fronts[name], bodies, concurrency=c, requests=args.requests)
+                await asyncio.to_thread(gw.log.flush)
+                us = 1e6 * (time.process_time() - cpu0) / max(ok, 1)
+                cpu_us.setdefault((name, c), []).append(us)
+                print(f"rep {rep + 1} {name} c={c}: {ok}/{args.requests} answered 200, "
+                      f"CPU {us:.1f} us/request", flush=True)  # fmt: skip
+    print("| c | A us/request (median, range) | B us/request (median, range) | B / A |")
+    print("|---:|---:|---:|---:|")
+    for c in args.concurrency:
+        a, b = sorted(cpu_us[("A", c)]), sorted(cpu_us[("B", c)])
+        med_a, med_b = a[len(a) // 2], b[len(b) // 2]
+        print(f"| {c} | {med_a:.1f} ({a[0]:.1f}-{a[-1]:.1f}) | {med_b:.1f} ({b[0]:.1f}-"
+              f"{b[-1]:.1f}) | {med_b / med_a:.3f} |")  # fmt: skip
+    await other.shutdown()
+    await front.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--concurrency", default="1,64")
@@ -250,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default=None, help="cProfile each point to PROFILE.c<N>")
     ap.add_argument("--phases", action="store_true", help="time each step of a request")
     ap.add_argument("--set", action="append", default=[], help="a gateway setting, KEY=VALUE")
+    ap.add_argument(
+        "--ab",
+        action="append",
+        default=[],
+        help="compare with a second front with this setting too, KEY=VALUE",
+    )
+    ap.add_argument("--reps", type=int, default=6, help="--ab: blocks of each front")  # fmt: skip
     args = ap.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     home = args.home or Path(tempfile.mkdtemp(prefix="mlgate-front-cpu-"))

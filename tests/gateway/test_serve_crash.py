@@ -125,7 +125,7 @@ def test_sigkill_of_the_server_under_load_loses_no_answered_row(tmp_path: Path) 
     server = Served(tmp_path)
     load: Load | None = None
     try:
-        wait_for(server.ready, 120)
+        wait_for(server.ready, 300)  # a cold start on a busy machine
         load = Load(server.url)
         wait_for(lambda: len(load.answered) >= 2_000, 120)  # type: ignore[union-attr]
         server.process.send_signal(signal.SIGKILL)
@@ -157,7 +157,7 @@ def test_sigkill_of_one_of_two_workers_loses_no_answered_row(tmp_path: Path) -> 
     server = Served(tmp_path, workers=2)
     load: Load | None = None
     try:
-        wait_for(server.ready, 180)
+        wait_for(server.ready, 300)  # a cold start on a busy machine
         wait_for(lambda: len(server.workers()) == 2, 60)
         load = Load(server.url)
         wait_for(lambda: len(load.answered) >= 2_000, 120)  # type: ignore[union-attr]
