@@ -38,6 +38,9 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 owner.attempts += 1
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    self.close_connection = True
+                    return
                 if owner.mode == "hang":
                     owner.release.wait(10)
                     return
