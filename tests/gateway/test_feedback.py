@@ -100,9 +100,10 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
         # as columns (no object per label for the garbage collector to walk: full collections
         # of 0.3-1 s were the long stalls), yet that thread and the log writer share one
         # interpreter lock with the event loop, on 2 shared cores: measured here p99 10.8 ms
-        # alone, 159 ms during (max 201 ms); before, 3 x 200k labels gave 60-140 ms. The bound
-        # keeps what a million labels in one request cost now from growing.
-        assert p99_during <= 1.5 * p99_base + 0.25, (p99_base, p99_during)
+        # alone, 159 ms during (max 201 ms); quiet, 8.1 ms alone and 74 ms during; at load 14,
+        # 32.9 and 285 ms. The bound keeps what a million labels in one request cost from
+        # growing, with room for make test's other worker sharing the two cores.
+        assert p99_during <= 1.5 * p99_base + 0.4, (p99_base, p99_during)
 
         # -- limits and malformed bodies --------------------------------------------------
         with socket.create_connection(("127.0.0.1", int(served.http_url.rsplit(":", 1)[1]))) as s:
