@@ -99,9 +99,10 @@ def test_every_stage_is_a_folder() -> None:
     for stage in STAGES:
         assert (PACKAGE / stage / "__init__.py").is_file(), stage
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    # the pipeline's own modules; everything else lives in a stage
+    # the pipeline's own modules (warm: compiles every stage's kernels at install); everything
+    # else lives in a stage
     assert loose == [
-        "__init__.py", "clock.py", "config.py", "metrics.py", "monitor.py", "service.py"
+        "__init__.py", "clock.py", "config.py", "metrics.py", "monitor.py", "service.py", "warm.py"
     ], loose  # fmt: skip
 
 
