@@ -20,6 +20,8 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol, TypeVar
 
+from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]  # public, re-exported by an alias
+
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.http.request import PredictRequest
 
@@ -69,7 +71,12 @@ async def read_body(request: PredictRequest, source: BodySource, limit: int) -> 
     ``limit`` (``check_length`` refused a larger one), else chunk by chunk (``read``)."""
     length = request.header("content-length")
     if length is not None and length.isdigit() and int(length) <= limit:
-        return await source()
+        try:
+            return await source()
+        except ProtocolClosed:  # the client left before its declared body arrived
+            raise BadRequest(
+                f"body: the connection closed before Content-Length={length} bytes arrived"
+            ) from None
     return await read(source, limit)
 
 
