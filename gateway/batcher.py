@@ -89,7 +89,7 @@ class Batcher:
         and the answers are released anyway.
     inline_compute_us
         A batch expected to compute within this many microseconds runs on the event loop
-        (0: always on ``executor``). The expectation is the runtime's CPU time per row over
+        (0: always on ``executor``). The expectation is the runtime's wall time per row over
         recent batches (hand-off excluded) times the batch's rows; until a batch has been
         timed, batches go to the executor.
     """
@@ -270,12 +270,12 @@ class Batcher:
                 await self._execute([item])
 
     def _predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        # the CPU time of this thread, not the wall time: what computing it inline costs the
-        # loop, unmoved by other processes taking the core meanwhile
-        start = time.thread_time_ns()
+        # wall time, not this thread's CPU time: a runtime that waits (a GPU, its own threads,
+        # I/O) costs the loop its wall time when computed inline, though it uses no CPU here
+        start = time.perf_counter_ns()
         outputs = self.runtime.predict(X)
         n = X.shape[0]
-        per_row = (time.thread_time_ns() - start) / max(n, 1)
+        per_row = (time.perf_counter_ns() - start) / max(n, 1)
         # the estimate follows a faster batch at once and a slower one by 5% a batch, so that
         # one slow batch does not send the next ones to a thread, and a runtime that really
         # got slower does after a few dozen (a float store is atomic: batches computed at
