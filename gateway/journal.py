@@ -159,18 +159,24 @@ def batch_payload(
     return payload
 
 
+def feedback_columns(records: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Times, ids, models and labels of feedback records and batches (their ``columns()``),
+    each as one list."""
+    if len(records) == 1:  # a batch's own lists, not copied (read only)
+        return records[0].columns()  # type: ignore[no-any-return]
+    ts, ids, models, labels = [], [], [], []
+    for r in records:
+        t, i, m, v = r.columns()
+        ts.extend(t)
+        ids.extend(i)
+        models.extend(m)
+        labels.extend(v)
+    return ts, ids, models, labels
+
+
 def feedback_payload(records: Sequence[Any]) -> dict[str, Any]:
-    """One frame of feedback records and batches (their ``columns()``)."""
-    if len(records) == 1:
-        ts, ids, models, labels = records[0].columns()
-    else:
-        ts, ids, models, labels = [], [], [], []
-        for r in records:
-            t, i, m, v = r.columns()
-            ts.extend(t)
-            ids.extend(i)
-            models.extend(m)
-            labels.extend(v)
+    """One frame of feedback records and batches."""
+    ts, ids, models, labels = feedback_columns(records)
     return {"t": "b", "ts": ts, "id": ids, "m": models, "label": labels}
 
 

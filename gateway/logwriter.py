@@ -678,16 +678,7 @@ def _served_frame(layout: LogLayout, records: list[PredictionRecord]) -> pl.Data
 def feedback_frame(records: Sequence[FeedbackRecord | FeedbackBatch]) -> pl.DataFrame:
     """The feedback segment of ``records``, built FRAME_PIECE_ROWS rows at a time (turning a
     Python list into a column holds the interpreter for the whole list)."""
-    ts: list[int] = []
-    ids: list[str] = []
-    models: list[str] = []
-    labels: list[Any] = []
-    for r in records:
-        t, i, m, v = r.columns()
-        ts.extend(t)
-        ids.extend(i)
-        models.extend(m)
-        labels.extend(v)
+    ts, ids, models, labels = journal.feedback_columns(records)
     # a label's number, once per distinct label (float("yes") raising for every row of a
     # classifier's labels was most of the writer's time)
     numbers: dict[Any, float | None] = {}
