@@ -179,12 +179,15 @@ class ThreadRecordingRuntime:
     classes = None
     allows_nan = False
 
-    def __init__(self, cpu_s: float = 0.0) -> None:
+    def __init__(self, cpu_s: float = 0.0, wait_s: float = 0.0) -> None:
         self.cpu_s = cpu_s
+        self.wait_s = wait_s  # time spent waiting (a GPU, its own threads): no CPU here
         self.threads: list[int] = []
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         self.threads.append(threading.get_ident())
+        if self.wait_s:
+            time.sleep(self.wait_s)
         start = time.thread_time()
         while time.thread_time() - start < self.cpu_s:
             pass
@@ -223,6 +226,13 @@ def test_a_costly_batch_stays_on_the_threads(pool: ThreadPoolExecutor) -> None:
             await batcher.submit(rows(1))
         assert loop_thread not in runtime.threads
         assert batcher.row_ns >= 1_000_000
+        # a runtime that waits costs the loop its wall time, though it burns no CPU
+        waiting = ThreadRecordingRuntime(wait_s=0.005)
+        waits = make(waiting, pool, inline_compute_us=1000)
+        for _ in range(4):
+            await waits.submit(rows(1))
+        assert loop_thread not in waiting.threads
+        await waits.aclose()
         # off (0): never on the loop, however cheap
         cheap = ThreadRecordingRuntime()
         off = make(cheap, pool)
