@@ -10,7 +10,10 @@ logged prediction; it prunes labels that match nothing after ``label_horizon_s``
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
+
+SEPARATOR = "\x00"  # between the ids of a snapshot (an id holding it is sent as a list)
 
 
 class AnsweredIds:
@@ -45,6 +48,38 @@ class AnsweredIds:
         self._rows[request_id] = rows
         if len(self._rows) > self.capacity:
             self._rows.popitem(last=False)
+
+    def snapshot(self) -> tuple[str | list[str], bytes]:
+        """The remembered ids and their row counts, to send to another process: the ids
+        joined by ``SEPARATOR`` (one C call each, so the event loop is held for milliseconds,
+        not for a Python loop over 200,000 ids), or as a list when one of them holds it.
+
+        >>> ids = AnsweredIds(capacity=5); ids.add("a", 1); ids.add("b", 3)
+        >>> copy = AnsweredIds.from_snapshot(*ids.snapshot())
+        >>> copy.matches("a"), copy.matches("b/2"), copy.matches("b/3"), len(copy)
+        (True, True, False, 2)
+        >>> ids.add("x" + SEPARATOR + "y", 1)
+        >>> AnsweredIds.from_snapshot(*ids.snapshot()).matches("x" + SEPARATOR + "y")
+        True
+        """
+        keys = list(self._rows)
+        joined = SEPARATOR.join(keys)
+        rows = array("q", self._rows.values()).tobytes()
+        if joined.count(SEPARATOR) != max(len(keys) - 1, 0):
+            return keys, rows
+        return joined, rows
+
+    @classmethod
+    def from_snapshot(cls, keys: str | list[str], rows: bytes) -> AnsweredIds:
+        """The ids of ``snapshot``, in a new (unbounded) ``AnsweredIds``."""
+        counts = array("q")
+        counts.frombytes(rows)
+        names = keys if isinstance(keys, list) else (keys.split(SEPARATOR) if counts else [])
+        if len(names) != len(counts):
+            raise ValueError(f"snapshot: {len(names)} ids but {len(counts)} row counts")
+        copy = cls(capacity=len(names))
+        copy._rows = OrderedDict(zip(names, counts, strict=True))
+        return copy
 
     def matches(self, label_id: str) -> bool:
         """Whether ``label_id`` names a logged row of a remembered request."""

@@ -85,6 +85,11 @@ class NotReady(GatewayError):
         self.retry_after_s = retry_after_s
 
 
+class LogUnavailable(GatewayError):
+    """The prediction log could not take these rows now (a write failed, the feedback helper
+    process died): nothing of them was kept, so they can be sent again."""
+
+
 class RequestTimeout(GatewayError):
     """The request did not finish within ``request_timeout_s``."""
 
@@ -117,6 +122,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (Overloaded, 503),
     (NotReady, 503),
     (ShuttingDown, 503),
+    (LogUnavailable, 503),
     (RequestTimeout, 504),
 )
 
@@ -137,6 +143,8 @@ def status_for(exc: BaseException) -> int:
 
 def retry_after(exc: BaseException) -> int | None:
     """Seconds for a ``Retry-After`` header, when the error is temporary."""
+    if isinstance(exc, LogUnavailable):
+        return 1
     if isinstance(exc, Overloaded | NotReady):
         return exc.retry_after_s
     if isinstance(exc, ShuttingDown):

@@ -273,7 +273,9 @@ class LogWriter:
         self.rows_replayed = 0
         self.journal_torn_bytes = 0
         self.journal_unreadable = 0
-        self._local_root, self._fs = _resolve(self.logs_url, self.storage_options)
+        self._segments = SegmentStore(
+            self.logs_url, compression=self.compression, storage_options=self.storage_options
+        )
 
     # -- serving side -------------------------------------------------------------------------
     def append(self, record: Record) -> bool:
@@ -498,21 +500,44 @@ class LogWriter:
     def _write_segment(
         self, frame: pl.DataFrame, kind: str, model: str, day: str, name: str
     ) -> None:
-        if self._local_root is not None:
-            directory = segment_dir(self._local_root, kind, model, day)
+        self._segments.write(frame, kind, model, day, name)
+        self.segments_written += 1
+
+    def count_written_elsewhere(self, kind: str, rows: int) -> None:
+        """Count rows of this worker written as segments by someone else (the feedback
+        helper process), so that ``mlgate_log_rows_written_total`` stays whole."""
+        self.rows_written[kind] += rows
+        self.segments_written += 1
+
+
+class SegmentStore:
+    """Where segments go: a local directory (written to a hidden temporary file, then renamed
+    into place, so a reader never sees half a segment) or an fsspec URL (one PUT, which an
+    object store makes visible all at once)."""
+
+    def __init__(
+        self, logs_url: str, *, compression: str, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        self.logs_url = logs_url
+        self.compression = compression
+        self.local_root, self._fs = _resolve(logs_url, storage_options or {})
+
+    def write(self, frame: pl.DataFrame, kind: str, model: str, day: str, name: str) -> str:
+        """Write ``frame`` as segment ``name`` of ``model``'s ``kind`` for ``day``; its path."""
+        if self.local_root is not None:
+            directory = segment_dir(self.local_root, kind, model, day)
             os.makedirs(directory, exist_ok=True)
             final = os.path.join(directory, name)
             temp = os.path.join(directory, f".{name}.tmp")
             frame.write_parquet(temp, compression=self.compression)  # type: ignore[arg-type]
             os.replace(temp, final)
-        else:
-            assert self._fs is not None
-            directory = segment_dir(self.logs_url, kind, model, day)
-            buffer = io.BytesIO()
-            frame.write_parquet(buffer, compression=self.compression)  # type: ignore[arg-type]
-            # one PUT: object stores make it visible all at once
-            self._fs.pipe_file(f"{directory}/{name}", buffer.getvalue())
-        self.segments_written += 1
+            return final
+        assert self._fs is not None
+        directory = segment_dir(self.logs_url, kind, model, day)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression=self.compression)  # type: ignore[arg-type]
+        self._fs.pipe_file(f"{directory}/{name}", buffer.getvalue())
+        return f"{directory}/{name}"
 
 
 def _journal_frames(records: Sequence[Record]) -> list[tuple[LogLayout | None, bytes]]:

@@ -28,6 +28,7 @@ from gateway.errors import (
     ShuttingDown,
     status_for,
 )
+from gateway.feedback_process import FeedbackProcess
 from gateway.liveness import GatewayReporter
 from gateway.logwriter import FeedbackBatch, LogWriter, PredictionRecord, default_worker_id
 from gateway.metrics import GatewayMetrics, counter
@@ -215,6 +216,15 @@ class Gateway:
                 journal_dir=journal_dir(settings, logs_url) if settings.log_journal else None,
                 journal_fsync=settings.log_journal_fsync,
             )
+        # large feedback requests are parsed and written by a helper process (started on use)
+        self.feedback_process: FeedbackProcess | None = None
+        if logs_url is not None and self.log is not None and settings.feedback_process_bytes:
+            self.feedback_process = FeedbackProcess(
+                logs_url,
+                worker_id=self.worker_id,
+                compression=settings.log_compression,
+                storage_options=log_storage_options,
+            )
         # generated request ids: a random per-process prefix and a counter (unique, and far
         # cheaper than a getrandom() call per request)
         self._id_prefix = os.urandom(6).hex()
@@ -258,6 +268,8 @@ class Gateway:
         await self.models.aclose()
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
+        if self.feedback_process is not None:
+            self.feedback_process.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- prediction ---------------------------------------------------------------------------
@@ -546,6 +558,23 @@ class Gateway:
                 accepted += len(ids)
         return FeedbackResult(len(request_ids), accepted, matched)
 
+    def uses_feedback_process(self, body_bytes: int) -> bool:
+        """Whether a feedback body this large goes to the helper process."""
+        threshold = self.settings.feedback_process_bytes
+        return self.feedback_process is not None and body_bytes >= threshold > 0
+
+    async def feedback_in_process(self, model: str, spool_path: str) -> FeedbackResult:
+        """``feedback`` of a whole (inflated) body spooled to ``spool_path`` (removed here),
+        parsed, matched and written as a log segment by the helper process
+        (``gateway.feedback_process``): every label is written before this returns, or none
+        (503)."""
+        assert self.feedback_process is not None and self.log is not None
+        received, matched = await self.feedback_process.handle(
+            model, spool_path, self.settings.max_feedback_labels, self.answered_ids(model)
+        )
+        self.log.count_written_elsewhere(FEEDBACK, received)
+        return FeedbackResult(received, received, matched)
+
     # -- metrics ------------------------------------------------------------------------------
     def _collect(self) -> Iterator[Metric]:
         written = counter("mlgate_log_rows_written", "Log rows written to Parquet.", ["kind"])
@@ -578,6 +607,22 @@ class Gateway:
             replayed.add_metric([], self.log.rows_replayed)
             torn.add_metric([], self.log.journal_torn_bytes)
         yield from (written, dropped, errors, journal_errors, unjournaled, replayed, torn)
+        if self.feedback_process is not None:
+            helper = self.feedback_process
+            handled = counter(
+                "mlgate_feedback_process_requests",
+                "Large feedback requests handled by the feedback helper process.",
+                [],
+            )
+            handled.add_metric([], helper.requests)
+            failed = counter(
+                "mlgate_feedback_process_failures",
+                "Large feedback requests answered 503 (the helper died or its write failed; "
+                "none of their labels kept).",
+                [],
+            )
+            failed.add_metric([], helper.failures)
+            yield from (handled, failed)
 
 
 def journal_dir(settings: GatewaySettings, logs_url: str) -> str:

@@ -32,6 +32,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # bodies this large (or compressed ones this large) are decoded on a thread, so that a
     # 30 MiB request (about 0.3 s of JSON) does not stall every other request on the loop
     decode_off_loop_bytes: int = 1024 * 1024
+    # feedback bodies this large (after decompression) are parsed, matched and written as a
+    # log segment by a helper process of the worker (started on first use), so that a
+    # million labels do not take the interpreter from predictions; 0: never
+    feedback_process_bytes: int = 4 * 1024 * 1024
     # -- connections --
     # A client has this long to send a request's line and headers, counted from the moment
     # the connection opens or, on a kept-alive connection, from the previous answer (so it is
@@ -140,6 +144,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "inline_compute_us": self.inline_compute_us,
             "warmup_rows": self.warmup_rows,
             "decode_off_loop_bytes": self.decode_off_loop_bytes,
+            "feedback_process_bytes": self.feedback_process_bytes,
             "feedback_match_ids": self.feedback_match_ids,
             "shadow_max_inflight_rows": self.shadow_max_inflight_rows,
             "max_connections": self.max_connections,

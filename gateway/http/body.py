@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol, TypeVar
@@ -78,6 +79,29 @@ async def read_body(request: PredictRequest, source: BodySource, limit: int) -> 
                 f"body: the connection closed before Content-Length={length} bytes arrived"
             ) from None
     return await read(source, limit)
+
+
+async def spool(chunks: AsyncIterable[bytes], limit: int, fd: int) -> int:
+    """Write the body to the open file ``fd`` chunk by chunk as it arrives (a whole body is
+    never held: building one 45 MB ``bytes`` stalled the loop for tens of milliseconds);
+    413 as soon as it exceeds ``limit`` bytes. Returns its size."""
+    size = 0
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(too_large_message(limit, None))
+            write_all(fd, chunk)
+    except ProtocolClosed:
+        raise BadRequest("body: the connection closed before the whole body arrived") from None
+    return size
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``data`` written to ``fd`` whole (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def inflate(body: bytes, encoding: str, limit: int) -> bytes:

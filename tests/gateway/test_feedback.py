@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import polars as pl
 import pytest
 
 from registry import Registry
 from tests.gateway.conftest import fit_iris
 from tests.gateway.mlgate_process import mlgate_serve
+from tests.helpers import wait_for
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 MAX_BODY = 64_000_000
@@ -38,6 +43,16 @@ def predict(c: httpx.Client, request_id: str, rows: int = 1) -> float:
     return time.perf_counter() - start
 
 
+POST = """
+import sys, urllib.request
+with open(sys.argv[2], "rb") as f:
+    request = urllib.request.Request(sys.argv[1], data=f.read(),
+                                     headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=300) as reply:
+    sys.stdout.write(reply.read().decode())
+"""
+
+
 def labels_body(ids: list[str]) -> bytes:
     return json.dumps({"labels": [{"id": i, "label": "setosa"} for i in ids]}).encode()
 
@@ -53,7 +68,8 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
     ):
         for i in range(50):  # warm up
             predict(c, f"warm-{i}")
-        baseline = [predict(c, f"base-{i}") for i in range(300)]
+        for i in range(300):
+            predict(c, f"base-{i}")
         predict(c, "multi", rows=3)
 
         # -- matched / unmatched ----------------------------------------------------------
@@ -63,47 +79,46 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
         assert r.json() == {"received": 7, "accepted": 7, "matched": 4, "unmatched": 3}
 
         # -- 1M labels in one request while predictions are measured ------------------------
+        # posted by another process (a client thread here would share this process's
+        # interpreter lock with the predictions being timed), three times, each after a
+        # window of predictions alone of about the same length
         n = MAX_LABELS
         ids = [f"base-{i}" for i in range(300)] + [f"ghost-{i}" for i in range(n - 300)]
-        big = labels_body(ids)
-        assert len(big) > 1024 * 1024  # above decode_off_loop_bytes: decoded on a thread
-        answers: list[dict[str, int]] = []
-        posting = threading.Event()
+        big = tmp_path / "labels.json"
+        big.write_bytes(labels_body(ids))
+        assert big.stat().st_size > 4 * 1024 * 1024  # above feedback_process_bytes
+        alone_p99: list[float] = []
+        during_p99: list[float] = []
+        for rep in range(3):
+            poster = subprocess.Popen(
+                [sys.executable, "-c", POST, f"{served.http_url}/v2/models/iris/feedback",
+                 str(big)], stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            during = []
+            while poster.poll() is None:
+                during.append(predict(c, f"during-{rep}-{len(during)}"))
+            answer = json.loads(poster.communicate()[0])
+            assert answer == {"received": n, "accepted": n, "matched": 300, "unmatched": n - 300}
+            alone = [predict(c, f"alone-{rep}-{i}") for i in range(len(during))]
+            during_p99.append(float(np.percentile(during, 99)))
+            alone_p99.append(float(np.percentile(alone, 99)))
+            assert len(during) >= 20  # predictions kept being answered throughout
+        pairs = zip(alone_p99, during_p99, strict=True)
+        print(f"predict p99 alone / during {n} labels in one request, ms: "
+              + ", ".join(f"{a * 1e3:.1f} / {d * 1e3:.1f}" for a, d in pairs))  # fmt: skip
+        # The issue asks for 1.5x. The labels are parsed and written by the worker's helper
+        # process (gateway.feedback_process), which takes nothing from the worker's
+        # interpreter; on a thread of the worker this was 8 ms alone and 74 ms during. Medians
+        # of three, 10 ms for the other test worker sharing these 2 cores.
+        assert np.median(during_p99) <= 1.5 * np.median(alone_p99) + 0.010, (
+            alone_p99, during_p99)  # fmt: skip
 
-        def post_feedback() -> None:
-            with httpx.Client(base_url=served.http_url, timeout=120) as fc:
-                reply = fc.post("/v2/models/iris/feedback", content=big,
-                                headers={"Content-Type": "application/json"})  # fmt: skip
-                assert reply.status_code == 200, reply.text[:300]
-                answers.append(reply.json())
-            posting.clear()
+        def feedback_rows() -> int:
+            return pl.read_parquet(served.logs / "feedback" / "**" / "*.parquet").height
 
-        posting.set()
-        poster = threading.Thread(target=post_feedback)
-        poster.start()
-        during: list[float] = []
-        i = 0
-        while posting.is_set():
-            during.append(predict(c, f"during-{i}"))
-            i += 1
-        poster.join()
-        after = [predict(c, f"after-{i}") for i in range(300)]
-        assert answers == [{"received": n, "accepted": n, "matched": 300, "unmatched": n - 300}]
-        p99_base = float(np.percentile(baseline, 99))
-        p99_during = float(np.percentile(during, 99))
-        p99_after = float(np.percentile(after, 99))
-        print(f"predict p99 {p99_base * 1e3:.1f} ms alone, {p99_during * 1e3:.1f} ms during "
-              f"{n} labels in one request ({len(during)} predictions), {p99_after * 1e3:.1f} ms "
-              f"after; max {max(during) * 1e3:.1f} ms during")  # fmt: skip
-        assert len(during) >= 20  # predictions kept being answered throughout
-        # The issue asks for 1.5x. The labels are parsed in 16 kB pieces on a thread and kept
-        # as columns (no object per label for the garbage collector to walk: full collections
-        # of 0.3-1 s were the long stalls), yet that thread and the log writer share one
-        # interpreter lock with the event loop, on 2 shared cores: measured here p99 10.8 ms
-        # alone, 159 ms during (max 201 ms); quiet, 8.1 ms alone and 74 ms during; at load 14,
-        # 32.9 and 285 ms. The bound keeps what a million labels in one request cost from
-        # growing, with room for make test's other worker sharing the two cores.
-        assert p99_during <= 1.5 * p99_base + 0.4, (p99_base, p99_during)
+        wait_for(lambda: feedback_rows() == 3 * n + len(small), timeout_s=30)
+        frames = pl.read_parquet(served.logs / "feedback" / "**" / "*.parquet")
+        assert frames.filter(pl.col("request_id") == "base-7").height == 3
 
         # -- limits and malformed bodies --------------------------------------------------
         with socket.create_connection(("127.0.0.1", int(served.http_url.rsplit(":", 1)[1]))) as s:
@@ -130,3 +145,72 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
             assert words in r.json()["error"], (body, r.text)
         assert c.post("/v2/models/nope/feedback", content=labels_body(["a"])).status_code == 404
         predict(c, "still-serving")
+
+
+def helper_pids(served_pid: int) -> list[int]:
+    """The feedback helper processes under ``mlgate serve`` (spawned by its workers)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process(served_pid).children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline()) and p.parent().pid != served_pid]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_feedback_helper_process_writes_parses_and_restarts(tmp_path: Path) -> None:
+    """Bodies of feedback_process_bytes or more: parsed, matched and written by the helper
+    (plain and gzip), malformed ones a 400 naming the field, and a helper killed while idle
+    is replaced for the next request without losing it."""
+    registry = Registry("file://" + str(tmp_path / "registry"))
+    registry.register("iris", fit_iris())
+    config = CONFIG + "feedback_process_bytes = 2000\n"
+    with (
+        mlgate_serve(tmp_path, config) as served,
+        httpx.Client(base_url=served.http_url, timeout=60) as c,
+    ):
+        for i in range(20):
+            predict(c, f"p-{i}")
+        predict(c, "multi", rows=3)
+        ids = [f"p-{i}" for i in range(20)] + ["multi/1", "multi/3"] + [f"x-{i}" for i in range(80)]
+        body = labels_body(ids)
+        assert len(body) > 2000
+        r = c.post("/v2/models/iris/feedback", content=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"received": 102, "accepted": 102, "matched": 21, "unmatched": 81}
+        r = c.post("/v2/models/iris/feedback", content=gzip.compress(body),
+                   headers={"Content-Encoding": "gzip"})  # fmt: skip
+        assert r.status_code == 200 and r.json()["matched"] == 21, r.text
+
+        bad = body[:-2] + b', {"id": "z", "label": [1]}]}'
+        r = c.post("/v2/models/iris/feedback", content=bad)
+        assert r.status_code == 400 and "labels[102].label: expected a scalar" in r.text, r.text
+        r = c.post("/v2/models/iris/feedback", content=b'{"labels": [' + b" " * 3000)
+        assert r.status_code == 400 and "invalid JSON" in r.text, r.text
+
+        helpers = helper_pids(served.pid)
+        assert len(helpers) == 1, helpers
+        os.kill(helpers[0], signal.SIGKILL)
+        wait_for(lambda: not psutil_exists(helpers[0]), timeout_s=10)
+        r = c.post("/v2/models/iris/feedback", content=body)
+        assert r.status_code == 200 and r.json()["received"] == 102, r.text
+        assert helper_pids(served.pid) not in ([], helpers)
+        metrics = c.get("/metrics").text
+        assert "mlgate_feedback_process_requests_total 5.0" in metrics
+        assert "mlgate_feedback_process_failures_total 0.0" in metrics
+
+        def segment() -> pl.DataFrame:
+            return pl.read_parquet(served.logs / "feedback" / "**" / "*.parquet")
+
+        wait_for(lambda: segment().height == 3 * 102, timeout_s=30)
+        frame = segment()
+        assert frame.columns == ["ts", "request_id", "model", "label", "label_value"]
+        assert set(frame["label"]) == {"setosa"} and frame["label_value"].null_count() == 3 * 102
+        assert frame.filter(pl.col("request_id") == "multi/3").height == 3
+
+
+def psutil_exists(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.codecs.feedback import parse_feedback
 from gateway.errors import BadRequest
-from gateway.http.feedback import parse_feedback
 
 ids = st.one_of(st.text(max_size=12), st.integers(-(2**40), 2**40))
 values = st.one_of(

@@ -1,0 +1,217 @@
+"""Large feedback requests, parsed and written by a helper process.
+
+A million labels are seconds of interpreter work (decoding, building the segment's columns).
+On a thread of the gateway worker that work takes turns with the event loop on one
+interpreter lock, and every hand-off of every prediction waits for it (predict p99 8 -> 74 ms
+during a 1M-label request on an idle machine). So a feedback body of ``feedback_process_bytes``
+or more goes to one helper process per gateway worker, started on first use:
+
+- the worker writes the body to a spool file as it arrives (``gateway.http.body.spool``: it
+  never holds the whole body, whose one copy alone stalled the loop for ~40 ms), and sends
+  the path with a snapshot of the request ids it answered recently (two C-level joins:
+  ``gateway.answered``);
+- the helper parses the body (``gateway.codecs.feedback``), counts the labels that match an
+  answered id, writes them as one feedback segment of the log store (``SegmentStore``: a local
+  directory or an object store) and answers the counts;
+- the labels are on disk (or in the object store) before the client gets its answer, so they
+  need no crash journal; if the helper dies or the write fails, the client gets a 503 and
+  nothing was kept (send again), and the next request starts a new helper.
+
+Requests wait for the helper one at a time, so the worker holds at most one large body being
+handled plus those queued behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import msgspec
+
+from gateway.answered import AnsweredIds
+from gateway.errors import BadRequest, LogUnavailable
+from registry.logschema import FEEDBACK
+
+log = logging.getLogger(__name__)
+
+
+class Job(msgspec.Struct, frozen=True):
+    """One large feedback request, as the helper gets it."""
+
+    spool_path: str  # the body (inflated), removed by the worker after the answer
+    model: str
+    max_labels: int
+    answered_ids: str | list[str]  # AnsweredIds.snapshot()
+    answered_rows: bytes
+    ts_us: int
+    segment_name: str
+    logs_url: str
+    compression: str
+    storage_options: dict[str, Any]
+
+
+class Counts(msgspec.Struct, frozen=True):
+    received: int
+    matched: int
+
+
+class FeedbackProcess:
+    """The helper process of one gateway worker (started on first use, restarted after it
+    dies), and what the worker needs to hand it a request."""
+
+    def __init__(
+        self,
+        logs_url: str,
+        *,
+        worker_id: str,
+        compression: str,
+        storage_options: dict[str, Any] | None = None,
+        spool_dir: str | None = None,
+    ) -> None:
+        self.logs_url = logs_url
+        self.worker_id = worker_id
+        self.compression = compression
+        self.storage_options = storage_options or {}
+        self.spool_dir = spool_dir
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()  # one request in the helper at a time
+        self._sequence = count(1)
+        self.requests = 0
+        self.failures = 0  # requests answered 503: the helper died or the write failed
+        self.restarts = 0
+
+    def warm(self) -> None:
+        """Start the helper now, in the background (a feedback request of any size calls this,
+        so that the first large one does not wait for an interpreter to start)."""
+        if self._pool is None:
+            self._pool = _new_pool()
+            self._pool.submit(os.getpid)
+
+    def new_spool(self) -> tuple[int, str]:
+        """An open file (descriptor, path) for a request's body; ``handle`` removes it."""
+        return tempfile.mkstemp(prefix=".feedback-", suffix=".json", dir=self.spool_dir)
+
+    async def handle(
+        self, model: str, spool_path: str, max_labels: int, answered: AnsweredIds
+    ) -> tuple[int, int]:
+        """Parse and write the labels of the body in ``spool_path`` (inflated JSON, removed
+        here) in the helper: (received, matched). A ``BadRequest`` for a malformed body,
+        ``LogUnavailable`` when the labels could not be written (nothing was kept)."""
+        try:
+            async with self._lock:
+                job = Job(
+                    spool_path=spool_path,
+                    model=model,
+                    max_labels=max_labels,
+                    # taken when the body is whole: the ids answered until now count as matched
+                    answered_ids=(snapshot := answered.snapshot())[0],
+                    answered_rows=snapshot[1],
+                    ts_us=time.time_ns() // 1000,
+                    segment_name=f"{self.worker_id}-feedback-{next(self._sequence):06d}.parquet",
+                    logs_url=self.logs_url,
+                    compression=self.compression,
+                    storage_options=self.storage_options,
+                )
+                outcome = await self._run(job)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(spool_path)
+        self.requests += 1
+        if isinstance(outcome, Counts):
+            return outcome.received, outcome.matched
+        kind, message = outcome
+        if kind == "bad":
+            raise BadRequest(message)
+        self.failures += 1
+        raise LogUnavailable(f"feedback: the labels could not be written, none kept: {message}")
+
+    async def _run(self, job: Job) -> Counts | tuple[str, str]:
+        for _ in range(2):
+            if self._pool is None:
+                self._pool = _new_pool()
+            try:
+                future = self._pool.submit(handle_job, job)
+            except BrokenProcessPool:  # it died while idle: nothing was lost, start another
+                self._restart()
+                continue
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._restart()
+                return ("failed", "the helper process died while handling them")
+        return ("failed", "the helper process could not be started")
+
+    def _restart(self) -> None:
+        log.error("feedback helper process died; starting a new one")
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        self.restarts += 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+HELPER_NICENESS = 19  # the helper yields the cores to the gateway's predictions
+
+
+def _new_pool() -> ProcessPoolExecutor:
+    # a fresh interpreter: forking a worker would copy its threads' locks in whatever state
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_lower_priority,
+    )
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(HELPER_NICENESS)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+# -- in the helper process ---------------------------------------------------------------------
+_stores: dict[tuple[str, str], Any] = {}
+
+
+def handle_job(job: Job) -> Counts | tuple[str, str]:
+    """Parse, match and write one request's labels: their counts, or ``("bad", message)`` for
+    a malformed body, ``("failed", message)`` when the segment could not be written."""
+    from gateway.codecs.feedback import parse_feedback
+    from gateway.logwriter import FeedbackBatch, SegmentStore, feedback_frame
+
+    with open(job.spool_path, "rb") as f:
+        body = f.read()
+    try:
+        ids, labels = parse_feedback(body, job.max_labels)
+    except BadRequest as exc:
+        return ("bad", str(exc))
+    del body
+    answered = AnsweredIds.from_snapshot(job.answered_ids, job.answered_rows)
+    matched = sum(map(answered.matches, ids))
+    batch = FeedbackBatch(ts_us=job.ts_us, model=job.model, request_ids=ids, labels=labels)
+    day = datetime.fromtimestamp(job.ts_us / 1e6, tz=UTC).strftime("%Y-%m-%d")
+    try:
+        store = _stores.get((job.logs_url, job.compression))
+        if store is None:
+            store = _stores[(job.logs_url, job.compression)] = SegmentStore(
+                job.logs_url, compression=job.compression, storage_options=job.storage_options
+            )
+        store.write(feedback_frame([batch]), FEEDBACK, job.model, day, job.segment_name)
+    except Exception as exc:  # noqa: BLE001 - answered as a 503: the client sends again
+        log.exception("feedback helper: could not write %d labels of %s", len(ids), job.model)
+        return ("failed", f"{type(exc).__name__}: {exc}")
+    return Counts(received=len(ids), matched=matched)
