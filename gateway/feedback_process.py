@@ -27,11 +27,10 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -83,7 +82,7 @@ class FeedbackProcess:
         self.compression = compression
         self.storage_options = storage_options or {}
         self.spool_dir = spool_dir
-        self._pool: ProcessPoolExecutor | None = None
+        self._helper: _Helper | None = None
         self._lock = asyncio.Lock()  # one request in the helper at a time
         self._sequence = count(1)
         self.requests = 0
@@ -91,11 +90,10 @@ class FeedbackProcess:
         self.restarts = 0
 
     def warm(self) -> None:
-        """Start the helper now, in the background (a feedback request of any size calls this,
-        so that the first large one does not wait for an interpreter to start)."""
-        if self._pool is None:
-            self._pool = _new_pool()
-            self._pool.submit(os.getpid)
+        """Start the helper now (a feedback request of any size calls this, so that the first
+        large one does not wait for an interpreter to start)."""
+        if self._helper is None:
+            self._helper = _Helper()
 
     def new_spool(self) -> tuple[int, str]:
         """An open file (descriptor, path) for a request's body; ``handle`` removes it."""
@@ -137,43 +135,82 @@ class FeedbackProcess:
 
     async def _run(self, job: Job) -> Counts | tuple[str, str]:
         for _ in range(2):
-            if self._pool is None:
-                self._pool = _new_pool()
-            try:
-                future = self._pool.submit(handle_job, job)
-            except BrokenProcessPool:  # it died while idle: nothing was lost, start another
+            if self._helper is not None and not self._helper.ready():
+                self._restart()  # it died while idle: nothing was lost
+            self.warm()
+            assert self._helper is not None
+            try:  # the helper says "taken" before it starts: a job it never took is retried
+                await self._helper.hand_over(job)
+            except (EOFError, OSError):
                 self._restart()
                 continue
             try:
-                return await asyncio.wrap_future(future)
-            except BrokenProcessPool:
+                return await self._helper.receive()
+            except (EOFError, OSError) as exc:
                 self._restart()
-                return ("failed", "the helper process died while handling them")
+                return ("failed", f"the helper process died while handling them ({exc!r})")
         return ("failed", "the helper process could not be started")
 
     def _restart(self) -> None:
         log.error("feedback helper process died; starting a new one")
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        if self._helper is not None:
+            self._helper.stop()
+        self._helper = None
         self.restarts += 1
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._helper is not None:
+            self._helper.stop()
+            self._helper = None
 
 
-HELPER_NICENESS = 19  # the helper yields the cores to the gateway's predictions
+class _Helper:
+    """One helper process and the pipe to it: a job sent, its outcome received, one at a time.
+    A daemon process: stopped when the worker exits; when the worker is killed, its end of the
+    pipe reads end-of-file and it exits by itself."""
+
+    def __init__(self) -> None:
+        # a fresh interpreter: forking a worker would copy its threads' locks in whatever state
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_end = context.Pipe()
+        self.process = context.Process(
+            target=serve_jobs, args=(child_end,), name="mlgate-feedback", daemon=True
+        )
+        self.process.start()
+        child_end.close()
+
+    def ready(self) -> bool:
+        """Alive and waiting for a job, as far as can be told: an idle helper sends nothing,
+        so a readable pipe means its end closed (the process's exit status may already have
+        been collected by someone else's child reaper, so the pipe is what tells; a helper
+        dying right now still looks ready, which ``hand_over`` finds out)."""
+        try:
+            return not self._conn.poll() and self.process.is_alive()
+        except OSError:
+            return False
+
+    async def hand_over(self, job: Job) -> None:
+        """Send ``job`` and wait for the helper to take it (EOFError or OSError: it died
+        before it did)."""
+        self._conn.send(job)  # a few hundred bytes, and the snapshot of answered ids
+        taken = await asyncio.to_thread(self._conn.recv)
+        if taken != TAKEN:
+            raise EOFError(f"expected {TAKEN!r} from the helper, got {taken!r}")
+
+    async def receive(self) -> Counts | tuple[str, str]:
+        outcome: Counts | tuple[str, str] = await asyncio.to_thread(self._conn.recv)
+        return outcome
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
 
 
-def _new_pool() -> ProcessPoolExecutor:
-    # a fresh interpreter: forking a worker would copy its threads' locks in whatever state
-    return ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_lower_priority,
-    )
+TAKEN = "taken"  # the helper's answer to a job, before it starts on it
+HELPER_NICENESS = 19  # and SCHED_IDLE: the helper yields the cores to predictions
 
 
 def _lower_priority() -> None:
@@ -185,6 +222,18 @@ def _lower_priority() -> None:
 
 # -- in the helper process ---------------------------------------------------------------------
 _stores: dict[tuple[str, str], Any] = {}
+
+
+def serve_jobs(conn: multiprocessing.connection.Connection) -> None:
+    """The helper's life: take jobs from the worker until its end of the pipe closes."""
+    _lower_priority()
+    while True:
+        try:
+            job = conn.recv()
+            conn.send(TAKEN)
+        except (EOFError, OSError):
+            return
+        conn.send(handle_job(job))
 
 
 def handle_job(job: Job) -> Counts | tuple[str, str]:

@@ -107,9 +107,10 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
         print(f"predict p99 alone / during {n} labels in one request, ms: "
               + ", ".join(f"{a * 1e3:.1f} / {d * 1e3:.1f}" for a, d in pairs))  # fmt: skip
         # The issue asks for 1.5x. The labels are parsed and written by the worker's helper
-        # process (gateway.feedback_process), which takes nothing from the worker's
-        # interpreter; on a thread of the worker this was 8 ms alone and 74 ms during. Medians
-        # of three, 10 ms for the other test worker sharing these 2 cores.
+        # process (gateway.feedback_process, SCHED_IDLE), which takes nothing from the worker's
+        # interpreter: medians of three measured 0.8-1.5x on an idle machine (on a thread of
+        # the worker it was 8 ms alone, 74 ms during). An idle-priority busy loop alone moves
+        # this p99 by 0.9-2.6x here, so 10 ms are allowed for the other test worker.
         assert np.median(during_p99) <= 1.5 * np.median(alone_p99) + 0.010, (
             alone_p99, during_p99)  # fmt: skip
 
@@ -158,8 +159,8 @@ def helper_pids(served_pid: int) -> list[int]:
 @pytest.mark.slow
 def test_feedback_helper_process_writes_parses_and_restarts(tmp_path: Path) -> None:
     """Bodies of feedback_process_bytes or more: parsed, matched and written by the helper
-    (plain and gzip), malformed ones a 400 naming the field, and a helper killed while idle
-    is replaced for the next request without losing it."""
+    (plain and gzip), malformed ones a 400 naming the field, a helper killed while idle is
+    replaced for the next request without losing it, and no helper outlives the server."""
     registry = Registry("file://" + str(tmp_path / "registry"))
     registry.register("iris", fit_iris())
     config = CONFIG + "feedback_process_bytes = 2000\n"
@@ -192,19 +193,43 @@ def test_feedback_helper_process_writes_parses_and_restarts(tmp_path: Path) -> N
         wait_for(lambda: not psutil_exists(helpers[0]), timeout_s=10)
         r = c.post("/v2/models/iris/feedback", content=body)
         assert r.status_code == 200 and r.json()["received"] == 102, r.text
-        assert helper_pids(served.pid) not in ([], helpers)
+        restarted = helper_pids(served.pid)
+        assert restarted not in ([], helpers)
         metrics = c.get("/metrics").text
         assert "mlgate_feedback_process_requests_total 5.0" in metrics
         assert "mlgate_feedback_process_failures_total 0.0" in metrics
 
+        # killed while it handles a request: that request is a 503 and none of it is kept
+        many = tmp_path / "many.json"
+        many.write_bytes(labels_body([f"m-{i}" for i in range(400_000)]))
+        poster = subprocess.Popen(
+            [sys.executable, "-c", POST, f"{served.http_url}/v2/models/iris/feedback",
+             str(many)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        import psutil
+
+        helper = psutil.Process(restarted[0])
+        idle_cpu = sum(helper.cpu_times()[:2])
+        wait_for(lambda: sum(helper.cpu_times()[:2]) > idle_cpu + 0.05, timeout_s=60)
+        helper.kill()
+        out, err = poster.communicate(timeout=60)
+        assert "HTTP Error 503" in err, (out, err)
+        metrics = c.get("/metrics").text
+        assert "mlgate_feedback_process_failures_total 1.0" in metrics
+        r = c.post("/v2/models/iris/feedback", content=body)  # and the next one is served
+        assert r.status_code == 200 and r.json()["received"] == 102, r.text
+        restarted = helper_pids(served.pid)
+
         def segment() -> pl.DataFrame:
             return pl.read_parquet(served.logs / "feedback" / "**" / "*.parquet")
 
-        wait_for(lambda: segment().height == 3 * 102, timeout_s=30)
-        frame = segment()
+        wait_for(lambda: segment().height == 4 * 102, timeout_s=30)
+        frame = segment()  # nothing of the request whose helper was killed
         assert frame.columns == ["ts", "request_id", "model", "label", "label_value"]
-        assert set(frame["label"]) == {"setosa"} and frame["label_value"].null_count() == 3 * 102
-        assert frame.filter(pl.col("request_id") == "multi/3").height == 3
+        assert set(frame["label"]) == {"setosa"} and frame["label_value"].null_count() == 4 * 102
+        assert frame.filter(pl.col("request_id") == "multi/3").height == 4
+    # the helper is a daemon of its worker: gone with the server
+    wait_for(lambda: not any(psutil_exists(pid) for pid in restarted), timeout_s=30)
 
 
 def psutil_exists(pid: int) -> bool:
