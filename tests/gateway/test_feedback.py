@@ -94,7 +94,7 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
                 [sys.executable, "-c", POST, f"{served.http_url}/v2/models/iris/feedback",
                  str(big)], stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
-            during = []
+            during: list[float] = []
             while poster.poll() is None:
                 during.append(predict(c, f"during-{rep}-{len(during)}"))
             answer = json.loads(poster.communicate()[0])
@@ -236,6 +236,6 @@ def psutil_exists(pid: int) -> bool:
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
