@@ -24,7 +24,7 @@ ERRORS = {
     "404": "unknown model, version or path",
     "413": "body or rows past max_body_bytes / max_request_rows",
     "415": "a content type or encoding the endpoint does not read",
-    "503": "model loading, queue full or stopping (Retry-After)",
+    "503": "model loading, queue full, stopping, or feedback labels not written (Retry-After)",
     "504": "past request_timeout_s",
 }
 
@@ -143,7 +143,7 @@ def _paths() -> dict[str, Any]:
                     "label counts: received, accepted into the log, matched / unmatched to a "
                     "prediction this worker answered recently",
                     _ref("FeedbackCounts"),
-                    "400", "401", "404", "413",
+                    "400", "401", "404", "413", "503",
                 ),  # fmt: skip
                 predict=True,
             )
