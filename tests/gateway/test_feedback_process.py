@@ -1,0 +1,61 @@
+"""``FeedbackProcess`` on its own: a spooled body parsed, matched and written by the helper
+process as one feedback segment of an object store (a real moto S3 server), and a malformed
+body refused with the parser's message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+import s3fs
+
+from gateway.answered import AnsweredIds
+from gateway.errors import BadRequest
+from gateway.feedback_process import FeedbackProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.s3]
+
+
+def spooled(helper: FeedbackProcess, body: bytes) -> str:
+    fd, path = helper.new_spool()
+    with os.fdopen(fd, "wb") as f:
+        f.write(body)
+    return path
+
+
+def test_helper_writes_one_segment_to_s3(make_bucket: Callable[[], str], s3_endpoint: str) -> None:
+    bucket = make_bucket()
+    options = {"endpoint_url": s3_endpoint}
+    helper = FeedbackProcess(
+        f"s3://{bucket}/logs", worker_id="w1", compression="zstd", storage_options=options
+    )
+    answered = AnsweredIds(capacity=10)
+    answered.add("r1", 1)
+    answered.add("r2", 3)
+    labels = [{"id": "r1", "label": "yes"}, {"id": "r2/2", "label": 0.5}, {"id": "r9", "label": 1}]
+    try:
+        body = json.dumps({"labels": labels * 1000}).encode()
+        path = spooled(helper, body)
+        received, matched = asyncio.run(helper.handle("churn", path, 10_000, answered))
+        assert (received, matched) == (3000, 2000)
+        assert not Path(path).exists()  # the spool file is removed
+
+        bad = spooled(helper, b'{"labels": [{"id": "a", "label": {"x": 1}}]}')
+        with pytest.raises(BadRequest, match=r"labels\[0\]\.label: expected a scalar"):
+            asyncio.run(helper.handle("churn", bad, 10_000, answered))
+    finally:
+        helper.close()
+    fs = s3fs.S3FileSystem(**options)
+    segments = fs.glob(f"{bucket}/logs/feedback/model=churn/date=*/*.parquet")
+    assert [p.rsplit("/", 1)[1] for p in segments] == ["w1-feedback-000001.parquet"]
+    with fs.open(segments[0], "rb") as f:
+        frame = pl.read_parquet(f)
+    assert frame.height == 3000
+    assert frame["label"].head(3).to_list() == ["yes", "0.5", "1"]
+    assert frame["label_value"].head(3).to_list() == [None, 0.5, 1.0]
+    assert helper.requests == 2 and helper.failures == 0
