@@ -83,6 +83,7 @@ class FeedbackProcess:
         self.storage_options = storage_options or {}
         self.spool_dir = spool_dir
         self._helper: _Helper | None = None
+        self._closed = False
         self._lock = asyncio.Lock()  # one request in the helper at a time
         self._sequence = count(1)
         self.requests = 0
@@ -92,7 +93,7 @@ class FeedbackProcess:
     def warm(self) -> None:
         """Start the helper now (a feedback request of any size calls this, so that the first
         large one does not wait for an interpreter to start)."""
-        if self._helper is None:
+        if self._helper is None and not self._closed:
             self._helper = _Helper()
 
     def new_spool(self) -> tuple[int, str]:
@@ -105,9 +106,32 @@ class FeedbackProcess:
         """Parse and write the labels of the body in ``spool_path`` (inflated JSON, removed
         here) in the helper: (received, matched). A ``BadRequest`` for a malformed body,
         ``LogUnavailable`` when the labels could not be written (nothing was kept)."""
+        work = asyncio.ensure_future(self._submit(model, spool_path, max_labels, answered))
         try:
-            async with self._lock:
-                job = Job(
+            outcome = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # the caller gave up (a timeout, a shutdown): the helper still finishes this job,
+            # so that its answer does not wait in the pipe for the next one; the file goes after
+            work.add_done_callback(lambda _: _remove(spool_path))
+            raise
+        finally:
+            if work.done():
+                _remove(spool_path)
+        self.requests += 1
+        if isinstance(outcome, Counts):
+            return outcome.received, outcome.matched
+        kind, message = outcome
+        if kind == "bad":
+            raise BadRequest(message)
+        self.failures += 1
+        raise LogUnavailable(f"feedback: the labels could not be written, none kept: {message}")
+
+    async def _submit(
+        self, model: str, spool_path: str, max_labels: int, answered: AnsweredIds
+    ) -> Counts | tuple[str, str]:
+        async with self._lock:
+            return await self._run(
+                Job(
                     spool_path=spool_path,
                     model=model,
                     max_labels=max_labels,
@@ -120,25 +144,15 @@ class FeedbackProcess:
                     compression=self.compression,
                     storage_options=self.storage_options,
                 )
-                outcome = await self._run(job)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(spool_path)
-        self.requests += 1
-        if isinstance(outcome, Counts):
-            return outcome.received, outcome.matched
-        kind, message = outcome
-        if kind == "bad":
-            raise BadRequest(message)
-        self.failures += 1
-        raise LogUnavailable(f"feedback: the labels could not be written, none kept: {message}")
+            )
 
     async def _run(self, job: Job) -> Counts | tuple[str, str]:
         for _ in range(2):
             if self._helper is not None and not self._helper.ready():
                 self._restart()  # it died while idle: nothing was lost
             self.warm()
-            assert self._helper is not None
+            if self._helper is None:
+                return ("failed", "the gateway is shutting down")
             try:  # the helper says "taken" before it starts: a job it never took is retried
                 await self._helper.hand_over(job)
             except (EOFError, OSError):
@@ -159,9 +173,15 @@ class FeedbackProcess:
         self.restarts += 1
 
     def close(self) -> None:
+        self._closed = True
         if self._helper is not None:
             self._helper.stop()
             self._helper = None
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 class _Helper:
@@ -242,8 +262,11 @@ def handle_job(job: Job) -> Counts | tuple[str, str]:
     from gateway.codecs.feedback import parse_feedback
     from gateway.logwriter import FeedbackBatch, SegmentStore, feedback_frame
 
-    with open(job.spool_path, "rb") as f:
-        body = f.read()
+    try:
+        with open(job.spool_path, "rb") as f:
+            body = f.read()
+    except OSError as exc:
+        return ("failed", f"the spooled body could not be read: {exc}")
     try:
         ids, labels = parse_feedback(body, job.max_labels)
     except BadRequest as exc:

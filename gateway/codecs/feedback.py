@@ -35,7 +35,6 @@ _slice = msgspec.json.Decoder(list[_Label])
 # pieces of about this many bytes (at "}," between two labels; ~0.2 ms of decoding each)
 DECODE_PIECE_BYTES = 16 * 1024
 _HEAD = re.compile(rb'\s*\{\s*"labels"\s*:\s*\[')
-_encoder = msgspec.json.Encoder()
 
 
 def parse_feedback(

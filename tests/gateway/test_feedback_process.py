@@ -18,7 +18,7 @@ from gateway.answered import AnsweredIds
 from gateway.errors import BadRequest
 from gateway.feedback_process import FeedbackProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.s3]
+pytestmark = [pytest.mark.slow]
 
 
 def spooled(helper: FeedbackProcess, body: bytes) -> str:
@@ -28,6 +28,7 @@ def spooled(helper: FeedbackProcess, body: bytes) -> str:
     return path
 
 
+@pytest.mark.s3
 def test_helper_writes_one_segment_to_s3(make_bucket: Callable[[], str], s3_endpoint: str) -> None:
     bucket = make_bucket()
     options = {"endpoint_url": s3_endpoint}
@@ -59,3 +60,35 @@ def test_helper_writes_one_segment_to_s3(make_bucket: Callable[[], str], s3_endp
     assert frame["label"].head(3).to_list() == ["yes", "0.5", "1"]
     assert frame["label_value"].head(3).to_list() == [None, 0.5, 1.0]
     assert helper.requests == 2 and helper.failures == 0
+
+
+def test_a_cancelled_request_leaves_the_helper_in_step(tmp_path: Path) -> None:
+    """The caller gives up while the helper works (a timeout): the helper finishes that job,
+    the next request gets its own answer, and the first spool file is removed after all."""
+    helper = FeedbackProcess(str(tmp_path / "logs"), worker_id="w2", compression="lz4")
+    answered = AnsweredIds(capacity=10)
+    big = json.dumps({"labels": [{"id": f"x{i}", "label": "a"} for i in range(300_000)]})
+    small = json.dumps({"labels": [{"id": "x1", "label": "b"}]})
+
+    async def scenario() -> tuple[int, int]:
+        helper.warm()
+        first = spooled(helper, big.encode())
+        task = asyncio.ensure_future(helper.handle("m", first, 1_000_000, answered))
+        await asyncio.sleep(0.5)  # handed over, being parsed
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        counts = await helper.handle("m", spooled(helper, small.encode()), 10, answered)
+        for _ in range(100):
+            if not Path(first).exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not Path(first).exists()
+        return counts
+
+    try:
+        assert asyncio.run(scenario()) == (1, 0)
+    finally:
+        helper.close()
+    frames = pl.read_parquet(tmp_path / "logs" / "feedback" / "**" / "*.parquet")
+    assert sorted(frames.group_by("label").len().rows()) == [("a", 300_000), ("b", 1)]
