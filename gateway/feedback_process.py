@@ -201,9 +201,9 @@ class _Helper:
 
     def ready(self) -> bool:
         """Alive and waiting for a job, as far as can be told: an idle helper sends nothing,
-        so a readable pipe means its end closed (the process's exit status may already have
-        been collected by someone else's child reaper, so the pipe is what tells; a helper
-        dying right now still looks ready, which ``hand_over`` finds out)."""
+        so a readable pipe means its end closed. A helper being killed right now still looks
+        ready (its pipe closes only once its last thread has exited, and polars runs a dozen),
+        which ``hand_over`` then finds out."""
         try:
             return not self._conn.poll() and self.process.is_alive()
         except OSError:
