@@ -98,21 +98,28 @@ class Operation:
     before the body is read), then the body (size, compression, decoding), then the
     prediction. ``await op(gw, request, source)`` runs them and returns the ``Reply``."""
 
-    __slots__ = ("kind", "model", "version", "version_text")
+    __slots__ = ("bad_version", "kind", "model", "version")
 
     def __init__(self, kind: str, model: str | None, version: str | None = None) -> None:
         self.kind = kind  # "oip", "v1" or "mlflow" (model None: ?model= or the default)
         self.model = model
-        self.version_text = version  # from the path, checked by admit()
+        # the path's version, parsed once; a bad one is refused by admit(), after the token
+        # and the model (so that a request without a token learns nothing about versions)
         self.version: int | None = None
+        self.bad_version: str | None = None
+        if version is not None:
+            try:
+                self.version = parse_version(version)
+            except UnknownVersion as exc:
+                self.bad_version = str(exc)
 
     def admit(self, gw: Gateway, request: PredictRequest) -> str:
         """Check the predict token, the model and the version; returns the model's name."""
         check_predict_token(request.header("authorization"), gw.settings.predict_token)
         model = self.model or request.query("model") or default_model(gw)
         gw.models.get(model)  # an unknown model is a 404 whatever the body holds
-        if self.version_text is not None:
-            self.version = parse_version(self.version_text)
+        if self.bad_version is not None:
+            raise UnknownVersion(self.bad_version)
         return model
 
     def decode(self, request: PredictRequest, body: bytes) -> Payload:

@@ -46,51 +46,53 @@ def _pattern(template: str) -> re.Pattern[str]:
 _COMPILED = [(route, _pattern(route.template)) for route in PREDICT_ROUTES]
 
 
-_Parsed = tuple[str, dict[str, str]] | None  # (route kind, path parameters), or no predict route
+PredictOperation = Operation | FeedbackOperation
 _CACHE_SIZE = 4096  # distinct predict paths remembered (models x versions x protocols)
-_cache: dict[tuple[str, str], _Parsed] = {}
+# (method, path) -> its operation (immutable, shared by every request on that path), or None
+_cache: dict[tuple[str, str], PredictOperation | None] = {}
 
 
-def _parse(method: str, path: str) -> _Parsed:
+def _operation(method: str, path: str) -> PredictOperation | None:
     for route, pattern in _COMPILED:
         if route.method != method:
             continue
         found = pattern.match(path)
-        if found is not None:
-            return route.kind, found.groupdict()
+        if found is None:
+            continue
+        params = found.groupdict()
+        if route.kind == "feedback":
+            return FeedbackOperation(params["model"])
+        if route.kind == "v1":
+            # split_verb refuses "<model>:other" with a 400 that names the expected form
+            spec = params["spec"]
+            if "model" in params:
+                return Operation("v1", params["model"], split_verb(spec))
+            return Operation("v1", split_verb(spec))
+        return Operation(route.kind, params.get("model"), params.get("version"))
     return None
 
 
-def match(method: str, path: str) -> Operation | FeedbackOperation | None:
+def match(method: str, path: str) -> PredictOperation | None:
     """The operation for a predict request, or None (then the Litestar app answers it).
+    Built once per distinct path (a path that is refused with a 400 is not remembered).
 
     >>> op = match("POST", "/v2/models/iris/versions/2/infer")
-    >>> op.kind, op.model, op.version_text
-    ('oip', 'iris', '2')
+    >>> op.kind, op.model, op.version
+    ('oip', 'iris', 2)
     >>> match("POST", "/v1/models/iris:predict").model
     'iris'
+    >>> match("POST", "/v1/models/iris:predict") is match("POST", "/v1/models/iris:predict")
+    True
     >>> match("GET", "/v2/models/iris/infer") is None, match("POST", "/v2/models") is None
     (True, True)
     """
     key = (method, path)
     try:
-        parsed = _cache[key]
+        return _cache[key]
     except KeyError:
-        parsed = _parse(method, path)
-        if len(_cache) >= _CACHE_SIZE:  # many distinct paths (a scan): start over
-            _cache.clear()
-        _cache[key] = parsed
-    if parsed is None:
-        return None
-    kind, params = parsed
-    if kind == "oip":
-        return Operation(kind, params["model"], params.get("version"))
-    if kind == "feedback":
-        return FeedbackOperation(params["model"])
-    if kind == "v1":
-        # split_verb refuses "<model>:other" with a 400 that names the expected form
-        spec = params["spec"]
-        if "model" in params:
-            return Operation("v1", params["model"], split_verb(spec))
-        return Operation("v1", split_verb(spec))
-    return Operation(kind, params.get("model"), params.get("version"))
+        pass
+    operation = _operation(method, path)
+    if len(_cache) >= _CACHE_SIZE:  # many distinct paths (a scan): start over
+        _cache.clear()
+    _cache[key] = operation
+    return operation
