@@ -33,13 +33,16 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from gateway.answered import AnsweredIds
 from gateway.errors import BadRequest, LogUnavailable
 from registry.logschema import FEEDBACK
+
+if TYPE_CHECKING:
+    from gateway.logwriter import SegmentStore
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,6 @@ class Job(msgspec.Struct, frozen=True):
     answered_rows: bytes
     ts_us: int
     segment_name: str
-    logs_url: str
-    compression: str
-    storage_options: dict[str, Any]
 
 
 class Counts(msgspec.Struct, frozen=True):
@@ -75,30 +75,26 @@ class FeedbackProcess:
         worker_id: str,
         compression: str,
         storage_options: dict[str, Any] | None = None,
-        spool_dir: str | None = None,
     ) -> None:
-        self.logs_url = logs_url
         self.worker_id = worker_id
-        self.compression = compression
-        self.storage_options = storage_options or {}
-        self.spool_dir = spool_dir
+        # where the helper writes: it builds its SegmentStore from these once, at its start
+        self._store_args = (logs_url, compression, storage_options or {})
         self._helper: _Helper | None = None
         self._closed = False
         self._lock = asyncio.Lock()  # one request in the helper at a time
         self._sequence = count(1)
         self.requests = 0
         self.failures = 0  # requests answered 503: the helper died or the write failed
-        self.restarts = 0
 
     def warm(self) -> None:
         """Start the helper now (a feedback request of any size calls this, so that the first
         large one does not wait for an interpreter to start)."""
         if self._helper is None and not self._closed:
-            self._helper = _Helper()
+            self._helper = _Helper(self._store_args)
 
     def new_spool(self) -> tuple[int, str]:
         """An open file (descriptor, path) for a request's body; ``handle`` removes it."""
-        return tempfile.mkstemp(prefix=".feedback-", suffix=".json", dir=self.spool_dir)
+        return tempfile.mkstemp(prefix=".feedback-", suffix=".json")
 
     async def handle(
         self, model: str, spool_path: str, max_labels: int, answered: AnsweredIds
@@ -140,9 +136,6 @@ class FeedbackProcess:
                     answered_rows=snapshot[1],
                     ts_us=time.time_ns() // 1000,
                     segment_name=f"{self.worker_id}-feedback-{next(self._sequence):06d}.parquet",
-                    logs_url=self.logs_url,
-                    compression=self.compression,
-                    storage_options=self.storage_options,
                 )
             )
 
@@ -170,7 +163,6 @@ class FeedbackProcess:
         if self._helper is not None:
             self._helper.stop()
         self._helper = None
-        self.restarts += 1
 
     def close(self) -> None:
         self._closed = True
@@ -189,12 +181,12 @@ class _Helper:
     A daemon process: stopped when the worker exits; when the worker is killed, its end of the
     pipe reads end-of-file and it exits by itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, store_args: tuple[str, str, dict[str, Any]]) -> None:
         # a fresh interpreter: forking a worker would copy its threads' locks in whatever state
         context = multiprocessing.get_context("spawn")
         self._conn, child_end = context.Pipe()
         self.process = context.Process(
-            target=serve_jobs, args=(child_end,), name="mlgate-feedback", daemon=True
+            target=serve_jobs, args=(child_end, *store_args), name="mlgate-feedback", daemon=True
         )
         self.process.start()
         child_end.close()
@@ -241,26 +233,31 @@ def _lower_priority() -> None:
 
 
 # -- in the helper process ---------------------------------------------------------------------
-_stores: dict[tuple[str, str], Any] = {}
-
-
-def serve_jobs(conn: multiprocessing.connection.Connection) -> None:
+def serve_jobs(
+    conn: multiprocessing.connection.Connection,
+    logs_url: str,
+    compression: str,
+    storage_options: dict[str, Any],
+) -> None:
     """The helper's life: take jobs from the worker until its end of the pipe closes."""
+    from gateway.logwriter import SegmentStore
+
     _lower_priority()
+    store = SegmentStore(logs_url, compression=compression, storage_options=storage_options)
     while True:
         try:
             job = conn.recv()
             conn.send(TAKEN)
         except (EOFError, OSError):
             return
-        conn.send(handle_job(job))
+        conn.send(handle_job(job, store))
 
 
-def handle_job(job: Job) -> Counts | tuple[str, str]:
+def handle_job(job: Job, store: SegmentStore) -> Counts | tuple[str, str]:
     """Parse, match and write one request's labels: their counts, or ``("bad", message)`` for
     a malformed body, ``("failed", message)`` when the segment could not be written."""
     from gateway.codecs.feedback import parse_feedback
-    from gateway.logwriter import FeedbackBatch, SegmentStore, feedback_frame
+    from gateway.logwriter import FeedbackBatch, feedback_frame
 
     try:
         with open(job.spool_path, "rb") as f:
@@ -277,11 +274,6 @@ def handle_job(job: Job) -> Counts | tuple[str, str]:
     batch = FeedbackBatch(ts_us=job.ts_us, model=job.model, request_ids=ids, labels=labels)
     day = datetime.fromtimestamp(job.ts_us / 1e6, tz=UTC).strftime("%Y-%m-%d")
     try:
-        store = _stores.get((job.logs_url, job.compression))
-        if store is None:
-            store = _stores[(job.logs_url, job.compression)] = SegmentStore(
-                job.logs_url, compression=job.compression, storage_options=job.storage_options
-            )
         store.write(feedback_frame([batch]), FEEDBACK, job.model, day, job.segment_name)
     except Exception as exc:  # noqa: BLE001 - answered as a 503: the client sends again
         log.exception("feedback helper: could not write %d labels of %s", len(ids), job.model)

@@ -522,8 +522,8 @@ class SegmentStore:
         self.compression = compression
         self.local_root, self._fs = _resolve(logs_url, storage_options or {})
 
-    def write(self, frame: pl.DataFrame, kind: str, model: str, day: str, name: str) -> str:
-        """Write ``frame`` as segment ``name`` of ``model``'s ``kind`` for ``day``; its path."""
+    def write(self, frame: pl.DataFrame, kind: str, model: str, day: str, name: str) -> None:
+        """Write ``frame`` as segment ``name`` of ``model``'s ``kind`` for ``day``."""
         if self.local_root is not None:
             directory = segment_dir(self.local_root, kind, model, day)
             os.makedirs(directory, exist_ok=True)
@@ -531,13 +531,12 @@ class SegmentStore:
             temp = os.path.join(directory, f".{name}.tmp")
             frame.write_parquet(temp, compression=self.compression)  # type: ignore[arg-type]
             os.replace(temp, final)
-            return final
+            return
         assert self._fs is not None
         directory = segment_dir(self.logs_url, kind, model, day)
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression=self.compression)  # type: ignore[arg-type]
         self._fs.pipe_file(f"{directory}/{name}", buffer.getvalue())
-        return f"{directory}/{name}"
 
 
 def _journal_frames(records: Sequence[Record]) -> list[tuple[LogLayout | None, bytes]]:

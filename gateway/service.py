@@ -560,8 +560,8 @@ class Gateway:
 
     def uses_feedback_process(self, body_bytes: int) -> bool:
         """Whether a feedback body this large goes to the helper process."""
-        threshold = self.settings.feedback_process_bytes
-        return self.feedback_process is not None and body_bytes >= threshold > 0
+        helper = self.feedback_process  # there is one only when feedback_process_bytes is set
+        return helper is not None and body_bytes >= self.settings.feedback_process_bytes
 
     async def feedback_in_process(self, model: str, spool_path: str) -> FeedbackResult:
         """``feedback`` of a whole (inflated) body spooled to ``spool_path`` (removed here),
