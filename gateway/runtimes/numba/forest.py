@@ -38,6 +38,16 @@ TREES_AT_ONCE = 8
 ROWS_AT_ONCE = 32
 MISSING_RIGHT = 1
 CATEGORICAL = 2
+PARALLEL_CHUNK_ROWS = 64  # rows a thread of numba's pool takes at a time (parallel kernels)
+
+
+@kernel()
+def first_failure(statuses: np.ndarray) -> int:
+    """The first chunk's error status of a parallel kernel's chunks, in row order (-1: none)."""
+    for c in range(statuses.shape[0]):
+        if statuses[c] >= 0:
+            return int(statuses[c])
+    return -1
 
 
 @dataclass(frozen=True)
@@ -355,7 +365,7 @@ def forest_parallel(
     """Same as ``forest_serial``, rows split in chunks over numba's thread pool."""
     n = X.shape[0]
     raw = np.empty((n, init.shape[0]))
-    chunk = 64
+    chunk = PARALLEL_CHUNK_ROWS
     n_chunks = (n + chunk - 1) // chunk
     statuses = np.full(n_chunks, -1, dtype=np.int64)
     for c in prange(n_chunks):
@@ -380,10 +390,5 @@ def forest_parallel(
             init,
             raw,
         )
-    status = -1
-    for c in range(n_chunks):
-        if statuses[c] >= 0:
-            status = statuses[c]
-            break
     out, labels = finish(raw, mode, divisor, link, n_classes)
-    return out, labels, status
+    return out, labels, first_failure(statuses)

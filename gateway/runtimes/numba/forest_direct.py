@@ -22,7 +22,12 @@ import numpy as np
 from numba import prange
 
 from gateway.runtimes.numba.finish import finish_row
-from gateway.runtimes.numba.forest import MISSING_RIGHT, Forest
+from gateway.runtimes.numba.forest import (
+    MISSING_RIGHT,
+    PARALLEL_CHUNK_ROWS,
+    Forest,
+    first_failure,
+)
 from gateway.runtimes.numba.program import ERR_INF, ERR_NAN, REJECT_INF, REJECT_NAN
 from kernels import kernel
 
@@ -220,7 +225,7 @@ def forest_direct_parallel(
 ) -> int:
     """Same as ``forest_direct``, rows split in chunks over numba's thread pool."""
     n = X.shape[0]
-    chunk = 64
+    chunk = PARALLEL_CHUNK_ROWS
     n_chunks = (n + chunk - 1) // chunk
     statuses = np.full(n_chunks, -1, dtype=np.int64)
     for c in prange(n_chunks):
@@ -237,10 +242,7 @@ def forest_direct_parallel(
             out,
             labels,
         )
-    for c in range(n_chunks):
-        if statuses[c] >= 0:
-            return int(statuses[c])
-    return -1
+    return first_failure(statuses)
 
 
 @dataclass(frozen=True)
