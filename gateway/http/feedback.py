@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -23,10 +24,10 @@ from gateway.codecs.feedback import parse_feedback
 from gateway.http import body as body_rules
 from gateway.http.auth import check_predict_token
 from gateway.http.predict import Reply
-from gateway.http.request import PredictRequest
+from gateway.http.request import JSON, PredictRequest
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
+    from collections.abc import AsyncIterable, Awaitable, Callable
 
     from gateway.service import FeedbackResult, Gateway
 
@@ -52,40 +53,41 @@ class FeedbackOperation:
         gw.models.get(self.model)  # an unknown model is a 404 whatever the body holds
         if gw.feedback_process is not None:
             gw.feedback_process.warm()
-        encoding = request.content_encoding
         length = request.header("content-length")
-        if encoding is None and length is not None and length.isdigit():
+        if request.content_encoding is None and length is not None and length.isdigit():
             if gw.uses_feedback_process(int(length)):  # straight to the helper's spool file
-                return self._reply(await self._in_process(gw, chunks, None))
+                spool_chunks = partial(body_rules.spool, chunks, limit)
+                return self._reply(await self._in_process(gw, spool_chunks))
         body = await body_rules.read(chunks, limit)
-        if encoding is not None:  # on a thread: zlib lets go of the interpreter as it works
-            body = await asyncio.to_thread(body_rules.inflate, body, encoding, limit)
-        if gw.uses_feedback_process(len(body)):
-            return self._reply(await self._in_process(gw, None, body))
         max_labels = settings.max_feedback_labels
 
-        def record(data: bytes) -> FeedbackResult:
+        def record(data: bytes) -> FeedbackResult | bytes:
+            if gw.uses_feedback_process(len(data)):  # inflated this large: for the helper
+                return data
             return gw.feedback(self.model, *parse_feedback(data, max_labels))
 
-        if len(body) >= settings.decode_off_loop_bytes:
-            result = await asyncio.to_thread(record, body)
-        else:
-            result = record(body)
+        result = await body_rules.decode(
+            request, body, record, limit=limit, off_loop_bytes=settings.decode_off_loop_bytes
+        )
+        if isinstance(result, bytes):
+            whole = result
+
+            async def write_body(fd: int) -> None:
+                await asyncio.to_thread(body_rules.write_all, fd, whole)
+
+            result = await self._in_process(gw, write_body)
         return self._reply(result)
 
     async def _in_process(
-        self, gw: Gateway, chunks: AsyncIterable[bytes] | None, body: bytes | None
+        self, gw: Gateway, write: Callable[[int], Awaitable[object]]
     ) -> FeedbackResult:
+        """The body written to a spool file by ``write(fd)``, handed to the helper process."""
         helper = gw.feedback_process
         assert helper is not None
         fd, path = helper.new_spool()
         try:
             try:
-                if chunks is not None:
-                    await body_rules.spool(chunks, gw.settings.max_body_bytes, fd)
-                else:
-                    assert body is not None
-                    await asyncio.to_thread(body_rules.write_all, fd, body)
+                await write(fd)
             finally:
                 os.close(fd)
         except BaseException:
@@ -96,4 +98,4 @@ class FeedbackOperation:
 
     @staticmethod
     def _reply(result: FeedbackResult) -> Reply:
-        return Reply(_encoder.encode(result.as_dict()), headers=[])
+        return Reply(_encoder.encode(result.as_dict()), [("content-type", JSON)])

@@ -77,6 +77,7 @@ def test_feedback_off_loop_counts_and_limits(tmp_path: Path) -> None:
         r = c.post("/v2/models/iris/feedback", content=labels_body(small))
         assert r.status_code == 200, r.text
         assert r.json() == {"received": 7, "accepted": 7, "matched": 4, "unmatched": 3}
+        assert r.headers["content-type"] == "application/json"
 
         # -- 1M labels in one request while predictions are measured ------------------------
         # posted by another process (a client thread here would share this process's
@@ -177,6 +178,7 @@ def test_feedback_helper_process_writes_parses_and_restarts(tmp_path: Path) -> N
         r = c.post("/v2/models/iris/feedback", content=body)
         assert r.status_code == 200, r.text
         assert r.json() == {"received": 102, "accepted": 102, "matched": 21, "unmatched": 81}
+        assert r.headers["content-type"] == "application/json"
         r = c.post("/v2/models/iris/feedback", content=gzip.compress(body),
                    headers={"Content-Encoding": "gzip"})  # fmt: skip
         assert r.status_code == 200 and r.json()["matched"] == 21, r.text
