@@ -52,16 +52,23 @@ def check_length(request: PredictRequest, limit: int) -> None:
         raise PayloadTooLarge(too_large_message(limit, length))
 
 
-async def read(chunks: AsyncIterable[bytes], limit: int) -> bytes:
-    """The body from its chunks, refused (413) as soon as it exceeds ``limit`` bytes."""
-    parts: list[bytes] = []
+async def within_limit(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refused (413) as soon as they exceed ``limit`` bytes; a client that
+    leaves before the body's end is a 400."""
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(too_large_message(limit, None))
-        if chunk:
-            parts.append(chunk)
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(too_large_message(limit, None))
+            yield chunk
+    except ProtocolClosed:
+        raise BadRequest("body: the connection closed before the whole body arrived") from None
+
+
+async def read(chunks: AsyncIterable[bytes], limit: int) -> bytes:
+    """The body from its chunks (``within_limit``), joined."""
+    parts = [chunk async for chunk in within_limit(chunks, limit) if chunk]
     if len(parts) == 1:
         return parts[0]
     return b"".join(parts)
@@ -81,20 +88,12 @@ async def read_body(request: PredictRequest, source: BodySource, limit: int) -> 
     return await read(source, limit)
 
 
-async def spool(chunks: AsyncIterable[bytes], limit: int, fd: int) -> int:
-    """Write the body to the open file ``fd`` chunk by chunk as it arrives (a whole body is
-    never held: building one 45 MB ``bytes`` stalled the loop for tens of milliseconds);
-    413 as soon as it exceeds ``limit`` bytes. Returns its size."""
-    size = 0
-    try:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(too_large_message(limit, None))
-            write_all(fd, chunk)
-    except ProtocolClosed:
-        raise BadRequest("body: the connection closed before the whole body arrived") from None
-    return size
+async def spool(chunks: AsyncIterable[bytes], limit: int, fd: int) -> None:
+    """Write the body (``within_limit``) to the open file ``fd`` chunk by chunk as it arrives:
+    a whole body is never held (building one 45 MB ``bytes`` stalled the loop for tens of
+    milliseconds)."""
+    async for chunk in within_limit(chunks, limit):
+        write_all(fd, chunk)
 
 
 def write_all(fd: int, data: bytes) -> None:

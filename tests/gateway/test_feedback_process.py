@@ -74,7 +74,10 @@ def test_a_cancelled_request_leaves_the_helper_in_step(tmp_path: Path) -> None:
         helper.warm()
         first = spooled(helper, big.encode())
         task = asyncio.ensure_future(helper.handle("m", first, 1_000_000, answered))
-        await asyncio.sleep(0.5)  # handed over, being parsed
+        # the helper was started just now: its interpreter alone takes longer than this, so
+        # the job is still queued or being parsed when the caller gives up
+        await asyncio.sleep(0.05)
+        assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
