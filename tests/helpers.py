@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def spawned_children(pid: int) -> list[int]:
+    """Process ids of ``pid``'s children started by multiprocessing's spawn (granian's
+    workers), leaving out any that exits while they are listed (a killed worker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # gone since the list was read
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(child))
+    return found

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, spawned_children, wait_for
 
 
 class ServedProcess:
@@ -27,9 +27,7 @@ class ServedProcess:
 
     def workers(self) -> list[int]:
         """Process ids of the server's workers (granian's spawned children)."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return [int(c) for c in children
-                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
+        return spawned_children(self.pid)
 
     @property
     def http_address(self) -> str:

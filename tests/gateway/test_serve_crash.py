@@ -18,7 +18,7 @@ import pytest
 
 from registry import Registry
 from tests.gateway.conftest import fit_iris
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, spawned_children, wait_for
 
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
                     "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
@@ -49,10 +49,7 @@ class Served:
 
     def workers(self) -> list[int]:
         """The worker processes of a multi-worker server (granian's spawned children)."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(c) for c in children
-                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
+        return spawned_children(self.process.pid)
 
     def output(self) -> str:
         """Everything the process printed (once it has stopped)."""
