@@ -431,7 +431,11 @@ class ModelManager:
         from gateway.loading import load_runtime
 
         runtime: Runtime = load_runtime(
-            self.registry, manifest, backend=self.settings.backend, fallback=True
+            self.registry,
+            manifest,
+            backend=self.settings.backend,
+            fallback=True,
+            cache_dir=self.settings.runtime_cache_path,
         )
         return runtime
 

@@ -83,6 +83,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     poll_interval_s: float = 1.0  # route.json stamp polling
     list_interval_s: float = 10.0  # registry.list() polling for new models
     warmup_rows: int = 8  # rows a new version predicts before it takes traffic
+    # numba runtimes saved as arrays by artifact sha256, so that a restart serves them without
+    # importing scikit-learn: "auto" = $XDG_CACHE_HOME/mlgate/runtimes (~/.cache/...); "": off
+    runtime_cache_dir: str = "auto"
     # a version that failed to load is tried again after load_retry_initial_s, doubling up to
     # load_retry_max_s (a fixed artifact or a registry back up is picked up without a restart)
     load_retry_initial_s: float = 1.0
@@ -175,6 +178,16 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                 f"gateway setting 'backend': expected auto, numba, onnx or sklearn, "
                 f"got {self.backend!r}"
             )
+
+    @property
+    def runtime_cache_path(self) -> str | None:
+        """``runtime_cache_dir`` resolved (None: no cache)."""
+        if not self.runtime_cache_dir:
+            return None
+        if self.runtime_cache_dir == "auto":
+            root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+            return os.path.join(root, "mlgate", "runtimes")
+        return os.path.expanduser(self.runtime_cache_dir)
 
     @property
     def request_id_header_lower(self) -> str:

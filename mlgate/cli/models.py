@@ -16,11 +16,12 @@ from mlgate.cli.common import (
     RegistryOption,
     console,
     fail,
+    locations,
     open_registry,
     print_json,
     registry_call,
 )
-from registry import ModelVersion, Route
+from registry import ModelVersion, Registry, RegistryError, Route
 
 T = TypeVar("T")
 
@@ -121,6 +122,7 @@ def register(
                              trust_pickle=trust_pickle, trusted_types=trust_type or (),
                              promote=promote, recipe=recipe)
     )  # fmt: skip
+    _save_runtime(reg, mv, home, registry)
     if fmt is OutputFormat.json:
         print_json(msgspec.to_builtins(mv))
         return
@@ -131,6 +133,30 @@ def register(
         f"({mv.flavor}, {len(mv.input_schema)} features, sha256 {_short(mv.sha256)}; {role})",
         highlight=False,
     )
+
+
+def _save_runtime(reg: Registry, mv: ModelVersion, home: str | None, url: str | None) -> None:
+    """Compile the new version once into this machine's runtime cache, so that the next
+    ``mlgate serve`` loads its arrays instead of importing scikit-learn (see
+    ``gateway.loading``). Best effort: registration has succeeded whatever happens here, and
+    the gateway compiles (and reports) anything this could not."""
+    if mv.flavor != "sklearn":
+        return
+    from gateway.loading import load_runtime
+    from gateway.runtimes import UnsupportedModel
+    from gateway.settings import GatewaySettings, SettingsError
+
+    try:
+        settings = GatewaySettings.from_mapping(locations(home, url).section("gateway"))
+    except (SettingsError, ValueError):
+        return
+    cache = settings.runtime_cache_path
+    if cache is None or settings.backend not in ("auto", "numba"):
+        return
+    try:
+        load_runtime(reg, mv, backend="numba", fallback=False, cache_dir=cache)
+    except (UnsupportedModel, RegistryError, OSError):
+        return
 
 
 def _row(name: str, versions: list[ModelVersion], route: Route) -> dict[str, Any]:

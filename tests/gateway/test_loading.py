@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from gateway.loading import load_runtime
 from gateway.runtimes import UnsupportedModel
+from gateway.settings import GatewaySettings
 from registry import Registry
 
 
@@ -53,3 +57,119 @@ def test_uncompilable_model_falls_back_or_raises(tmp_path: Path, data, caplog) -
     with pytest.raises(UnsupportedModel):
         load_runtime(reg, mv, fallback=False)
     assert load_runtime(reg, mv, backend="sklearn").backend == "sklearn"
+
+
+# -- the runtime cache (gateway.loading, gateway.runtimes.numba.saved) ---------------------------
+def _refuse_artifact(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("the artifact was read: the cache was not used")
+
+    monkeypatch.setattr(reg, "load_model", refuse)
+
+
+def test_numba_runtime_is_saved_and_served_from_the_cache(
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = Registry(str(tmp_path / "reg"))
+    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
+    mv = reg.register("forest", model)
+    cache = tmp_path / "cache"
+    first = load_runtime(reg, mv, cache_dir=str(cache))
+    (saved,) = cache.iterdir()
+    assert saved.name.startswith(mv.sha256) and saved.suffix == ".npz"
+    _refuse_artifact(reg, monkeypatch)
+    again = load_runtime(reg, mv, cache_dir=str(cache), parallel_rows=64)
+    assert again.backend == "numba" and again.kernel.parallel_rows == 64
+    np.testing.assert_array_equal(
+        again.predict(data[0])["predict_proba"], first.predict(data[0])["predict_proba"]
+    )
+    # another version of other bytes is not served from this one's entry
+    other = reg.register("forest", RandomForestClassifier(3, random_state=1).fit(*data))
+    with pytest.raises(AssertionError, match="cache was not used"):
+        load_runtime(reg, other, cache_dir=str(cache))
+    # an explicit sklearn backend never looks at it
+    monkeypatch.undo()
+    assert load_runtime(reg, mv, backend="sklearn", cache_dir=str(cache)).backend == "sklearn"
+
+
+def test_a_broken_cache_entry_is_compiled_again_and_replaced(
+    tmp_path: Path, data, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg = Registry(str(tmp_path / "reg"))
+    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
+    mv = reg.register("forest", model)
+    cache = tmp_path / "cache"
+    load_runtime(reg, mv, cache_dir=str(cache))
+    (entry,) = cache.iterdir()
+    entry.write_bytes(entry.read_bytes()[:1000])  # torn
+    with caplog.at_level(logging.WARNING, logger="gateway.loading"):
+        rt = load_runtime(reg, mv, cache_dir=str(cache))
+    assert "compiling the artifact again" in caplog.text
+    np.testing.assert_array_equal(
+        rt.predict(data[0])["predict_proba"], model.predict_proba(data[0])
+    )
+    assert len(entry.read_bytes()) > 1000  # replaced by a whole one
+    assert [p.name for p in cache.iterdir()] == [entry.name]  # no temporary file left
+    # an entry of another kernel code version is dropped when this one is saved
+    stale = cache / f"{mv.sha256}-0000000000000000.npz"
+    stale.write_bytes(entry.read_bytes())
+    entry.unlink()
+    load_runtime(reg, mv, cache_dir=str(cache))
+    assert [p.name for p in cache.iterdir()] == [entry.name]
+
+
+def test_an_unwritable_cache_only_costs_the_speed_up(
+    tmp_path: Path, data, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg = Registry(str(tmp_path / "reg"))
+    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
+    mv = reg.register("forest", model)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with caplog.at_level(logging.WARNING, logger="gateway.loading"):
+        rt = load_runtime(reg, mv, cache_dir=str(blocker / "cache"))
+    assert rt.backend == "numba" and "cannot save" in caplog.text
+    # an estimator numba cannot compile is served by sklearn and never saved
+    knn = reg.register("knn", KNeighborsClassifier().fit(*data))
+    assert load_runtime(reg, knn, cache_dir=str(tmp_path / "c2")).backend == "sklearn"
+    assert not (tmp_path / "c2").exists()
+
+
+def test_a_fresh_process_serves_from_the_cache_without_scikit_learn(tmp_path: Path, data) -> None:
+    reg = Registry(str(tmp_path / "reg"))
+    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
+    mv = reg.register("forest", model)
+    cache = tmp_path / "cache"
+    load_runtime(reg, mv, cache_dir=str(cache))
+    np.save(tmp_path / "X.npy", data[0])
+    np.save(tmp_path / "want.npy", model.predict_proba(data[0]))
+    probe = f"""
+import sys
+import numpy as np
+from gateway.loading import load_runtime
+from registry import Registry
+reg = Registry({str(tmp_path / "reg")!r})
+rt = load_runtime(reg, reg.get("forest", 1), cache_dir={str(cache)!r})
+got = rt.predict(np.load({str(tmp_path / "X.npy")!r}))["predict_proba"]
+assert np.array_equal(got, np.load({str(tmp_path / "want.npy")!r}))
+print(sorted(m for m in ("sklearn", "skops") if m in sys.modules))
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", probe],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_settings_resolve_the_cache_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache/me")
+    assert GatewaySettings().runtime_cache_path == "/var/cache/me/mlgate/runtimes"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert GatewaySettings().runtime_cache_path == os.path.expanduser("~/.cache/mlgate/runtimes")
+    assert GatewaySettings(runtime_cache_dir="").runtime_cache_path is None
+    assert GatewaySettings(runtime_cache_dir="~/rt").runtime_cache_path == os.path.expanduser(
+        "~/rt"
+    )

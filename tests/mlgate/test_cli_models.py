@@ -165,3 +165,32 @@ def test_trust_type_admits_a_reviewed_function(tmp_path: Path, local_registry_ur
     code, out, _ = mlgate("models", "register", "churn", path, "--trust-type", name,
                           "--registry", local_registry_url, "--format", "json")  # fmt: skip
     assert code == 0 and json.loads(out)["trusted_types"] == [name]
+
+
+def test_register_fills_this_machines_runtime_cache(
+    files: dict[str, Path], local_registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next ``mlgate serve`` loads the compiled arrays instead of the artifact."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)  # no mlgate.toml here
+    code, out, _ = mlgate("models", "register", "churn", files["model.skops"],
+                          "--registry", local_registry_url, "--format", "json")  # fmt: skip
+    assert code == 0
+    sha = json.loads(out)["sha256"]
+    entries = list((tmp_path / "xdg" / "mlgate" / "runtimes").iterdir())
+    assert [p.name.split("-")[0] for p in entries] == [sha]
+    cache = tmp_path / "xdg" / "mlgate" / "runtimes"
+    # an onnx version is served by onnxruntime: nothing to save
+    code, _, _ = mlgate("models", "register", "other", files["model.skops"], "--flavor", "onnx",
+                        "--registry", local_registry_url)  # fmt: skip
+    assert code == 0 and len(list(cache.iterdir())) == 1
+    # a cache turned off in mlgate.toml: nothing either
+    sio.dump(LogisticRegression(C=0.5).fit(FRAME, TARGET), tmp_path / "m2.skops")
+    (tmp_path / "mlgate.toml").write_text('[gateway]\nruntime_cache_dir = ""\n')
+    code, _, _ = mlgate("models", "register", "churn", tmp_path / "m2.skops",
+                        "--registry", local_registry_url)  # fmt: skip
+    assert code == 0 and len(list(cache.iterdir())) == 1
+    (tmp_path / "mlgate.toml").unlink()
+    code, _, _ = mlgate("models", "register", "churn", tmp_path / "m2.skops",
+                        "--registry", local_registry_url)  # fmt: skip
+    assert code == 0 and len(list(cache.iterdir())) == 2

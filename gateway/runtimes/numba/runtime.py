@@ -96,10 +96,19 @@ class NumbaRuntime:
         self.model_name = model_name
         self._kernel = kernel
         self._onehot = onehot
+        self.program = program  # kept for gateway.runtimes.numba.saved
         self._local = threading.local()  # per-thread scratch, see _scratch
         program_args = program.args_with_affine() if kernel.takes_affine else program.args()
         self._args = (*program_args, *kernel.args, *kernel.tail)
         self._onehot_args = onehot.args() if onehot is not None else ()
+
+    @property
+    def kernel(self) -> Kernel:
+        return self._kernel
+
+    @property
+    def onehot(self) -> OneHotStage | None:
+        return self._onehot
 
     def __repr__(self) -> str:
         return f"NumbaRuntime({self.model_name}, n_features={self.n_features}, task={self.task})"

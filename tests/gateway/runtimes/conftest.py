@@ -11,7 +11,9 @@ from threadpoolctl import threadpool_limits
 from gateway.runtimes import UnsupportedModel, compile_model
 from tests.gateway.runtimes.zoo import CASES, Case, fit
 
-BACKENDS = ("numba", "sklearn", "onnx")
+# "numba-saved": the numba runtime saved as arrays and loaded back (gateway.runtimes.numba.saved),
+# as a gateway serves a version from its runtime cache
+BACKENDS = ("numba", "numba-saved", "sklearn", "onnx")
 # skl2onnx 1.20 cannot convert these faithfully; export_onnx refuses them
 ONNX_UNSUPPORTED = {"hgb_categorical", "hgb_poisson"}
 # small enough that hypothesis batches run both the serial and the parallel kernels
@@ -35,6 +37,12 @@ class Zoo:
                 with pytest.raises(UnsupportedModel):
                     compile_model(self.model(case), "onnx")
                 pytest.skip(f"{case.name}: onnx export refused (UnsupportedModel, checked)")
+            if backend == "numba-saved":
+                from gateway.runtimes.numba.saved import dump_saved, load_saved
+
+                saved = dump_saved(self.runtime("numba", case))
+                self._runtimes[key] = load_saved(saved, parallel_rows=PARALLEL_ROWS)
+                return self._runtimes[key]
             options = {"parallel_rows": PARALLEL_ROWS} if backend == "numba" else {}
             self._runtimes[key] = compile_model(self.model(case), backend, **options)
         return self._runtimes[key]
