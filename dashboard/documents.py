@@ -17,13 +17,23 @@ import msgspec
 
 from dashboard.logstats import champion_first
 from dashboard.sources import MonitorUnavailable
-from monitor.report import overview
 from registry import ModelNotFound, VersionNotFound, gateway_states
 from registry.gateways import failures
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from dashboard.sources import Sources
     from registry import Event, ModelVersion, Route
+
+
+def _overview() -> ModuleType:
+    """The monitor's report queries, imported on first use: the dashboard is mounted in every
+    gateway worker, and importing the monitor's stages (numba, DuckDB) there cost ~0.5 s of
+    each worker's start for pages nobody may open."""
+    from monitor.report import overview
+
+    return overview
 
 
 class BadQuery(ValueError):
@@ -116,7 +126,9 @@ def models_document(sources: Sources) -> dict[str, Any]:
     )
     # one monitor read per page: opening the DuckDB file is most of a read's cost
     latest, note = _monitor_or_none(
-        sources, ("latest",), lambda s: (overview.latest_windows(s), overview.latest_alerts(s))
+        sources,
+        ("latest",),
+        lambda s: (_overview().latest_windows(s), _overview().latest_alerts(s)),
     )
     drift, alerts = latest or (None, None)
     rows = []
@@ -324,7 +336,7 @@ def _drift_reads(
 ) -> dict[str, Any]:
     """Everything the drift page needs from the monitor, on one connection (opening the
     DuckDB file is most of a read's cost)."""
-    keys = overview.window_keys(store, name)
+    keys = _overview().window_keys(store, name)
     out: dict[str, Any] = {"keys": keys, "grid": None}
     if not keys:
         return out
@@ -334,16 +346,18 @@ def _drift_reads(
         routes = [k["route"] for k in keys if k["version"] == version]
         route = "champion" if "champion" in routes else (routes[0] if routes else "champion")
     assert version is not None and route is not None
-    grid = overview.drift_grid(store, name, version=version, route=route, metric=metric,
+    grid = _overview().drift_grid(store, name, version=version, route=route, metric=metric,
                                limit=limit)  # fmt: skip
     ids: list[int] = [w["id"] for w in grid["windows"]]
     chosen = window if window is not None else (ids[-1] if ids else None)
     out.update(version=version, route=route, grid=grid, ids=ids, window=chosen)
     out["distributions"] = (
-        overview.window_distributions(store, chosen) if chosen is not None and chosen in ids else {}
+        _overview().window_distributions(store, chosen)
+        if chosen is not None and chosen in ids
+        else {}
     )
     out["alerts"] = [
-        a for a in overview.alert_messages(store, limit=max_events) if a["model"] == name
+        a for a in _overview().alert_messages(store, limit=max_events) if a["model"] == name
     ]
     return out
 
@@ -376,9 +390,9 @@ def default_version(keys: list[dict[str, Any]], champion: int | None, previous: 
 
 def check_metric(metric: str) -> None:
     """The heat map's statistic must be one the monitor stores with a threshold."""
-    if metric not in overview.GRID_METRICS:
+    if metric not in _overview().GRID_METRICS:
         raise BadQuery(
-            f"metric: expected one of {', '.join(overview.GRID_METRICS)}, got {metric!r}"
+            f"metric: expected one of {', '.join(_overview().GRID_METRICS)}, got {metric!r}"
         )
 
 
@@ -594,7 +608,7 @@ def events_document(
     both, note = _monitor_or_none(
         sources,
         ("outbox", limit),
-        lambda s: (overview.alert_messages(s, limit=limit), overview.endpoint_summary(s)),
+        lambda s: (_overview().alert_messages(s, limit=limit), _overview().endpoint_summary(s)),
     )
     messages, endpoints = both or (None, None)
     outbox = [

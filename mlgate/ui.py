@@ -7,6 +7,7 @@ registry, log store and monitor state (``<home>/monitor.duckdb``) as the CLI.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,16 +37,18 @@ def dashboard_app(where: Locations, *, base: str = "") -> Litestar:
 
 def _retrain(where: Locations, registry: Any) -> Callable[[str], Any] | None:
     """Runs started from the dashboard, set up as ``mlgate trainer retrain`` sets them up:
-    the ``[trainer]`` settings and the ``[rollout]`` plan of this installation."""
-    try:
-        from trainer import TrainerSettings, context, retrain
-        from trainer.promotion import RolloutPlan
-    except ImportError:
+    the ``[trainer]`` settings and the ``[rollout]`` plan of this installation. The trainer
+    is imported (and its settings read) on the first run, not when the dashboard is mounted
+    in each gateway worker (~0.3 s of its start)."""
+    if importlib.util.find_spec("trainer") is None:
         return None
-    settings = TrainerSettings.from_mapping(where.section("trainer"))
-    plan = RolloutPlan.from_mapping(where.section("rollout"))
 
     def run(model: str) -> Any:
+        from trainer import TrainerSettings, context, retrain
+        from trainer.promotion import RolloutPlan
+
+        settings = TrainerSettings.from_mapping(where.section("trainer"))
+        plan = RolloutPlan.from_mapping(where.section("rollout"))
         ctx = context(registry, logs=where.logs, settings=settings, plan=plan)
         return retrain(model, ctx=ctx)
 

@@ -463,7 +463,7 @@ class Registry:
         import pyarrow.parquet as pq
 
         data = self._verified(mv, mv.reference, mv.reference_sha256 or "")
-        return pq.read_table(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data)).read()  # read_table would import pandas
 
     def load_reference_predictions(self, mv: ModelVersion) -> pl.DataFrame | None:
         """The model's outputs on its reference sample, stored at registration (verified):
@@ -484,7 +484,7 @@ class Registry:
         import pyarrow.parquet as pq
 
         data = self._verified(mv, mv.reference_predictions, mv.reference_predictions_sha256 or "")
-        return pq.read_table(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data)).read()  # read_table would import pandas
 
     # -- routes and events ------------------------------------------------------------------
     def route(self, name: str) -> Route:
