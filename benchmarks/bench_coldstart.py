@@ -7,7 +7,9 @@
   depth 12, 32 features), from its joblib file (``--trust-pickle``) and from a ``.skops`` file;
 - ``mlgate serve`` (``--role all``, the default, and ``--role gateway``) with that forest
   registered, from the start of the process until ``/v2/health/ready`` answers 200: with the
-  kernels warmed (``mlgate kernels warm``, as ``make`` installs) and with an empty cache.
+  kernels warmed (``mlgate kernels warm``, as ``make`` installs) and with an empty cache;
+  and ``--role gateway`` without the runtime that registration saved (``gateway.loading``'s
+  cache, emptied with ``XDG_CACHE_HOME``), so it loads the artifact through scikit-learn.
 
     .venv/bin/python -m benchmarks.bench_coldstart [--runs 3] [--compile-runs 1]
 
@@ -83,7 +85,7 @@ def register_seconds(model_file: Path, home: Path, *extra: str) -> tuple[float, 
 
 
 def serve_ready_seconds(
-    home: Path, cache: Path, role: str, timeout_s: float = 600.0
+    home: Path, cache: Path, role: str, timeout_s: float = 600.0, **env: str
 ) -> tuple[float, float]:
     """(wall, CPU of the process tree) seconds from start until ready."""
     port = free_port()
@@ -91,7 +93,7 @@ def serve_ready_seconds(
                    "--role", role, "--log-level", "warning")  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, env=_env(NUMBA_CACHE_DIR=str(cache)), cwd=home, start_new_session=True,
+        argv, env=_env(NUMBA_CACHE_DIR=str(cache), **env), cwd=home, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -169,6 +171,14 @@ def main(argv: list[str] | None = None) -> None:
             cold = [serve_ready_seconds(home, work / f"numba-serve-{role}", role)]
             rows.append((f"`mlgate serve --role {role}` until ready (forest)", _fmt_cpu(cold),
                          _fmt_cpu(warm)))  # fmt: skip
+        if "serve" in args.steps:  # the same, without the saved runtime (gateway.loading)
+            unsaved = [
+                serve_ready_seconds(home, warm_cache, "gateway",
+                                    XDG_CACHE_HOME=str(work / f"no-runtimes-{run}"))
+                for run in range(args.runs)
+            ]  # fmt: skip
+            rows.append(("`mlgate serve --role gateway`, no saved runtime (compiles the artifact)",
+                         "–", _fmt_cpu(unsaved)))  # fmt: skip
     print("| step | empty numba cache | kernels cached |")
     print("|---|---:|---:|")
     for step, cold_text, warm_text in rows:
