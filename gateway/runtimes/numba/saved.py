@@ -97,17 +97,17 @@ def load_saved(data: bytes, *, parallel_rows: int | None = None) -> NumbaRuntime
         if spec.get("format") != FORMAT:
             raise SavedRuntimeError(f"saved runtime format {spec.get('format')!r}, not {FORMAT}")
         parts = {k: _decode(v, arrays) for k, v in spec["runtime"].items()}
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
-            zipfile.BadZipFile) as exc:  # fmt: skip
+        kernel = parts["kernel"]
+        if not isinstance(kernel, Kernel) or not isinstance(parts["program"], Program):
+            raise SavedRuntimeError("not a saved runtime: no kernel or program")
+        if parallel_rows is not None:
+            parts["kernel"] = dataclasses.replace(kernel, parallel_rows=parallel_rows)
+        return make_runtime(**parts)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, zipfile.BadZipFile) as exc:  # fmt: skip
         if isinstance(exc, SavedRuntimeError):
             raise
         raise SavedRuntimeError(f"not a saved runtime: {exc}") from exc
-    kernel = parts["kernel"]
-    if not isinstance(kernel, Kernel) or not isinstance(parts["program"], Program):
-        raise SavedRuntimeError("not a saved runtime: no kernel or program")
-    if parallel_rows is not None:
-        parts["kernel"] = dataclasses.replace(kernel, parallel_rows=parallel_rows)
-    return make_runtime(**parts)
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:

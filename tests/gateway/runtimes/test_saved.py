@@ -132,3 +132,18 @@ def test_labels_of_other_types_are_not_saved() -> None:
 def test_fingerprint_is_stable_and_short() -> None:
     assert code_fingerprint() == code_fingerprint()
     assert len(code_fingerprint()) == 16
+
+
+def test_a_description_missing_parts_is_refused() -> None:
+    model, _ = _forest()
+    arrays = _members(dump_saved(compile_numba(model)))
+    spec = json.loads(arrays.pop(SPEC).tobytes())
+    for part in ("kernel", "n_features", "program"):
+        changed = json.loads(json.dumps(spec))
+        del changed["runtime"][part]
+        with pytest.raises(SavedRuntimeError):
+            load_saved(_repack(arrays, changed))
+    extra = json.loads(json.dumps(spec))
+    extra["runtime"]["surprise"] = {"i": 1}
+    with pytest.raises(SavedRuntimeError):
+        load_saved(_repack(arrays, extra))
