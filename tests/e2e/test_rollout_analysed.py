@@ -29,7 +29,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from registry import Registry
+from registry import Registry, gateway_states
 from tests.e2e.processes import CLI, MlgateProcess, child_env, wait_until
 from tests.helpers import free_port
 
@@ -206,7 +206,15 @@ def test_an_erroring_canary_is_rolled_back(server: Server) -> None:
     assert "error_rate" in failed
     assert failed["error_rate"]["interval"][0] > 0.01 and failed["error_rate"]["n"] > 0
     assert stream.failed.get(500, 0) > 0  # it really failed requests as the canary
-    # after the rollback every answer comes from the champion again
+    # once the gateway has applied the rolled-back route (its next poll, poll_interval_s
+    # later: the CLI can return before it), every answer comes from the champion again
+    wait_until(
+        lambda: (
+            [g.generation for g in gateway_states(server.registry, "flaky")] == [route.generation]
+        ),
+        30,
+        "the gateway on the rolled-back route",
+    )
     after = Stream(server.url, "flaky", rate=50, labels=False)
     with after:
         wait_until(lambda: after.answered >= 30, 60, "answers after the rollback")
