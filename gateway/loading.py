@@ -16,6 +16,7 @@ again and replaced, and an unwritable directory only costs the speed-up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from registry import ModelVersion, Registry
 
 logger = logging.getLogger(__name__)
+CACHE_MAX_BYTES = 2 * 1024 * 1024 * 1024  # GatewaySettings.runtime_cache_max_bytes
 
 
 def load_runtime(
@@ -43,6 +45,7 @@ def load_runtime(
     onnx_threads: int = 1,
     parallel_rows: int | None = None,
     cache_dir: str | None = None,
+    cache_max_bytes: int = CACHE_MAX_BYTES,
 ) -> Runtime:
     """The runtime for a registered ``ModelVersion``.
 
@@ -50,7 +53,7 @@ def load_runtime(
     sklearn with a logged warning when numba cannot compile it (``fallback=False``: raise
     ``UnsupportedModel``). An explicit backend is used as asked (``onnx`` on an sklearn
     flavor exports it first). ``cache_dir``: where numba runtimes are saved and loaded from
-    (None: no cache; see the module docstring).
+    (None: no cache; see the module docstring), kept under ``cache_max_bytes``.
     """
     flavor = str(model_version.flavor)
     if backend == "auto":
@@ -77,7 +80,7 @@ def load_runtime(
         from gateway.runtimes.numba.runtime import NumbaRuntime
 
         if cached and isinstance(runtime, NumbaRuntime):  # not the sklearn fallback
-            save_runtime(str(cache_dir), model_version, runtime)
+            save_runtime(str(cache_dir), model_version, runtime, max_bytes=cache_max_bytes)
         return runtime
     return compile_model(model, backend)
 
@@ -103,14 +106,24 @@ def load_saved_runtime(
         logger.warning("runtime cache: cannot read %s (%s); compiling the artifact", path, exc)
         return None
     try:
-        return load_saved(data, parallel_rows=parallel_rows)
+        runtime = load_saved(data, parallel_rows=parallel_rows)
     except SavedRuntimeError as exc:
         logger.warning("runtime cache: %s: %s; compiling the artifact again", path, exc)
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # its modification time is its last use (see _prune)
+    return runtime
 
 
-def save_runtime(cache_dir: str, model_version: ModelVersion, runtime: NumbaRuntime) -> bool:
-    """Save ``runtime`` for the next process (atomically); False when it could not be."""
+def save_runtime(
+    cache_dir: str,
+    model_version: ModelVersion,
+    runtime: NumbaRuntime,
+    *,
+    max_bytes: int = CACHE_MAX_BYTES,
+) -> bool:
+    """Save ``runtime`` for the next process (atomically), then delete the least recently
+    used entries past ``max_bytes``; False when it could not be saved."""
     from gateway.runtimes.numba.saved import SavedRuntimeError, dump_saved
 
     path = _cache_path(cache_dir, model_version)
@@ -128,12 +141,31 @@ def save_runtime(cache_dir: str, model_version: ModelVersion, runtime: NumbaRunt
         for stale in path.parent.glob(f"{model_version.sha256}-*.npz"):
             if stale != path:  # written by another version of mlgate's kernels
                 stale.unlink(missing_ok=True)
+        _prune(path.parent, keep=path, max_bytes=max_bytes)
     except (OSError, SavedRuntimeError) as exc:
         logger.warning(
             "runtime cache: cannot save %s (%s); it is compiled on each start", path, exc
         )
         return False
     return True
+
+
+def _prune(cache_dir: Path, *, keep: Path, max_bytes: int) -> None:
+    """Delete saved runtimes, least recently used first, until the rest fit ``max_bytes``
+    (``keep``, just saved, stays even when it alone is larger)."""
+    entries = []
+    for entry in cache_dir.glob("*.npz"):
+        with contextlib.suppress(OSError):  # another process may delete it meanwhile
+            stat = entry.stat()
+            entries.append((stat.st_mtime, stat.st_size, entry))
+    total = sum(size for _, size, _ in entries)
+    for _, size, entry in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        if entry != keep:
+            entry.unlink(missing_ok=True)
+            total -= size
+            logger.info("runtime cache: removed %s (least recently used)", entry.name)
 
 
 def _onnx_runtime(model: Any, classes: Any, threads: int) -> Runtime:

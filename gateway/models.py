@@ -436,6 +436,7 @@ class ModelManager:
             backend=self.settings.backend,
             fallback=True,
             cache_dir=self.settings.runtime_cache_path,
+            cache_max_bytes=self.settings.runtime_cache_max_bytes,
         )
         return runtime
 

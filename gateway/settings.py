@@ -86,6 +86,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # numba runtimes saved as arrays by artifact sha256, so that a restart serves them without
     # importing scikit-learn: "auto" = $XDG_CACHE_HOME/mlgate/runtimes (~/.cache/...); "": off
     runtime_cache_dir: str = "auto"
+    # past this size the least recently used saved runtimes are deleted (each trainer run adds
+    # a version; the reference forest's is 15 MB)
+    runtime_cache_max_bytes: int = 2 * 1024 * 1024 * 1024
     # a version that failed to load is tried again after load_retry_initial_s, doubling up to
     # load_retry_max_s (a fixed artifact or a registry back up is picked up without a restart)
     load_retry_initial_s: float = 1.0
@@ -151,6 +154,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             "feedback_match_ids": self.feedback_match_ids,
             "shadow_max_inflight_rows": self.shadow_max_inflight_rows,
             "max_connections": self.max_connections,
+            "runtime_cache_max_bytes": self.runtime_cache_max_bytes,
         }.items():
             if value < 0:
                 raise SettingsError(f"gateway setting {name!r}: expected >= 0, got {value!r}")

@@ -154,7 +154,14 @@ def _save_runtime(reg: Registry, mv: ModelVersion, home: str | None, url: str | 
     if cache is None or settings.backend not in ("auto", "numba"):
         return
     try:
-        load_runtime(reg, mv, backend="numba", fallback=False, cache_dir=cache)
+        load_runtime(
+            reg,
+            mv,
+            backend="numba",
+            fallback=False,
+            cache_dir=cache,
+            cache_max_bytes=settings.runtime_cache_max_bytes,
+        )
     except (UnsupportedModel, RegistryError, OSError):
         return
 

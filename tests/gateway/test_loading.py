@@ -173,3 +173,28 @@ def test_settings_resolve_the_cache_directory(monkeypatch: pytest.MonkeyPatch) -
     assert GatewaySettings(runtime_cache_dir="~/rt").runtime_cache_path == os.path.expanduser(
         "~/rt"
     )
+
+
+def test_the_cache_keeps_the_most_recently_used_runtimes_under_its_size(
+    tmp_path: Path, data
+) -> None:
+    reg = Registry(str(tmp_path / "reg"))
+    versions = [
+        reg.register("forest", RandomForestClassifier(5, max_depth=4, random_state=s).fit(*data))
+        for s in range(3)
+    ]
+    cache = tmp_path / "cache"
+    load_runtime(reg, versions[0], cache_dir=str(cache))
+    (first,) = cache.iterdir()
+    size = first.stat().st_size
+    load_runtime(reg, versions[1], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    os.utime(first, (1, 1))  # saved long ago...
+    # ...but used again now (a hit touches its entry): version 1 is the least recently used
+    load_runtime(reg, versions[0], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    assert first.stat().st_mtime > 1
+    load_runtime(reg, versions[2], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    kept = sorted(p.name.split("-")[0] for p in cache.iterdir())
+    assert kept == sorted([versions[0].sha256, versions[2].sha256])
+    # an entry larger than the limit by itself is still kept (the one just saved)
+    load_runtime(reg, versions[1], cache_dir=str(cache), cache_max_bytes=1)
+    assert [p.name.split("-")[0] for p in cache.iterdir()] == [versions[1].sha256]
