@@ -15,13 +15,14 @@ from mlgate.cli.common import (
     OutputFormat,
     RegistryOption,
     console,
+    err_console,
     fail,
     locations,
     open_registry,
     print_json,
     registry_call,
 )
-from registry import ModelVersion, Registry, RegistryError, Route
+from registry import ModelVersion, Registry, Route
 
 T = TypeVar("T")
 
@@ -162,8 +163,10 @@ def _save_runtime(reg: Registry, mv: ModelVersion, home: str | None, url: str | 
             cache_dir=cache,
             cache_max_bytes=settings.runtime_cache_max_bytes,
         )
-    except (UnsupportedModel, RegistryError, OSError):
-        return
+    except UnsupportedModel:
+        return  # served by the sklearn backend: nothing to save
+    except Exception as exc:  # noqa: BLE001 - the version is registered: a cache miss at most
+        err_console.print(f"note: its compiled runtime was not saved ({exc})", highlight=False)
 
 
 def _row(name: str, versions: list[ModelVersion], route: Route) -> dict[str, Any]:
