@@ -30,6 +30,7 @@ import io
 import json
 import zipfile
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,14 @@ class SavedRuntimeError(ValueError):
 @cache
 def code_fingerprint() -> str:
     """A digest of the sources that decide a saved runtime's layout (this package and the
-    kernel decorator) and of numpy's version: a saved runtime is only reused by the code
-    that wrote it."""
-    digest = hashlib.sha256(f"{FORMAT}:{np.__version__}".encode())
+    kernel decorator) and of numpy's and scikit-learn's versions (read from their metadata,
+    without importing scikit-learn): a saved runtime is only reused by the code that wrote
+    it, and an upgraded scikit-learn compiles its artifacts again."""
+    try:
+        sklearn_version = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:
+        sklearn_version = "-"
+    digest = hashlib.sha256(f"{FORMAT}:{np.__version__}:{sklearn_version}".encode())
     here = Path(__file__).resolve().parent
     sources = sorted(here.glob("*.py")) + [here.parent.parent.parent / "kernels" / "__init__.py"]
     for path in sources:
