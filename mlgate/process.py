@@ -14,6 +14,8 @@ import gc
 import os
 import signal
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,22 +46,41 @@ def freeze_heap(settings: GatewaySettings) -> None:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def stop_with_parent() -> None:
-    """Linux: get SIGTERM when the process that started this worker dies, even by SIGKILL.
+# How long a worker whose supervisor died may take to stop on its own before it leaves.
+PARENT_GONE_GRACE_S = 30.0
+
+
+def stop_with_parent(grace_s: float = PARENT_GONE_GRACE_S) -> None:
+    """Get SIGTERM when the process that started this worker dies, even by SIGKILL (Linux),
+    and leave ``grace_s`` later if that orderly stop has not ended the process.
 
     A granian worker is a child of the ``mlgate serve`` supervisor; without this, a
     supervisor killed outright leaves its workers serving (and holding the port and their log
     journals) with no one to stop them. With it they drain and exit, and the next
-    ``mlgate serve`` starts clean. Elsewhere: nothing.
+    ``mlgate serve`` starts clean. The orderly stop can itself hang: a worker was seen stuck
+    in granian's signal handler after its supervisor's SIGKILL, serving on for minutes
+    (``make test``, test_serve_crash). So a daemon thread watches the parent too, and when it
+    is gone and the stop has not finished after ``grace_s``, ends the process with
+    ``os._exit``: every row it answered is in its journal, which the next server replays.
     """
+    parent = os.getppid()
+    threading.Thread(
+        target=_leave_after_parent, args=(parent, grace_s), name="mlgate-parent", daemon=True
+    ).start()
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _leave_after_parent(parent: int, grace_s: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    time.sleep(grace_s)
+    os._exit(1)  # the orderly stop did not finish: leave, the journal has the rows
 
 
 def log_to_stderr(level: str) -> None:
