@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,6 +61,12 @@ def test_uncompilable_model_falls_back_or_raises(tmp_path: Path, data, caplog) -
 
 
 # -- the runtime cache (gateway.loading, gateway.runtimes.numba.saved) ---------------------------
+def _registered_forest(tmp_path: Path, data) -> tuple[Registry, RandomForestClassifier, Any]:
+    reg = Registry(str(tmp_path / "reg"))
+    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
+    return reg, model, reg.register("forest", model)
+
+
 def _refuse_artifact(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> object:
         raise AssertionError("the artifact was read: the cache was not used")
@@ -70,9 +77,7 @@ def _refuse_artifact(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_numba_runtime_is_saved_and_served_from_the_cache(
     tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reg = Registry(str(tmp_path / "reg"))
-    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
-    mv = reg.register("forest", model)
+    reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
     first = load_runtime(reg, mv, cache_dir=str(cache))
     (saved,) = cache.iterdir()
@@ -95,9 +100,7 @@ def test_numba_runtime_is_saved_and_served_from_the_cache(
 def test_a_broken_cache_entry_is_compiled_again_and_replaced(
     tmp_path: Path, data, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reg = Registry(str(tmp_path / "reg"))
-    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
-    mv = reg.register("forest", model)
+    reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
     load_runtime(reg, mv, cache_dir=str(cache))
     (entry,) = cache.iterdir()
@@ -121,9 +124,7 @@ def test_a_broken_cache_entry_is_compiled_again_and_replaced(
 def test_an_unwritable_cache_only_costs_the_speed_up(
     tmp_path: Path, data, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reg = Registry(str(tmp_path / "reg"))
-    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
-    mv = reg.register("forest", model)
+    reg, model, mv = _registered_forest(tmp_path, data)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.WARNING, logger="gateway.loading"):
@@ -136,9 +137,7 @@ def test_an_unwritable_cache_only_costs_the_speed_up(
 
 
 def test_a_fresh_process_serves_from_the_cache_without_scikit_learn(tmp_path: Path, data) -> None:
-    reg = Registry(str(tmp_path / "reg"))
-    model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
-    mv = reg.register("forest", model)
+    reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
     load_runtime(reg, mv, cache_dir=str(cache))
     np.save(tmp_path / "X.npy", data[0])
