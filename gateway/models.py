@@ -435,8 +435,7 @@ class ModelManager:
             manifest,
             backend=self.settings.backend,
             fallback=True,
-            cache_dir=self.settings.runtime_cache_path,
-            cache_max_bytes=self.settings.runtime_cache_max_bytes,
+            saved=self.settings.saved_runtimes(),
         )
         return runtime
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from registry.logschema import SEGMENT_CODECS
+
+if TYPE_CHECKING:
+    from gateway.runtimes.numba.saved import SavedRuntimes
 
 
 class SettingsError(ValueError):
@@ -183,15 +186,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                 f"got {self.backend!r}"
             )
 
-    @property
-    def runtime_cache_path(self) -> str | None:
-        """``runtime_cache_dir`` resolved (None: no cache)."""
+    def saved_runtimes(self) -> SavedRuntimes | None:
+        """Where compiled runtimes are saved (``runtime_cache_dir``; None: off)."""
         if not self.runtime_cache_dir:
             return None
-        if self.runtime_cache_dir == "auto":
+        from gateway.runtimes.numba.saved import SavedRuntimes
+
+        directory = self.runtime_cache_dir
+        if directory == "auto":
             root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-            return os.path.join(root, "mlgate", "runtimes")
-        return os.path.expanduser(self.runtime_cache_dir)
+            directory = os.path.join(root, "mlgate", "runtimes")
+        return SavedRuntimes(os.path.expanduser(directory), max_bytes=self.runtime_cache_max_bytes)
 
     @property
     def request_id_header_lower(self) -> str:

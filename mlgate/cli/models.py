@@ -151,18 +151,11 @@ def _save_runtime(reg: Registry, mv: ModelVersion, home: str | None, url: str | 
         settings = GatewaySettings.from_mapping(locations(home, url).section("gateway"))
     except (SettingsError, ValueError):
         return
-    cache = settings.runtime_cache_path
-    if cache is None or settings.backend not in ("auto", "numba"):
+    saved = settings.saved_runtimes()
+    if saved is None or settings.backend not in ("auto", "numba"):
         return
     try:
-        load_runtime(
-            reg,
-            mv,
-            backend="numba",
-            fallback=False,
-            cache_dir=cache,
-            cache_max_bytes=settings.runtime_cache_max_bytes,
-        )
+        load_runtime(reg, mv, backend="numba", fallback=False, saved=saved)
     except UnsupportedModel:
         return  # served by the sklearn backend: nothing to save
     except Exception as exc:  # noqa: BLE001 - the version is registered: a cache miss at most

@@ -17,6 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from gateway.loading import load_runtime
 from gateway.runtimes import UnsupportedModel
+from gateway.runtimes.numba.saved import SavedRuntimes
 from gateway.settings import GatewaySettings
 from registry import Registry
 
@@ -61,6 +62,10 @@ def test_uncompilable_model_falls_back_or_raises(tmp_path: Path, data, caplog) -
 
 
 # -- the runtime cache (gateway.loading, gateway.runtimes.numba.saved) ---------------------------
+def _saved(directory: Path, max_bytes: int = 1 << 30) -> SavedRuntimes:
+    return SavedRuntimes(str(directory), max_bytes=max_bytes)
+
+
 def _registered_forest(tmp_path: Path, data) -> tuple[Registry, RandomForestClassifier, Any]:
     reg = Registry(str(tmp_path / "reg"))
     model = RandomForestClassifier(5, max_depth=4, random_state=0).fit(*data)
@@ -79,11 +84,11 @@ def test_numba_runtime_is_saved_and_served_from_the_cache(
 ) -> None:
     reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
-    first = load_runtime(reg, mv, cache_dir=str(cache))
+    first = load_runtime(reg, mv, saved=_saved(cache))
     (saved,) = cache.iterdir()
     assert saved.name.startswith(mv.sha256) and saved.suffix == ".npz"
     _refuse_artifact(reg, monkeypatch)
-    again = load_runtime(reg, mv, cache_dir=str(cache), parallel_rows=64)
+    again = load_runtime(reg, mv, saved=_saved(cache), parallel_rows=64)
     assert again.backend == "numba" and again.kernel.parallel_rows == 64
     np.testing.assert_array_equal(
         again.predict(data[0])["predict_proba"], first.predict(data[0])["predict_proba"]
@@ -91,10 +96,10 @@ def test_numba_runtime_is_saved_and_served_from_the_cache(
     # another version of other bytes is not served from this one's entry
     other = reg.register("forest", RandomForestClassifier(3, random_state=1).fit(*data))
     with pytest.raises(AssertionError, match="cache was not used"):
-        load_runtime(reg, other, cache_dir=str(cache))
+        load_runtime(reg, other, saved=_saved(cache))
     # an explicit sklearn backend never looks at it
     monkeypatch.undo()
-    assert load_runtime(reg, mv, backend="sklearn", cache_dir=str(cache)).backend == "sklearn"
+    assert load_runtime(reg, mv, backend="sklearn", saved=_saved(cache)).backend == "sklearn"
 
 
 def test_a_broken_cache_entry_is_compiled_again_and_replaced(
@@ -102,11 +107,11 @@ def test_a_broken_cache_entry_is_compiled_again_and_replaced(
 ) -> None:
     reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
-    load_runtime(reg, mv, cache_dir=str(cache))
+    load_runtime(reg, mv, saved=_saved(cache))
     (entry,) = cache.iterdir()
     entry.write_bytes(entry.read_bytes()[:1000])  # torn
     with caplog.at_level(logging.WARNING, logger="gateway.loading"):
-        rt = load_runtime(reg, mv, cache_dir=str(cache))
+        rt = load_runtime(reg, mv, saved=_saved(cache))
     assert "compiling the artifact again" in caplog.text
     np.testing.assert_array_equal(
         rt.predict(data[0])["predict_proba"], model.predict_proba(data[0])
@@ -117,7 +122,7 @@ def test_a_broken_cache_entry_is_compiled_again_and_replaced(
     stale = cache / f"{mv.sha256}-0000000000000000.npz"
     stale.write_bytes(entry.read_bytes())
     entry.unlink()
-    load_runtime(reg, mv, cache_dir=str(cache))
+    load_runtime(reg, mv, saved=_saved(cache))
     assert [p.name for p in cache.iterdir()] == [entry.name]
 
 
@@ -128,27 +133,28 @@ def test_an_unwritable_cache_only_costs_the_speed_up(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.WARNING, logger="gateway.loading"):
-        rt = load_runtime(reg, mv, cache_dir=str(blocker / "cache"))
+        rt = load_runtime(reg, mv, saved=_saved(blocker / "cache"))
     assert rt.backend == "numba" and "cannot save" in caplog.text
     # an estimator numba cannot compile is served by sklearn and never saved
     knn = reg.register("knn", KNeighborsClassifier().fit(*data))
-    assert load_runtime(reg, knn, cache_dir=str(tmp_path / "c2")).backend == "sklearn"
+    assert load_runtime(reg, knn, saved=_saved(tmp_path / "c2")).backend == "sklearn"
     assert not (tmp_path / "c2").exists()
 
 
 def test_a_fresh_process_serves_from_the_cache_without_scikit_learn(tmp_path: Path, data) -> None:
     reg, model, mv = _registered_forest(tmp_path, data)
     cache = tmp_path / "cache"
-    load_runtime(reg, mv, cache_dir=str(cache))
+    load_runtime(reg, mv, saved=_saved(cache))
     np.save(tmp_path / "X.npy", data[0])
     np.save(tmp_path / "want.npy", model.predict_proba(data[0]))
     probe = f"""
 import sys
 import numpy as np
 from gateway.loading import load_runtime
+from gateway.runtimes.numba.saved import SavedRuntimes
 from registry import Registry
 reg = Registry({str(tmp_path / "reg")!r})
-rt = load_runtime(reg, reg.get("forest", 1), cache_dir={str(cache)!r})
+rt = load_runtime(reg, reg.get("forest", 1), saved=SavedRuntimes({str(cache)!r}, max_bytes=1 << 30))
 got = rt.predict(np.load({str(tmp_path / "X.npy")!r}))["predict_proba"]
 assert np.array_equal(got, np.load({str(tmp_path / "want.npy")!r}))
 print(sorted(m for m in ("sklearn", "skops") if m in sys.modules))
@@ -164,14 +170,18 @@ print(sorted(m for m in ("sklearn", "skops") if m in sys.modules))
 
 
 def test_settings_resolve_the_cache_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    def directory(settings: GatewaySettings) -> str | None:
+        saved = settings.saved_runtimes()
+        return None if saved is None else str(saved.directory)
+
     monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache/me")
-    assert GatewaySettings().runtime_cache_path == "/var/cache/me/mlgate/runtimes"
+    assert directory(GatewaySettings()) == "/var/cache/me/mlgate/runtimes"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert GatewaySettings().runtime_cache_path == os.path.expanduser("~/.cache/mlgate/runtimes")
-    assert GatewaySettings(runtime_cache_dir="").runtime_cache_path is None
-    assert GatewaySettings(runtime_cache_dir="~/rt").runtime_cache_path == os.path.expanduser(
-        "~/rt"
-    )
+    assert directory(GatewaySettings()) == os.path.expanduser("~/.cache/mlgate/runtimes")
+    assert directory(GatewaySettings(runtime_cache_dir="")) is None
+    assert directory(GatewaySettings(runtime_cache_dir="~/rt")) == os.path.expanduser("~/rt")
+    saved = GatewaySettings(runtime_cache_max_bytes=123).saved_runtimes()
+    assert saved is not None and saved.max_bytes == 123
 
 
 def test_the_cache_keeps_the_most_recently_used_runtimes_under_its_size(
@@ -183,17 +193,17 @@ def test_the_cache_keeps_the_most_recently_used_runtimes_under_its_size(
         for s in range(3)
     ]
     cache = tmp_path / "cache"
-    load_runtime(reg, versions[0], cache_dir=str(cache))
+    load_runtime(reg, versions[0], saved=_saved(cache))
     (first,) = cache.iterdir()
     size = first.stat().st_size
-    load_runtime(reg, versions[1], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    load_runtime(reg, versions[1], saved=_saved(cache, int(2.5 * size)))
     os.utime(first, (1, 1))  # saved long ago...
     # ...but used again now (a hit touches its entry): version 1 is the least recently used
-    load_runtime(reg, versions[0], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    load_runtime(reg, versions[0], saved=_saved(cache, int(2.5 * size)))
     assert first.stat().st_mtime > 1
-    load_runtime(reg, versions[2], cache_dir=str(cache), cache_max_bytes=int(2.5 * size))
+    load_runtime(reg, versions[2], saved=_saved(cache, int(2.5 * size)))
     kept = sorted(p.name.split("-")[0] for p in cache.iterdir())
     assert kept == sorted([versions[0].sha256, versions[2].sha256])
     # an entry larger than the limit by itself is still kept (the one just saved)
-    load_runtime(reg, versions[1], cache_dir=str(cache), cache_max_bytes=1)
+    load_runtime(reg, versions[1], saved=_saved(cache, 1))
     assert [p.name.split("-")[0] for p in cache.iterdir()] == [versions[1].sha256]

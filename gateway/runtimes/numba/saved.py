@@ -24,10 +24,14 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
+import logging
+import os
+import tempfile
 import zipfile
 from functools import cache
 from importlib import metadata
@@ -36,12 +40,14 @@ from typing import Any
 
 import numpy as np
 
+import kernels
 from gateway.runtimes.numba import forest, linear, mlp
 from gateway.runtimes.numba.forest_direct import DirectForest
 from gateway.runtimes.numba.program import Program
 from gateway.runtimes.numba.runtime import Kernel, NumbaRuntime, OneHotStage, make_runtime
 from gateway.runtimes.numba.steps import OneHot
 
+log = logging.getLogger(__name__)
 FORMAT = 1
 SPEC = "__spec__"
 _DATACLASSES: dict[str, type] = {
@@ -65,12 +71,86 @@ def code_fingerprint() -> str:
     except metadata.PackageNotFoundError:
         sklearn_version = "-"
     digest = hashlib.sha256(f"{FORMAT}:{np.__version__}:{sklearn_version}".encode())
-    here = Path(__file__).resolve().parent
-    sources = sorted(here.glob("*.py")) + [here.parent.parent.parent / "kernels" / "__init__.py"]
-    for path in sources:
+    sources = sorted(Path(__file__).resolve().parent.glob("*.py"))
+    for path in [*sources, Path(kernels.__file__)]:
         digest.update(path.name.encode())
-        digest.update(path.read_bytes() if path.exists() else b"")
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+class SavedRuntimes:
+    """A directory of saved runtimes, one ``<key>-<code_fingerprint()>.npz`` per artifact
+    (``key``: the artifact's sha256), kept under ``max_bytes`` by deleting the least recently
+    used. A disposable, local copy of what artifacts compile to, like numba's own cache: an
+    entry that cannot be read is logged and reported missing (the caller compiles again and
+    saves over it), and a directory that cannot be written only costs the speed-up."""
+
+    def __init__(self, directory: str, *, max_bytes: int) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}-{code_fingerprint()}.npz"
+
+    def load(self, key: str, *, parallel_rows: int | None = None) -> NumbaRuntime | None:
+        """The runtime saved under ``key``, or None (not saved yet, or unreadable: logged)."""
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("runtime cache: cannot read %s (%s); compiling the artifact", path, exc)
+            return None
+        try:
+            runtime = load_saved(data, parallel_rows=parallel_rows)
+        except SavedRuntimeError as exc:
+            log.warning("runtime cache: %s: %s; compiling the artifact again", path, exc)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # its modification time is its last use (see _prune)
+        return runtime
+
+    def save(self, key: str, runtime: NumbaRuntime) -> bool:
+        """Save ``runtime`` under ``key`` (atomically), drop what older code saved under it and
+        the least recently used entries past ``max_bytes``; False when it could not be saved."""
+        path = self.path(key)
+        try:
+            data = dump_saved(runtime)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=path.name, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            for stale in self.directory.glob(f"{key}-*.npz"):
+                if stale != path:  # written by another version of mlgate's kernels
+                    stale.unlink(missing_ok=True)
+            self._prune(keep=path)
+        except (OSError, SavedRuntimeError) as exc:
+            log.warning("runtime cache: cannot save %s (%s); compiled on each start", path, exc)
+            return False
+        return True
+
+    def _prune(self, *, keep: Path) -> None:
+        """Delete entries, least recently used first, until the rest fit ``max_bytes``
+        (``keep``, just saved, stays even when it alone is larger)."""
+        entries = []
+        for entry in self.directory.glob("*.npz"):
+            with contextlib.suppress(OSError):  # another process may delete it meanwhile
+                stat = entry.stat()
+                entries.append((stat.st_mtime, stat.st_size, entry))
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            if entry != keep:
+                entry.unlink(missing_ok=True)
+                total -= size
+                log.info("runtime cache: removed %s (least recently used)", entry.name)
 
 
 def dump_saved(runtime: NumbaRuntime) -> bytes:

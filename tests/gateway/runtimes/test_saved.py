@@ -14,6 +14,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from gateway.runtimes.numba import saved
 from gateway.runtimes.numba.compile import compile_numba
 from gateway.runtimes.numba.runtime import DirectForestRuntime
 from gateway.runtimes.numba.saved import (
@@ -129,9 +130,19 @@ def test_labels_of_other_types_are_not_saved() -> None:
         dump_saved(runtime)
 
 
-def test_fingerprint_is_stable_and_short() -> None:
-    assert code_fingerprint() == code_fingerprint()
-    assert len(code_fingerprint()) == 16
+def test_an_upgraded_scikit_learn_gets_other_entries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A saved runtime is only reused by the code and the scikit-learn that wrote it."""
+    current = code_fingerprint()
+    monkeypatch.setattr(saved.metadata, "version", lambda name: "999.0")
+    code_fingerprint.cache_clear()
+    try:
+        assert code_fingerprint() != current
+    finally:
+        monkeypatch.undo()
+        code_fingerprint.cache_clear()
+    assert code_fingerprint() == current
 
 
 def test_a_description_missing_parts_is_refused() -> None:
