@@ -143,10 +143,8 @@ def status_for(exc: BaseException) -> int:
 
 def retry_after(exc: BaseException) -> int | None:
     """Seconds for a ``Retry-After`` header, when the error is temporary."""
-    if isinstance(exc, LogUnavailable):
-        return 1
     if isinstance(exc, Overloaded | NotReady):
         return exc.retry_after_s
-    if isinstance(exc, ShuttingDown):
+    if isinstance(exc, ShuttingDown | LogUnavailable):
         return 1
     return None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import skops.io as sio
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
+from tests.e2e.processes import CLI, child_env
 from tests.gateway.mlgate_process import mlgate_serve
 
 pytestmark = pytest.mark.slow
@@ -28,9 +28,9 @@ def _sklearn_loaded(pid: int) -> bool:
 
 def _register(root: Path, model_file: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "mlgate", "models", "register", "forest", str(model_file),
+        [*CLI, "models", "register", "forest", str(model_file),
          "--registry", str(root / "registry")],
-        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+        cwd=root, env=child_env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
