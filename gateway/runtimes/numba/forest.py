@@ -57,6 +57,7 @@ class Forest:
     values: np.ndarray  # float64 [leaves, W]
     roots: np.ndarray  # int32 [ceil(T / K) * K], padded with a dummy leaf
     block_depth: np.ndarray  # int32 [ceil(T / K)]
+    tree_depth: np.ndarray  # int32 [T]
     tree_col: np.ndarray  # int32 [T]
     left_bits: np.ndarray  # uint32 [B, 8] categories going left, per categorical split
     known_bits: np.ndarray  # uint32 [C, 8] known categories per categorical feature

@@ -10,8 +10,16 @@ Layout: forest.py's node table, read as flat int32 / float32 arrays with unsigne
 scikit-learn's float64, which gives the same decisions for float32 inputs) and compared with
 the row's float32 values directly.
 
-``trees[t] = (root, column)``, padded to a multiple of ``TREES_AT_ONCE`` with a dummy leaf;
-``spec = (reject, mode, link, n_classes, n_trees, max_depth, rows_at_once)``.
+``trees[t] = (root, column, depth)``, padded to a multiple of ``TREES_AT_ONCE`` with a dummy
+leaf; ``spec = (reject, mode, link, n_classes, n_trees, max_depth, rows_at_once)``.
+
+Two walks, chosen per block of rows. A block of fewer than ``LOCKSTEP_MIN_ROWS`` rows (a
+one-row request) walks eight trees at once for each row: the trees' loads overlap. A larger
+block walks one tree at a time for ``LOCKSTEP_ROWS`` rows at once, each tree exactly its own
+depth (rows that reached a leaf stay on it): the rows' loads overlap, the tree's nodes are
+read once for the whole group, and no work goes to padding trees. Measured against the
+per-row walk on 13 forest shapes (64 and 4,096 rows): 1.3-4.6x faster, the most for shallow
+boosted trees and forests of few trees; below ~8 rows the per-row walk is faster.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from gateway.runtimes.numba.finish import finish_row
+from gateway.runtimes.numba.finish import finish_rows
 from gateway.runtimes.numba.forest import (
     MISSING_RIGHT,
     PARALLEL_CHUNK_ROWS,
@@ -32,6 +40,8 @@ from gateway.runtimes.numba.program import ERR_INF, ERR_NAN, REJECT_INF, REJECT_
 from kernels import kernel
 
 ROWS_AT_ONCE = 32
+LOCKSTEP_ROWS = 32  # rows walking one tree together
+LOCKSTEP_MIN_ROWS = 8  # smaller blocks of rows walk trees row by row
 # Forests whose nodes outgrow the core's L2 (1 MiB here) walk 512-row blocks: each block of
 # trees is then read from memory once per 512 rows, not per 32 (interleaved A/B at 4096 rows
 # on this machine: 2-3x faster for 10-20 MB forests, unchanged or 5-15% slower for small ones).
@@ -134,6 +144,111 @@ def _add_leaves(
 
 
 @kernel()
+def _lockstep_walk(
+    X: np.ndarray,
+    r0: int,
+    n: int,
+    nodes: np.ndarray,
+    thr: np.ndarray,
+    idx: np.ndarray,
+    depth: int,
+    nan: bool,
+) -> None:
+    """Advance rows ``r0:r0 + n`` of ``X`` from the nodes ``idx[:n]`` down one tree of
+    ``depth`` levels; ``nan``: some of the rows hold a NaN, routed as scikit-learn does."""
+    one, two = np.uint64(1), np.uint64(2)
+    for _ in range(depth):
+        if nan:
+            for r in range(n):
+                at = idx[r] << two
+                head = nodes[at]
+                v = X[np.uint64(r0 + r)][np.uint64(head & 0xFFFFFF)]
+                nan_right = (v != v) & (((head >> 24) & MISSING_RIGHT) != 0)
+                go = np.uint64((v > thr[at + two]) | nan_right)
+                idx[r] = np.uint64(nodes[at + one]) + go
+        else:
+            for r in range(n):
+                at = idx[r] << two
+                x = X[np.uint64(r0 + r)]
+                go = np.uint64(x[np.uint64(nodes[at] & 0xFFFFFF)] > thr[at + two])
+                idx[r] = np.uint64(nodes[at + one]) + go
+
+
+@kernel()
+def _lockstep_block(
+    X: np.ndarray,
+    rb: int,
+    re: int,
+    nodes: np.ndarray,
+    thr: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    n_trees: int,
+    kind: np.ndarray,
+    raw: np.ndarray,
+    idx: np.ndarray,
+) -> None:
+    """Add every tree's leaf values for rows ``rb:re`` to ``raw`` (row ``rb`` at ``raw[0]``),
+    tree by tree in order (scikit-learn's order of the sums), ``LOCKSTEP_ROWS`` rows at once."""
+    L = LOCKSTEP_ROWS
+    width = values.shape[1]
+    two, three = np.uint64(2), np.uint64(3)
+    n_groups = (re - rb + L - 1) // L
+    group_nan = np.zeros(n_groups, dtype=np.bool_)
+    for r in range(re - rb):
+        if kind[r] != PLAIN:
+            group_nan[r // L] = True
+    for t in range(n_trees):
+        root = np.uint64(trees[t, 0])
+        col = trees[t, 1]
+        depth = trees[t, 2]
+        for g in range(n_groups):
+            r0 = rb + g * L
+            n = min(L, re - r0)
+            for r in range(n):
+                idx[r] = root
+            _lockstep_walk(X, r0, n, nodes, thr, idx, depth, group_nan[g])
+            at = r0 - rb
+            if width == 1:
+                for r in range(n):
+                    raw[at + r, col] += values[nodes[(idx[r] << two) + three], 0]
+            else:
+                for r in range(n):
+                    leaf = nodes[(idx[r] << two) + three]
+                    for w in range(width):
+                        raw[at + r, col + w] += values[leaf, w]
+
+
+@kernel()
+def _rows_block(
+    X: np.ndarray,
+    rb: int,
+    re: int,
+    nodes: np.ndarray,
+    thr: np.ndarray,
+    values: np.ndarray,
+    trees: np.ndarray,
+    n_trees: int,
+    depth: int,
+    kind: np.ndarray,
+    raw: np.ndarray,
+    idx: np.ndarray,
+) -> None:
+    """``_lockstep_block`` for a few rows: each row walks eight trees at once (``idx``: 8)."""
+    K = 8
+    for t0 in range(0, trees.shape[0], K):
+        for row in range(rb, re):
+            x = X[row]
+            for j in range(K):
+                idx[j] = np.uint64(trees[t0 + j, 0])
+            if kind[row - rb] == PLAIN:
+                walk(x, nodes, thr, idx, depth)
+            else:
+                walk_nan(x, nodes, thr, idx, depth)
+            _add_leaves(raw[row - rb], nodes, values, trees, idx, t0, n_trees)
+
+
+@kernel()
 def forest_direct_rows(
     X: np.ndarray,
     r0: int,
@@ -149,9 +264,8 @@ def forest_direct_rows(
 ) -> int:
     """Rows ``r0:r1`` of ``X`` -> ``out`` and ``labels``; -1, or the first error status.
 
-    Rows go in blocks of ``spec[6]`` rows: each block of trees walks every row of the block
-    before the next, so the upper levels of those trees stay in cache."""
-    K = 8
+    Rows go in blocks of ``spec[6]`` rows: each tree (or block of trees) walks every row of the
+    block before the next, so the upper levels of the trees stay in cache."""
     R = spec[6]
     reject, mode, link, n_classes, n_trees, depth = (
         spec[0],
@@ -165,8 +279,8 @@ def forest_direct_rows(
     k = init.shape[0]
     raw = np.empty((R, k))
     kind = np.empty(R, dtype=np.int64)
-    idx = np.empty(K, dtype=np.uint64)
-    n_slots = trees.shape[0]
+    idx = np.empty(8, dtype=np.uint64)
+    idx_rows = np.empty(LOCKSTEP_ROWS, dtype=np.uint64)
     for rb in range(r0, r1, R):
         re = min(r1, rb + R)
         for row in range(rb, re):
@@ -176,20 +290,11 @@ def forest_direct_rows(
             kind[row - rb] = status
             for c in range(k):
                 raw[row - rb, c] = init[c]
-        for t0 in range(0, n_slots, K):
-            for row in range(rb, re):
-                x = X[row]
-                for j in range(K):
-                    idx[j] = np.uint64(trees[t0 + j, 0])
-                if kind[row - rb] == PLAIN:
-                    walk(x, nodes, thr, idx, depth)
-                else:
-                    walk_nan(x, nodes, thr, idx, depth)
-                _add_leaves(raw[row - rb], nodes, values, trees, idx, t0, n_trees)
-        for row in range(rb, re):
-            label = finish_row(raw[row - rb], mode, divisor, link, n_classes, out[row])
-            if n_classes:
-                labels[row] = label
+        if re - rb >= LOCKSTEP_MIN_ROWS:
+            _lockstep_block(X, rb, re, nodes, thr, values, trees, n_trees, kind, raw, idx_rows)
+        else:
+            _rows_block(X, rb, re, nodes, thr, values, trees, n_trees, depth, kind, raw, idx)
+        finish_rows(raw, re - rb, mode, divisor, link, n_classes, out, rb, labels)
     return -1
 
 
@@ -251,7 +356,7 @@ class DirectForest:
 
     nodes: np.ndarray  # int32 [4 * nodes], the rows of Forest.nodes one after the other
     values: np.ndarray
-    trees: np.ndarray  # int32 [slots, 2]: root, first raw column
+    trees: np.ndarray  # int32 [slots, 3]: root, first raw column, depth
     init: np.ndarray
     mode: int
     divisor: float
@@ -284,10 +389,12 @@ def direct_forest(
     n_trees = forest.n_trees
     cols = np.zeros(forest.roots.shape[0], dtype=np.int32)
     cols[:n_trees] = forest.tree_col
+    depths = np.zeros(forest.roots.shape[0], dtype=np.int32)
+    depths[:n_trees] = forest.tree_depth
     return DirectForest(
         nodes=forest.nodes.reshape(-1),
         values=forest.values,
-        trees=np.ascontiguousarray(np.stack([forest.roots, cols], axis=1), dtype=np.int32),
+        trees=np.ascontiguousarray(np.stack([forest.roots, cols, depths], axis=1), dtype=np.int32),
         init=forest.init,
         mode=mode,
         divisor=divisor,

@@ -94,6 +94,7 @@ def build_forest(
         values=values,
         roots=roots,
         block_depth=block_depth,
+        tree_depth=depths,
         tree_col=np.array([t.col for t in trees], dtype=np.int32),
         left_bits=left_bits if left_bits is not None else np.zeros((0, 8), np.uint32),
         known_bits=known_bits if known_bits is not None else np.zeros((1, 8), np.uint32),

@@ -1,5 +1,7 @@
 """Big forests through ``forest_direct``: unlimited depth, 500 features, multiclass and
-regression, forests large enough for its 512-row blocks, rows with NaN and infinity."""
+regression, forests large enough for its 512-row blocks, rows with NaN and infinity; both
+walks (eight trees per row for a few rows, one tree for many rows at once) on every row count
+around their boundaries."""
 
 from __future__ import annotations
 
@@ -7,11 +9,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import make_classification, make_regression
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestRegressor,
+)
 
 from gateway.runtimes import compile_model
-from gateway.runtimes.numba.forest_direct import BIG_FOREST_BYTES
+from gateway.runtimes.numba.forest_direct import (
+    BIG_FOREST_BYTES,
+    LOCKSTEP_MIN_ROWS,
+    LOCKSTEP_ROWS,
+    ROWS_AT_ONCE,
+)
 
 NODE_BYTES = 16
 
@@ -82,3 +96,71 @@ def test_multiclass_with_nan_matches_sklearn(multiclass_with_nan: tuple[Any, np.
         bad = X[:4].copy()
         bad[2, 3] = -np.inf
         rt.predict(bad)
+
+
+@pytest.fixture(scope="module")
+def uneven_forests() -> tuple[list[tuple[Any, Any]], np.ndarray]:
+    """Trees of very different depths in one model (one-leaf trees among deep ones), binary
+    and multiclass boosting, fitted with missing values."""
+    X, y = make_classification(2500, 8, n_informative=5, n_classes=3, random_state=1)
+    X = X.astype(np.float32)
+    X[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    binary = (y > 0).astype(int)
+    models = [
+        # max_leaf_nodes=2 makes stumps; max_depth=None lets others grow deep
+        HistGradientBoostingClassifier(
+            max_iter=12, max_leaf_nodes=None, max_depth=None, min_samples_leaf=2, random_state=0
+        ).fit(X[:1500], y[:1500]),
+        HistGradientBoostingClassifier(max_iter=9, max_leaf_nodes=2, random_state=0).fit(
+            X[:1500], binary[:1500]
+        ),
+        GradientBoostingClassifier(n_estimators=11, max_depth=2, random_state=0).fit(
+            np.nan_to_num(X[:1500]), binary[:1500]
+        ),
+    ]
+    return [(m, compile_model(m, "numba")) for m in models], X[1500:]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    start=st.integers(0, 300),
+    n=st.sampled_from(
+        [
+            1,
+            LOCKSTEP_MIN_ROWS - 1,
+            LOCKSTEP_MIN_ROWS,
+            LOCKSTEP_MIN_ROWS + 1,
+            LOCKSTEP_ROWS - 1,
+            LOCKSTEP_ROWS + 1,
+            ROWS_AT_ONCE + LOCKSTEP_MIN_ROWS - 1,  # a last block for the per-row walk
+            2 * ROWS_AT_ONCE + 3,
+            400,
+        ]
+    ),
+    nan_rows=st.lists(st.integers(0, 399), max_size=3),
+)
+def test_both_walks_match_sklearn_at_every_row_count(
+    uneven_forests: tuple[list[tuple[Any, Any]], np.ndarray],
+    start: int,
+    n: int,
+    nan_rows: list[int],
+) -> None:
+    models, rows = uneven_forests
+    X = rows[start : start + n].copy()
+    for r in nan_rows:
+        if r < X.shape[0]:
+            X[r] = np.nan  # a whole row of NaN in one lockstep group, none in the others
+    for model, rt in models:
+        batch = np.nan_to_num(X) if isinstance(model, GradientBoostingClassifier) else X
+        got = rt.predict(batch)
+        np.testing.assert_array_equal(got["predict"], model.predict(batch))
+        np.testing.assert_allclose(got["predict_proba"], model.predict_proba(batch), atol=1e-12)
+        one_by_one = np.concatenate(
+            [rt.predict(batch[i : i + 1])["predict_proba"] for i in range(batch.shape[0])]
+        )
+        np.testing.assert_array_equal(got["predict_proba"], one_by_one)
