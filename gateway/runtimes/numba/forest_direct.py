@@ -45,8 +45,12 @@ LOCKSTEP_MIN_ROWS = 8  # smaller blocks of rows walk trees row by row
 # Forests whose nodes outgrow the core's L2 (1 MiB here) walk 512-row blocks: each block of
 # trees is then read from memory once per 512 rows, not per 32 (interleaved A/B at 4096 rows
 # on this machine: 2-3x faster for 10-20 MB forests, unchanged or 5-15% slower for small ones).
+# Unless the block's rows would crowd the trees out of L2 themselves: wide rows (500 features,
+# 2 KB a row) walk fewer at once, so that a block stays within BIG_FOREST_BLOCK_BYTES (4,096
+# rows x 500 features: 512-row blocks 1.1-1.9x slower than 32-128-row ones).
 BIG_FOREST_BYTES = 1 << 19
 BIG_FOREST_ROWS_AT_ONCE = 512
+BIG_FOREST_BLOCK_BYTES = 1 << 18
 PLAIN, HAS_NAN = -1, -2
 
 
@@ -365,8 +369,9 @@ class DirectForest:
     n_trees: int
     depth: int
 
-    def spec(self, reject: int) -> np.ndarray:
-        """``spec`` for a model that refuses ``reject`` (program.REJECT_* flags) in its input."""
+    def spec(self, reject: int, n_features: int) -> np.ndarray:
+        """``spec`` for a model that refuses ``reject`` (program.REJECT_* flags) in its input
+        of ``n_features`` float32 columns."""
         fields = (
             reject,
             self.mode,
@@ -374,9 +379,16 @@ class DirectForest:
             self.n_classes,
             self.n_trees,
             self.depth,
-            BIG_FOREST_ROWS_AT_ONCE if self.nodes.nbytes > BIG_FOREST_BYTES else ROWS_AT_ONCE,
+            self.rows_at_once(n_features),
         )
         return np.array(fields, dtype=np.int64)
+
+    def rows_at_once(self, n_features: int) -> int:
+        """Rows per block (see ``BIG_FOREST_BYTES``)."""
+        if self.nodes.nbytes <= BIG_FOREST_BYTES:
+            return ROWS_AT_ONCE
+        fit = BIG_FOREST_BLOCK_BYTES // (4 * max(1, n_features)) // ROWS_AT_ONCE * ROWS_AT_ONCE
+        return max(ROWS_AT_ONCE, min(BIG_FOREST_ROWS_AT_ONCE, fit))
 
 
 def direct_forest(

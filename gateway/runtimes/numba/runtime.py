@@ -208,7 +208,7 @@ class DirectForestRuntime(NumbaRuntime):
             direct.values,
             direct.trees,
             direct.init,
-            direct.spec(int(program.reject[0])),
+            direct.spec(int(program.reject[0]), self.n_features),
             direct.divisor,
         )
         self._width = direct.n_classes or 1

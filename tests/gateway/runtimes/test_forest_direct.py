@@ -57,9 +57,10 @@ def test_big_regressor_matches_sklearn_across_row_blocks(
     wide_regressor: tuple[Any, np.ndarray],
 ) -> None:
     model, rows = wide_regressor
-    assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES  # the 512-row block path
+    assert _nodes(model) * NODE_BYTES > BIG_FOREST_BYTES  # the big-forest blocks (128 rows here)
     rt = compile_model(model, "numba")
-    for X in (rows, rows[:1], rows[:513], rows[7:8]):
+    assert rt.kernel.direct is not None and rt.kernel.direct.rows_at_once(500) == 128
+    for X in (rows, rows[:1], rows[:129], rows[:513], rows[7:8]):
         np.testing.assert_allclose(rt.predict(X)["predict"], model.predict(X), rtol=1e-12)
 
 
