@@ -253,7 +253,7 @@ def run_target(
     startup = time.monotonic() - t0
     print(f"[{target.name}] ready in {startup:.1f} s at {server.base_url}", file=sys.stderr)
     try:
-        problem = verify(server, target, model, [one, big])
+        problem = verify(server, target, model, [one, big]) if target.predicts else ""
         if problem:
             return [Point(target.name, "check", note=problem)], ""
         path = target.infer_path()

@@ -34,6 +34,7 @@ class Target:
     make: Callable[[Path, Path], ServerProcess]
     model_name: str = "rf"
     metrics_path: str | None = None  # mlgate's Prometheus endpoint: rows per batch, queue time
+    predicts: bool = True  # False: answers a constant (a floor), its answers are not checked
 
     def infer_path(self) -> str:
         return f"/v2/models/{self.model_name}/infer"
@@ -54,6 +55,18 @@ def _naive(runtime: str) -> Callable[[Path, Path], ServerProcess]:
         )
 
     return make
+
+
+def _granian_floor(workdir: Path, model_file: Path) -> ServerProcess:
+    port = free_port()
+    return ServerProcess(
+        name="granian-floor",
+        argv=[sys.executable, "-m", "benchmarks.granian_floor", "--port", str(port)],
+        base_url=f"http://127.0.0.1:{port}",
+        ready_path="/v2/health/ready",
+        cwd=str(REPO),
+        log_path=workdir / "granian-floor.log",
+    )
 
 
 def _mlserver(workdir: Path, model_file: Path) -> ServerProcess:
@@ -177,6 +190,13 @@ TARGETS: dict[str, Target] = {
             "dynamic batching, default settings)",
             _mlgate(batching=True, label="mlgate-baseline", baseline=True),
             metrics_path="/metrics",
+        ),
+        Target(
+            "granian-floor",
+            "granian alone: the same server settings as `mlgate` (RSGI, 1 worker, uvloop) "
+            "with an app that reads the body and answers a constant (the server's own cost)",
+            _granian_floor,
+            predicts=False,
         ),
         Target(
             "mlgate-w2",
